@@ -1,0 +1,411 @@
+//! Provider configuration: keys, defaults and Dify's validators.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::ProviderFactory;
+
+/// One config key of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigField {
+    /// The key, as Dify names it (`public_key`, `host`, ...).
+    pub name: &'static str,
+    /// Whether it is a secret: encrypted at rest, obfuscated on display, redacted in Debug.
+    pub secret: bool,
+    /// Whether a value is required.
+    pub required: bool,
+    /// The value used when none is given.
+    pub default: Option<&'static str>,
+}
+
+impl ConfigField {
+    /// A required secret key.
+    pub const fn secret(name: &'static str) -> Self {
+        Self {
+            name,
+            secret: true,
+            required: true,
+            default: None,
+        }
+    }
+
+    /// An optional plain key with no default.
+    pub const fn optional(name: &'static str) -> Self {
+        Self {
+            name,
+            secret: false,
+            required: false,
+            default: None,
+        }
+    }
+
+    /// A plain key with a default.
+    pub const fn with_default(name: &'static str, default: &'static str) -> Self {
+        Self {
+            name,
+            secret: false,
+            required: false,
+            default: Some(default),
+        }
+    }
+
+    /// Makes the key required.
+    #[must_use]
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Makes the key optional.
+    #[must_use]
+    pub const fn not_required(mut self) -> Self {
+        self.required = false;
+        self
+    }
+}
+
+/// A provider's config: string values by key. Secret values never appear in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProviderConfig {
+    provider: String,
+    values: BTreeMap<String, String>,
+    secret_keys: Vec<&'static str>,
+}
+
+/// What is wrong with a provider config. Every variant names the provider and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required field has no value.
+    #[error("{provider}: `{field}` is required; set it in the app's tracing config or its environment variable")]
+    Missing {
+        /// The provider.
+        provider: String,
+        /// The field.
+        field: String,
+    },
+    /// A field's value is not valid.
+    #[error("{provider}: `{field}` is invalid: {reason}")]
+    Invalid {
+        /// The provider.
+        provider: String,
+        /// The field.
+        field: String,
+        /// Why, and what a valid value looks like.
+        reason: String,
+    },
+    /// The config has a key the provider does not know.
+    #[error("{provider}: unknown config key `{field}`; known keys: {known}")]
+    UnknownField {
+        /// The provider.
+        provider: String,
+        /// The unknown key.
+        field: String,
+        /// The known keys, comma-separated.
+        known: String,
+    },
+    /// The provider could not be built for another reason.
+    #[error("{provider}: {message}")]
+    Build {
+        /// The provider.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ProviderConfig {
+    /// An empty config for `provider`.
+    pub fn new(provider: impl Into<String>) -> Self {
+        let provider = provider.into();
+        let secret_keys = super::find(&provider)
+            .map(|f| f.secret_keys().collect())
+            .unwrap_or_default();
+        Self {
+            provider,
+            values: BTreeMap::new(),
+            secret_keys,
+        }
+    }
+
+    /// Sets `key` to `value`.
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set(key, value);
+        self
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.values.insert(key.into(), value.into());
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.values.remove(key)
+    }
+
+    /// The value of `key`, if it is set and not blank.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value of `key`, or a [`ConfigError::Missing`].
+    pub fn require(&self, key: &str) -> Result<&str, ConfigError> {
+        self.get(key).ok_or_else(|| ConfigError::Missing {
+            provider: self.provider.clone(),
+            field: key.to_owned(),
+        })
+    }
+
+    /// The provider this config is for.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Every key and value, secrets included.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// An [`ConfigError::Invalid`] for `field`.
+    pub fn invalid(&self, field: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            provider: self.provider.clone(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Applies each field's default and requires the required fields: the default validation.
+    pub fn apply_field_rules(&mut self) -> Result<(), ConfigError> {
+        let factory = super::find(&self.provider).map_err(|e| ConfigError::Build {
+            provider: self.provider.clone(),
+            message: e.to_string(),
+        })?;
+        for field in factory.fields {
+            if self.get(field.name).is_none() {
+                if let Some(default) = field.default {
+                    self.set(field.name, default);
+                } else if field.required {
+                    return Err(ConfigError::Missing {
+                        provider: self.provider.clone(),
+                        field: field.name.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_keys(&mut self, factory: &ProviderFactory) -> Result<(), ConfigError> {
+        self.provider = factory.name.to_owned();
+        self.secret_keys = factory.secret_keys().collect();
+        for key in self.values.keys() {
+            if !factory.fields.iter().any(|f| f.name == key) {
+                return Err(ConfigError::UnknownField {
+                    provider: factory.name.to_owned(),
+                    field: key.clone(),
+                    known: factory
+                        .fields
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn is_secret(&self, key: &str) -> bool {
+        const SECRET_WORDS: [&str; 6] = ["secret", "key", "token", "password", "auth", "credential"];
+        self.secret_keys.contains(&key)
+            || SECRET_WORDS
+                .iter()
+                .any(|w| key.to_ascii_lowercase().contains(w))
+    }
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (k, v) in &self.values {
+            if self.is_secret(k) {
+                map.entry(k, &"<redacted>");
+            } else {
+                map.entry(k, v);
+            }
+        }
+        map.finish()?;
+        write!(f, " ({})", self.provider)
+    }
+}
+
+/// Dify's display rule for a secret: empty stays empty; 8 characters or fewer become 20 `*`;
+/// longer ones keep their first 6 and last 2 characters around 12 `*`.
+pub fn obfuscate_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    match chars.len() {
+        0 => String::new(),
+        1..=8 => "*".repeat(20),
+        n => {
+            let head: String = chars[..6].iter().collect();
+            let tail: String = chars[n - 2..].iter().collect();
+            format!("{head}{}{tail}", "*".repeat(12))
+        }
+    }
+}
+
+fn parse_url(config: &ProviderConfig, field: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value.trim()).map_err(|e| {
+        config.invalid(field, format!("{value:?} is not a URL ({e}); expected e.g. https://host"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(config.invalid(
+            field,
+            format!("{value:?} must start with http:// or https://"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(config.invalid(field, format!("{value:?} has no host")));
+    }
+    Ok(url)
+}
+
+/// Dify's `validate_url`: a blank value becomes `default`; the scheme must be http or https;
+/// only the scheme, host and port are kept. The result is stored back into `field`.
+pub fn validate_url(
+    config: &mut ProviderConfig,
+    field: &str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = config.get(field).unwrap_or(default).to_owned();
+    let url = parse_url(config, field, &value)?;
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    config.set(field, out.clone());
+    Ok(out)
+}
+
+/// Dify's `validate_url_with_path`: like [`validate_url`] but the path is kept, without a
+/// trailing `/` unless `required_suffix` ends with one; when `required_suffix` is given, the
+/// path must end with it.
+pub fn validate_url_with_path(
+    config: &mut ProviderConfig,
+    field: &str,
+    default: &str,
+    required_suffix: Option<&str>,
+) -> Result<String, ConfigError> {
+    let value = config.get(field).unwrap_or(default).to_owned();
+    let url = parse_url(config, field, &value)?;
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(url.path());
+    if let Some(suffix) = required_suffix {
+        if !out.ends_with(suffix) {
+            return Err(config.invalid(field, format!("{value:?} must end with {suffix:?}")));
+        }
+    } else {
+        while out.ends_with('/') && out.matches('/').count() > 2 {
+            out.pop();
+        }
+    }
+    config.set(field, out.clone());
+    Ok(out)
+}
+
+/// Dify's `validate_project_name`: blank becomes `default`, anything else is trimmed.
+pub fn validate_project_name(config: &mut ProviderConfig, field: &str, default: &str) -> String {
+    let out = config
+        .get(field)
+        .map_or_else(|| default.to_owned(), |v| v.trim().to_owned());
+    config.set(field, out.clone());
+    out
+}
+
+/// Dify's `validate_integer_id`: the value, trimmed, must be only digits.
+pub fn validate_integer_id(config: &mut ProviderConfig, field: &str) -> Result<String, ConfigError> {
+    let value = config.require(field)?.trim().to_owned();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(config.invalid(field, format!("{value:?} must be digits only, like 0 or 123")));
+    }
+    config.set(field, value.clone());
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obfuscation_follows_difys_rule() {
+        for (input, expected) in [
+            ("", ""),
+            ("a", "********************"),
+            ("12345678", "********************"),
+            ("123456789", "123456************89"),
+            ("sk-lf-1234567890", "sk-lf-************90"),
+        ] {
+            assert_eq!(obfuscate_secret(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn url_validators() {
+        let mut c = ProviderConfig::new("x").with("host", "https://cloud.langfuse.com/some/path/");
+        assert_eq!(validate_url(&mut c, "host", "https://d").unwrap(), "https://cloud.langfuse.com");
+        let mut c = ProviderConfig::new("x").with("host", "  ");
+        assert_eq!(validate_url(&mut c, "host", "https://d:8080/x").unwrap(), "https://d:8080");
+        let mut c = ProviderConfig::new("x").with("host", "ftp://h");
+        let err = validate_url(&mut c, "host", "https://d").unwrap_err().to_string();
+        assert!(err.contains("`host`") && err.contains("http://"), "{err}");
+        let mut c = ProviderConfig::new("x").with("host", "not a url");
+        assert!(validate_url(&mut c, "host", "https://d").is_err());
+
+        let mut c = ProviderConfig::new("x").with("url", "http://localhost:5173/api/");
+        assert_eq!(
+            validate_url_with_path(&mut c, "url", "https://d/api/", Some("/api/")).unwrap(),
+            "http://localhost:5173/api/"
+        );
+        let mut c = ProviderConfig::new("x").with("url", "http://localhost:5173/api");
+        let err = validate_url_with_path(&mut c, "url", "https://d/api/", Some("/api/")).unwrap_err();
+        assert!(err.to_string().contains("must end with \"/api/\""), "{err}");
+        let mut c = ProviderConfig::new("x").with("endpoint", "https://p.example/s/proj/");
+        assert_eq!(
+            validate_url_with_path(&mut c, "endpoint", "https://d", None).unwrap(),
+            "https://p.example/s/proj"
+        );
+    }
+
+    #[test]
+    fn project_and_integer_ids() {
+        let mut c = ProviderConfig::new("x").with("project", "  my proj ");
+        assert_eq!(validate_project_name(&mut c, "project", "default"), "my proj");
+        let mut c = ProviderConfig::new("x");
+        assert_eq!(validate_project_name(&mut c, "project", "default"), "default");
+        let mut c = ProviderConfig::new("x").with("experiment_id", " 42 ");
+        assert_eq!(validate_integer_id(&mut c, "experiment_id").unwrap(), "42");
+        let mut c = ProviderConfig::new("x").with("experiment_id", "4a");
+        let err = validate_integer_id(&mut c, "experiment_id").unwrap_err().to_string();
+        assert!(err.contains("`experiment_id`") && err.contains("digits"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = ProviderConfig::new("x")
+            .with("secret_key", "sk-very-secret")
+            .with("api_key", "k-very-secret")
+            .with("host", "https://h");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("very-secret"), "{dbg}");
+        assert!(dbg.contains("https://h"), "{dbg}");
+    }
+}

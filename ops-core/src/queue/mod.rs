@@ -1,0 +1,456 @@
+//! [`TraceQueueManager`]: Dify's trace queue without its stalls. Tasks are queued in memory
+//! without blocking or I/O, preprocessed and batched on a worker thread the queue owns, and
+//! delivered to each provider on its own lane, so one slow or failing provider never delays
+//! another.
+
+mod stats;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use tokio::sync::Notify;
+
+pub use stats::{DropReason, ProviderStats, QueueStats};
+
+use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
+use crate::provider::{ConfigError, Provider};
+use crate::task::{TaskError, TraceTask};
+
+/// Seconds between exports when the queue is not full (Dify's variable; default 5).
+pub const INTERVAL_ENV: &str = "TRACE_QUEUE_MANAGER_INTERVAL";
+/// Tasks per export batch (Dify's variable; default 100).
+pub const BATCH_SIZE_ENV: &str = "TRACE_QUEUE_MANAGER_BATCH_SIZE";
+
+/// The queue's settings. Values set in code beat the environment, which beats the defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// How long a task may wait for a batch to fill (default 5 s, env `TRACE_QUEUE_MANAGER_INTERVAL`).
+    pub interval: Duration,
+    /// Tasks per batch; a full batch is exported at once (default 100, env `TRACE_QUEUE_MANAGER_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// Tasks the queue holds before it drops new ones (default 10,000).
+    pub max_items: usize,
+    /// Estimated bytes the queue holds before it drops new tasks (default 64 MiB).
+    pub max_bytes: usize,
+    /// Traces each provider may have waiting before it drops (default 10,000).
+    pub provider_backlog: usize,
+    /// The longest one export may take before it counts as a retryable failure (default 30 s).
+    pub export_timeout: Duration,
+    /// Retries of one batch before its traces are dropped (default 60).
+    pub max_retries: u32,
+    /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms).
+    pub initial_backoff: Duration,
+    /// The longest wait between retries (default 5 s).
+    pub max_backoff: Duration,
+    /// How long dropping the last handle waits for delivery (default 5 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            batch_size: 100,
+            max_items: 10_000,
+            max_bytes: 64 << 20,
+            provider_backlog: 10_000,
+            export_timeout: Duration::from_secs(30),
+            max_retries: 60,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A problem building the queue.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// An environment variable has a value that cannot be used.
+    #[error("{var}={value:?} is invalid: {expected}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should look like.
+        expected: &'static str,
+    },
+    /// A setting in code cannot be used.
+    #[error("invalid queue setting `{setting}`: {expected}")]
+    InvalidSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A provider could not be built.
+    #[error(transparent)]
+    Provider(#[from] ConfigError),
+    /// A provider name is not registered.
+    #[error(transparent)]
+    UnknownProvider(#[from] crate::provider::UnknownProvider),
+    /// The worker thread could not start.
+    #[error("could not start the trace worker thread: {0}")]
+    Worker(#[from] std::io::Error),
+}
+
+/// Why a task was not queued. The drop is counted in [`TraceQueueManager::stats`] either way.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnqueueError {
+    /// The queue is at its item or byte limit.
+    #[error("trace queue is full; the task was dropped and counted")]
+    Full,
+    /// The queue was shut down.
+    #[error("trace queue is shut down; the task was dropped and counted")]
+    ShutDown,
+    /// The task could not be built.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// What a flush or shutdown achieved, counted between its start and its return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Traces providers accepted meanwhile.
+    pub delivered: u64,
+    /// Traces dropped meanwhile, for any reason.
+    pub dropped: u64,
+    /// Traces rejected for good meanwhile.
+    pub failed: u64,
+    /// Traces still queued or in flight when it returned.
+    pub pending: u64,
+    /// Whether it returned because the timeout passed.
+    pub timed_out: bool,
+}
+
+/// Builds a [`TraceQueueManager`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct TraceQueueBuilder {
+    config: QueueConfig,
+    interval: Option<Duration>,
+    batch_size: Option<usize>,
+    providers: Vec<Box<dyn Provider>>,
+}
+
+impl TraceQueueBuilder {
+    /// Sets the export interval (beats `TRACE_QUEUE_MANAGER_INTERVAL`).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Sets the batch size (beats `TRACE_QUEUE_MANAGER_BATCH_SIZE`).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+
+    /// Sets the item and byte limits of the queue.
+    pub fn max_queue(mut self, items: usize, bytes: usize) -> Self {
+        self.config.max_items = items;
+        self.config.max_bytes = bytes;
+        self
+    }
+
+    /// Replaces every setting; `interval` and `batch_size` set here also beat the environment.
+    pub fn config(mut self, config: QueueConfig) -> Self {
+        self.interval = Some(config.interval);
+        self.batch_size = Some(config.batch_size);
+        self.config = config;
+        self
+    }
+
+    /// Adds a provider. Every trace goes to every provider.
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        self.providers.push(Box::new(provider));
+        self
+    }
+
+    /// Adds a boxed provider, as built by a [`crate::provider::ProviderFactory`].
+    pub fn boxed_provider(mut self, provider: Box<dyn Provider>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// Starts the worker thread and returns the queue.
+    pub fn build(mut self) -> Result<TraceQueueManager, QueueError> {
+        self.config.interval = match self.interval {
+            Some(i) => i,
+            None => env_parse(INTERVAL_ENV, "a number of seconds greater than 0, like 5 or 0.5")?
+                .map(Duration::from_secs_f64)
+                .unwrap_or(self.config.interval),
+        };
+        self.config.batch_size = match self.batch_size {
+            Some(b) => b,
+            None => env_parse::<f64>(BATCH_SIZE_ENV, "a whole number greater than 0, like 100")?
+                .map(|b| b as usize)
+                .unwrap_or(self.config.batch_size),
+        };
+        let c = &self.config;
+        for (ok, setting, expected) in [
+            (c.batch_size > 0, "batch_size", "at least 1"),
+            (c.max_items > 0, "max_items", "at least 1"),
+            (c.max_bytes > 0, "max_bytes", "at least 1"),
+            (c.provider_backlog > 0, "provider_backlog", "at least 1"),
+            (!c.interval.is_zero(), "interval", "greater than zero"),
+            (!c.export_timeout.is_zero(), "export_timeout", "greater than zero"),
+        ] {
+            if !ok {
+                return Err(QueueError::InvalidSetting { setting, expected });
+            }
+        }
+        TraceQueueManager::start(self.config, self.providers)
+    }
+}
+
+fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
+    var: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, QueueError> {
+    match std::env::var(var) {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(value) => match value.trim().parse::<T>() {
+            Ok(n) if n > T::default() => Ok(Some(n)),
+            _ => Err(QueueError::InvalidEnv {
+                var,
+                value,
+                expected,
+            }),
+        },
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) queue: ArrayQueue<(TraceTask, usize)>,
+    pub(crate) bytes: AtomicUsize,
+    pub(crate) wake: Notify,
+    wake_pending: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    pub(crate) counters: stats::Counters,
+    pub(crate) config: QueueConfig,
+    pub(crate) lanes: Mutex<Vec<Arc<worker::LaneShared>>>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    control: tokio::sync::mpsc::UnboundedSender<worker::Control>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The trace queue: hands tasks to a worker thread that preprocesses, batches and delivers
+/// them to every provider.
+///
+/// Cheap to clone; every clone is a handle to the same queue. Dropping the last handle flushes
+/// and shuts down, waiting at most [`QueueConfig::shutdown_timeout`].
+///
+/// ```
+/// use ops_core::{TraceQueueManager, TraceTask, Trace, TraceId, ObservationKind};
+/// use std::time::Duration;
+///
+/// let queue = TraceQueueManager::builder().build()?;
+/// let trace = Trace::new(TraceId::generate(), ObservationKind::Workflow, "workflow", chrono::Utc::now());
+/// queue.add_trace_task(TraceTask::from_trace(trace))?;
+/// let report = queue.flush(Duration::from_secs(1));
+/// assert!(!report.timed_out);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TraceQueueManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TraceQueueManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceQueueManager")
+            .field("config", &self.inner.shared.config)
+            .field("queued", &self.inner.shared.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TraceQueueManager {
+    /// A builder with Dify's defaults.
+    pub fn builder() -> TraceQueueBuilder {
+        TraceQueueBuilder::default()
+    }
+
+    fn start(config: QueueConfig, providers: Vec<Box<dyn Provider>>) -> Result<Self, QueueError> {
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(config.max_items),
+            bytes: AtomicUsize::new(0),
+            wake: Notify::new(),
+            wake_pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            counters: stats::Counters::default(),
+            config,
+            lanes: Mutex::new(Vec::new()),
+        });
+        let (control, thread) = worker::spawn(Arc::clone(&shared), providers)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                control,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Queues a task. Never blocks and never does I/O: it is safe on any thread, inside or
+    /// outside a tokio runtime. When the queue is full the task is dropped and counted.
+    pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
+        let shared = &*self.inner.shared;
+        if shared.closed.load(Relaxed) {
+            shared.counters.drop(DropReason::AfterShutdown, 1, "the queue is shut down");
+            return Err(EnqueueError::ShutDown);
+        }
+        let size = task.approx_size();
+        if shared.bytes.fetch_add(size, Relaxed) + size > shared.config.max_bytes {
+            shared.bytes.fetch_sub(size, Relaxed);
+            shared.counters.drop(DropReason::QueueFull, 1, "the queue's byte limit is reached");
+            return Err(EnqueueError::Full);
+        }
+        if shared.queue.push((task, size)).is_err() {
+            shared.bytes.fetch_sub(size, Relaxed);
+            shared.counters.drop(DropReason::QueueFull, 1, "the queue's item limit is reached");
+            return Err(EnqueueError::Full);
+        }
+        shared.counters.enqueued.fetch_add(1, Relaxed);
+        if shared.queue.len() >= shared.config.batch_size && !shared.wake_pending.swap(true, Relaxed) {
+            shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Traces a finished workflow run with its node executions (Dify's `trace_workflow_run`).
+    pub fn trace_workflow_run(
+        &self,
+        run: WorkflowRun,
+        nodes: Vec<WorkflowNodeTraceInfo>,
+    ) -> Result<(), EnqueueError> {
+        self.add_checked(TraceTask::workflow_run(run, nodes))
+    }
+
+    /// Traces a finished chat message (Dify's `trace_message_run`).
+    pub fn trace_message_run(&self, message: MessageRun) -> Result<(), EnqueueError> {
+        self.add_checked(TraceTask::message_run(message))
+    }
+
+    /// Traces an info record: moderation, suggested questions, retrieval, tool, conversation
+    /// name, prompt generation or a node execution.
+    pub fn trace_info(&self, info: TraceInfo) -> Result<(), EnqueueError> {
+        self.add_checked(TraceTask::from_info(info))
+    }
+
+    fn add_checked(&self, task: Result<TraceTask, TaskError>) -> Result<(), EnqueueError> {
+        match task {
+            Ok(task) => self.add_trace_task(task),
+            Err(e) => {
+                self.inner
+                    .shared
+                    .counters
+                    .drop(DropReason::Invalid, 1, "a task could not be built");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> QueueStats {
+        let lanes = self.inner.shared.lanes.lock().expect("lanes lock").clone();
+        self.inner
+            .shared
+            .counters
+            .snapshot(lanes.iter().map(|l| l.stats()).collect())
+    }
+
+    /// Tasks queued and not yet handed to the worker.
+    pub fn queued(&self) -> usize {
+        self.inner.shared.queue.len()
+    }
+
+    /// Delivers everything queued before the call, waiting at most `timeout`. Never hangs:
+    /// after `timeout` it returns with `timed_out` set and what is still pending.
+    pub fn flush(&self, timeout: Duration) -> FlushReport {
+        self.control(timeout, |reply, deadline| worker::Control::Flush { reply, deadline })
+    }
+
+    /// Flushes, then shuts every provider down, waiting at most `timeout` in all. Traces still
+    /// undelivered at the deadline are dropped and counted. Later tasks are refused.
+    pub fn shutdown(&self, timeout: Duration) -> FlushReport {
+        self.inner.shutdown(timeout)
+    }
+
+    fn control(
+        &self,
+        timeout: Duration,
+        message: impl FnOnce(mpsc::SyncSender<()>, Instant) -> worker::Control,
+    ) -> FlushReport {
+        self.inner.control(timeout, message)
+    }
+}
+
+impl Inner {
+    fn control(
+        &self,
+        timeout: Duration,
+        message: impl FnOnce(mpsc::SyncSender<()>, Instant) -> worker::Control,
+    ) -> FlushReport {
+        let before = self.shared.counters.snapshot(Vec::new());
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let answered = self.control.send(message(tx, deadline)).is_ok()
+            && rx.recv_timeout(timeout + Duration::from_millis(50)).is_ok();
+        let after = self.shared.counters.snapshot(Vec::new());
+        let pending = self.shared.queue.len() as u64
+            + self
+                .shared
+                .lanes
+                .lock()
+                .expect("lanes lock")
+                .iter()
+                .map(|l| l.pending())
+                .sum::<u64>();
+        FlushReport {
+            delivered: after.exported - before.exported,
+            dropped: after.dropped_total() - before.dropped_total(),
+            failed: after.failed - before.failed,
+            pending,
+            timed_out: !answered || pending > 0,
+        }
+    }
+
+    fn shutdown(&self, timeout: Duration) -> FlushReport {
+        let already = self.shared.closed.swap(true, Relaxed);
+        if already && self.thread.lock().expect("thread lock").is_none() {
+            return FlushReport::default();
+        }
+        let report = self.control(timeout, |reply, deadline| worker::Control::Shutdown { reply, deadline });
+        if !report.timed_out
+            && let Some(thread) = self.thread.lock().expect("thread lock").take() {
+                let _ = thread.join();
+            }
+        report
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown(self.shared.config.shutdown_timeout);
+    }
+}
+
+impl Shared {
+    pub(crate) fn take_wake(&self) {
+        self.wake_pending.store(false, Relaxed);
+    }
+}

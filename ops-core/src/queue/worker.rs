@@ -1,0 +1,326 @@
+//! The worker thread: drains the queue into per-provider lanes and runs each lane's export and
+//! retry loop on a runtime of its own.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::Shared;
+use super::stats::{DropReason, ProviderStats};
+use crate::model::Trace;
+use crate::provider::{ExportOutcome, Provider};
+
+pub(crate) enum Control {
+    Flush {
+        reply: mpsc::SyncSender<()>,
+        deadline: Instant,
+    },
+    Shutdown {
+        reply: mpsc::SyncSender<()>,
+        deadline: Instant,
+    },
+}
+
+pub(crate) struct LaneShared {
+    name: String,
+    buffer: Mutex<VecDeque<Arc<Trace>>>,
+    wake: Notify,
+    in_flight: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dropped: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    closing: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl LaneShared {
+    pub(crate) fn pending(&self) -> u64 {
+        self.buffer.lock().expect("lane lock").len() as u64 + self.in_flight.load(Relaxed)
+    }
+
+    pub(crate) fn stats(&self) -> ProviderStats {
+        ProviderStats {
+            name: self.name.clone(),
+            exported: self.exported.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            pending: self.pending(),
+            last_error: self.last_error.lock().expect("lane lock").clone(),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().expect("lane lock")
+    }
+}
+
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    providers: Vec<Box<dyn Provider>>,
+) -> std::io::Result<(
+    tokio::sync::mpsc::UnboundedSender<Control>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let lanes: Vec<(Arc<LaneShared>, Box<dyn Provider>)> = providers
+        .into_iter()
+        .map(|p| {
+            let lane = Arc::new(LaneShared {
+                name: p.name().to_owned(),
+                buffer: Mutex::new(VecDeque::new()),
+                wake: Notify::new(),
+                in_flight: AtomicU64::new(0),
+                exported: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                retried: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                closing: AtomicBool::new(false),
+                deadline: Mutex::new(None),
+            });
+            (lane, p)
+        })
+        .collect();
+    *shared.lanes.lock().expect("lanes lock") = lanes.iter().map(|(l, _)| Arc::clone(l)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("ops-trace-worker")
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name("ops-trace-worker".into())
+        .spawn(move || {
+            crate::__private::suppress_current_thread();
+            runtime.block_on(run(shared, lanes, rx));
+        })?;
+    Ok((tx, thread))
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    lanes: Vec<(Arc<LaneShared>, Box<dyn Provider>)>,
+    mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+) {
+    let lane_shared: Vec<Arc<LaneShared>> = lanes.iter().map(|(l, _)| Arc::clone(l)).collect();
+    let tasks: Vec<_> = lanes
+        .into_iter()
+        .map(|(lane, provider)| tokio::spawn(lane_loop(Arc::clone(&shared), lane, provider)))
+        .collect();
+    let mut tick = tokio::time::interval(shared.config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.wake.notified() => {
+                shared.take_wake();
+                drain(&shared, &lane_shared);
+            }
+            _ = tick.tick() => drain(&shared, &lane_shared),
+            message = control.recv() => match message {
+                Some(Control::Flush { reply, deadline }) => {
+                    drain(&shared, &lane_shared);
+                    wait_idle(&lane_shared, deadline).await;
+                    let _ = reply.send(());
+                }
+                Some(Control::Shutdown { reply, deadline }) => {
+                    drain(&shared, &lane_shared);
+                    wait_idle(&lane_shared, deadline).await;
+                    for lane in &lane_shared {
+                        *lane.deadline.lock().expect("lane lock") = Some(deadline);
+                        lane.closing.store(true, Relaxed);
+                        lane.wake.notify_one();
+                    }
+                    for task in tasks {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let abort = task.abort_handle();
+                        if tokio::time::timeout(left + Duration::from_millis(10), task).await.is_err() {
+                            abort.abort();
+                        }
+                    }
+                    for lane in &lane_shared {
+                        let rest = lane.pending();
+                        if rest > 0 {
+                            lane.buffer.lock().expect("lane lock").clear();
+                            lane.in_flight.store(0, Relaxed);
+                            lane.dropped.fetch_add(rest, Relaxed);
+                            shared.counters.drop(DropReason::Shutdown, rest, "shutdown's timeout passed");
+                        }
+                    }
+                    let _ = reply.send(());
+                    return;
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// Moves every queued task to the lanes, a batch at a time, until the queue is empty.
+fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
+    let batch_size = shared.config.batch_size;
+    let mut batch = Vec::with_capacity(batch_size.min(1024));
+    loop {
+        while batch.len() < batch_size {
+            let Some((task, size)) = shared.queue.pop() else { break };
+            shared.bytes.fetch_sub(size, Relaxed);
+            let trace_id = task.trace_id().clone();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
+                Ok(Ok(trace)) => batch.push(Arc::new(trace)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%trace_id, error = %e, "ops: task dropped");
+                    shared.counters.drop(DropReason::Invalid, 1, "a task could not be preprocessed");
+                }
+                Err(_) => shared.counters.drop(DropReason::Invalid, 1, "preprocessing a task panicked"),
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        for lane in lanes {
+            let mut buffer = lane.buffer.lock().expect("lane lock");
+            let room = shared.config.provider_backlog.saturating_sub(buffer.len());
+            buffer.extend(batch.iter().take(room).cloned());
+            drop(buffer);
+            let overflow = batch.len().saturating_sub(room) as u64;
+            if overflow > 0 {
+                lane.dropped.fetch_add(overflow, Relaxed);
+                shared.counters.drop(
+                    DropReason::ProviderBacklog,
+                    overflow,
+                    "a provider's backlog is full (is it down or slow?)",
+                );
+            }
+            lane.wake.notify_one();
+        }
+        batch.clear();
+    }
+}
+
+async fn wait_idle(lanes: &[Arc<LaneShared>], deadline: Instant) {
+    while lanes.iter().any(|l| l.pending() > 0) && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(2))).await;
+    }
+}
+
+async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, mut provider: Box<dyn Provider>) {
+    loop {
+        let batch: Vec<Arc<Trace>> = {
+            let mut buffer = lane.buffer.lock().expect("lane lock");
+            let n = buffer.len().min(shared.config.batch_size);
+            lane.in_flight.store(n as u64, Relaxed);
+            buffer.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            if lane.closing.load(Relaxed) {
+                break;
+            }
+            lane.wake.notified().await;
+            continue;
+        }
+        deliver(&shared, &lane, provider.as_mut(), batch).await;
+        lane.in_flight.store(0, Relaxed);
+    }
+    let left = lane
+        .deadline()
+        .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(Instant::now()));
+    let _ = tokio::time::timeout(left, provider.shutdown()).await;
+}
+
+fn observations(batch: &[Arc<Trace>]) -> u64 {
+    batch.iter().map(|t| t.observations.len() as u64).sum()
+}
+
+async fn deliver(shared: &Shared, lane: &LaneShared, provider: &mut dyn Provider, mut batch: Vec<Arc<Trace>>) {
+    let config = &shared.config;
+    let mut attempt: u32 = 0;
+    loop {
+        let outcome = match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
+            Ok(outcome) => outcome,
+            Err(_) => ExportOutcome::Retry {
+                after: None,
+                error: crate::provider::ExportError::new(
+                    lane.name.clone(),
+                    format!("export timed out after {:?}", config.export_timeout),
+                ),
+            },
+        };
+        let (after, error) = match outcome {
+            ExportOutcome::Delivered => {
+                let n = batch.len() as u64;
+                lane.exported.fetch_add(n, Relaxed);
+                shared.counters.exported.fetch_add(n, Relaxed);
+                shared.counters.exported_observations.fetch_add(observations(&batch), Relaxed);
+                return;
+            }
+            ExportOutcome::Partial { failed, error } => {
+                let retry: Vec<Arc<Trace>> = failed
+                    .iter()
+                    .filter_map(|&i| batch.get(i).cloned())
+                    .collect();
+                let done = (batch.len() - retry.len()) as u64;
+                let done_obs = observations(&batch) - observations(&retry);
+                lane.exported.fetch_add(done, Relaxed);
+                shared.counters.exported.fetch_add(done, Relaxed);
+                shared.counters.exported_observations.fetch_add(done_obs, Relaxed);
+                batch = retry;
+                lane.in_flight.store(batch.len() as u64, Relaxed);
+                if batch.is_empty() {
+                    return;
+                }
+                (None, error)
+            }
+            ExportOutcome::Retry { after, error } => (after, error),
+            ExportOutcome::Fatal(error) => {
+                let n = batch.len() as u64;
+                lane.failed.fetch_add(n, Relaxed);
+                shared.counters.failed.fetch_add(n, Relaxed);
+                tracing::warn!(provider = %lane.name, error = %error, traces = n, "ops: export failed for good");
+                *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
+                return;
+            }
+        };
+        *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
+        attempt += 1;
+        let n = batch.len() as u64;
+        if attempt > config.max_retries {
+            lane.dropped.fetch_add(n, Relaxed);
+            shared.counters.drop(DropReason::RetriesExhausted, n, "a provider kept failing");
+            return;
+        }
+        let wait = after.unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, attempt));
+        if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
+            lane.dropped.fetch_add(n, Relaxed);
+            shared.counters.drop(DropReason::Shutdown, n, "shutdown's timeout passed");
+            return;
+        }
+        lane.retried.fetch_add(1, Relaxed);
+        shared.counters.retried.fetch_add(1, Relaxed);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    initial
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = |a| backoff(Duration::from_millis(100), Duration::from_secs(1), a);
+        assert_eq!(b(1), Duration::from_millis(100));
+        assert_eq!(b(2), Duration::from_millis(200));
+        assert_eq!(b(4), Duration::from_millis(800));
+        assert_eq!(b(5), Duration::from_secs(1));
+        assert_eq!(b(60), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,1 @@
+//! Trace providers for ops.
