@@ -1,8 +1,9 @@
 //! The process-wide queue that `#[traced]` roots report to, and `init()` to set it up from the
 //! environment.
 
+use std::cell::RefCell;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::provider;
@@ -13,12 +14,85 @@ use crate::queue::{FlushReport, QueueError, TraceQueueBuilder, TraceQueueManager
 pub const PROVIDER_ENV: &str = "OPS_TRACE_PROVIDER";
 
 static GLOBAL: RwLock<Option<TraceQueueManager>> = RwLock::new(None);
-static ENABLED: AtomicBool = AtomicBool::new(false);
+static GLOBAL_SET: AtomicBool = AtomicBool::new(false);
+/// Installed global queue (1) plus active scoped defaults: zero means tracing is off everywhere.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether a global queue is installed. One relaxed atomic load: what the disabled path costs.
+thread_local! {
+    static THREAD_DEFAULT: RefCell<Vec<TraceQueueManager>> = const { RefCell::new(Vec::new()) };
+}
+
+tokio::task_local! {
+    static TASK_DEFAULT: TraceQueueManager;
+}
+
+/// Whether any queue could receive traces: a global one or a scoped default anywhere in the
+/// process. One relaxed atomic load: this is all the disabled path costs.
 #[inline]
 pub fn is_enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// The queue new traces on this thread or task go to: the task's scoped default
+/// ([`scope_default`]), else the thread's ([`set_default`]), else the global one.
+pub fn current_queue() -> Option<TraceQueueManager> {
+    if !is_enabled() {
+        return None;
+    }
+    if let Ok(queue) = TASK_DEFAULT.try_with(TraceQueueManager::clone) {
+        return Some(queue);
+    }
+    if let Some(queue) = THREAD_DEFAULT.with(|d| d.borrow().last().cloned()) {
+        return Some(queue);
+    }
+    global()
+}
+
+/// Restores the previous default when dropped. See [`set_default`].
+#[derive(Debug)]
+#[must_use = "the default is removed when the guard is dropped"]
+pub struct DefaultGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for DefaultGuard {
+    fn drop(&mut self) {
+        THREAD_DEFAULT.with(|d| d.borrow_mut().pop());
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Makes `queue` the default for this thread until the guard is dropped, like
+/// `tracing::subscriber::set_default`. Tests use it to capture traces without touching the
+/// global queue, so they can run in parallel.
+pub fn set_default(queue: TraceQueueManager) -> DefaultGuard {
+    THREAD_DEFAULT.with(|d| d.borrow_mut().push(queue));
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
+    DefaultGuard {
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Runs `f` with `queue` as this thread's default.
+pub fn with_default<R>(queue: TraceQueueManager, f: impl FnOnce() -> R) -> R {
+    let _guard = set_default(queue);
+    f()
+}
+
+/// Runs `future` with `queue` as its default, on whatever thread polls it (a task-local).
+pub async fn scope_default<F: std::future::Future>(
+    queue: TraceQueueManager,
+    future: F,
+) -> F::Output {
+    struct Active;
+    impl Drop for Active {
+        fn drop(&mut self) {
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
+    let _active = Active;
+    TASK_DEFAULT.scope(queue, future).await
 }
 
 /// The global queue, if one is installed.
@@ -29,14 +103,18 @@ pub fn global() -> Option<TraceQueueManager> {
 /// Installs `queue` as the global queue and returns the previous one.
 pub fn set_global(queue: TraceQueueManager) -> Option<TraceQueueManager> {
     let previous = GLOBAL.write().expect("global lock").replace(queue);
-    ENABLED.store(true, Ordering::Relaxed);
+    if !GLOBAL_SET.swap(true, Ordering::Relaxed) {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+    }
     previous
 }
 
 /// Removes the global queue and shuts it down, waiting at most `timeout`.
 pub fn shutdown(timeout: Duration) -> FlushReport {
     let queue = GLOBAL.write().expect("global lock").take();
-    ENABLED.store(false, Ordering::Relaxed);
+    if GLOBAL_SET.swap(false, Ordering::Relaxed) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
     queue.map(|q| q.shutdown(timeout)).unwrap_or_default()
 }
 
@@ -70,14 +148,21 @@ pub fn builder_from_env() -> Result<TraceQueueBuilder, QueueError> {
             continue;
         }
         let factory = provider::find(name)?;
-        let built = factory.build_from_env()?.ok_or_else(|| provider::ConfigError::Build {
-            provider: factory.name.to_owned(),
-            message: format!(
-                "selected by {PROVIDER_ENV} but its environment variables are not set; \
+        let built = factory
+            .build_from_env()?
+            .ok_or_else(|| provider::ConfigError::Build {
+                provider: factory.name.to_owned(),
+                message: format!(
+                    "selected by {PROVIDER_ENV} but its environment variables are not set; \
                  its keys are: {}",
-                factory.fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
-            ),
-        })?;
+                    factory
+                        .fields
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
         builder = builder.boxed_provider(built);
     }
     Ok(builder)

@@ -40,7 +40,10 @@ mod task;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use global::{PROVIDER_ENV, TracingGuard, builder_from_env, global, init, is_enabled, set_global, shutdown};
+pub use global::{
+    DefaultGuard, PROVIDER_ENV, TracingGuard, builder_from_env, current_queue, global, init,
+    is_enabled, scope_default, set_default, set_global, shutdown, with_default,
+};
 pub use model::{Level, Observation, ObservationKind, Trace, TraceId, TraceInfo, Usage};
 pub use provider::{ExportError, ExportOutcome, Provider, ProviderFactory};
 pub use queue::{

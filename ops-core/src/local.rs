@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use crate::model::{RenderOptions, Trace};
 use crate::provider::{
-    ConfigError, ConfigField, ExportError, ExportOutcome, Provider, ProviderConfig,
-    ProviderFactory,
+    ConfigError, ConfigField, ExportError, ExportOutcome, Provider, ProviderConfig, ProviderFactory,
 };
 
 /// The file the local providers write JSON lines to.
@@ -90,7 +89,9 @@ impl Provider for LocalProvider {
     async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         match self.write(batch) {
             Ok(()) => ExportOutcome::Delivered,
-            Err(e) => ExportOutcome::retry(ExportError::new(self.name, format!("write failed: {e}"))),
+            Err(e) => {
+                ExportOutcome::retry(ExportError::new(self.name, format!("write failed: {e}")))
+            }
         }
     }
 

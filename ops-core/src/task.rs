@@ -73,12 +73,11 @@ pub enum TaskError {
     },
 }
 
-fn resolve_trace_id(
-    candidates: &[(&'static str, Option<&str>)],
-) -> Result<TraceId, TaskError> {
+fn resolve_trace_id(candidates: &[(&'static str, Option<&str>)]) -> Result<TraceId, TaskError> {
     for (field, value) in candidates {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
-            return TraceId::new(value).map_err(|source| TaskError::InvalidTraceId { field, source });
+            return TraceId::new(value)
+                .map_err(|source| TaskError::InvalidTraceId { field, source });
         }
     }
     Ok(TraceId::generate())
@@ -92,7 +91,10 @@ impl TraceTask {
         let parent_run = parent_context(&base.metadata).map(|p| p.0);
         let trace_id = resolve_trace_id(&[
             ("trace_id", base.trace_id.as_deref()),
-            ("parent_trace_context.parent_workflow_run_id", parent_run.as_deref()),
+            (
+                "parent_trace_context.parent_workflow_run_id",
+                parent_run.as_deref(),
+            ),
             ("workflow_run_id", info.workflow_run_id()),
             ("message_id", base.message_id.as_deref()),
         ])?;
@@ -107,7 +109,10 @@ impl TraceTask {
 
     /// A task for a finished workflow run and its node executions (Dify's
     /// `trace_workflow_run`). A run with a message is a chatflow: its trace is a message trace.
-    pub fn workflow_run(run: WorkflowRun, nodes: Vec<WorkflowNodeTraceInfo>) -> Result<Self, TaskError> {
+    pub fn workflow_run(
+        run: WorkflowRun,
+        nodes: Vec<WorkflowNodeTraceInfo>,
+    ) -> Result<Self, TaskError> {
         if run.id.is_empty() {
             return Err(TaskError::Missing {
                 kind: ObservationKind::Workflow,
@@ -201,7 +206,9 @@ impl TraceTask {
                 let (info, nodes) = workflow_info(*run, nodes);
                 workflow_trace(self.trace_id, &info, &nodes)
             }
-            Payload::MessageRun { message } => message_trace(self.trace_id, &message_info(*message)),
+            Payload::MessageRun { message } => {
+                message_trace(self.trace_id, &message_info(*message))
+            }
             Payload::Info { info } => info_trace(self.trace_id, *info),
         };
         if trace.attributes.app_id.is_none() {
@@ -237,7 +244,11 @@ fn absolute_file_url(url: &str, base: &str) -> String {
     if url.starts_with("http://") || url.starts_with("https://") {
         url.to_owned()
     } else {
-        format!("{}/{}", base.trim_end_matches('/'), url.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )
     }
 }
 
@@ -263,18 +274,23 @@ fn usage_object(node: &WorkflowNodeTraceInfo) -> Option<&Map<String, Value>> {
 }
 
 fn u64_of(map: &Map<String, Value>, key: &str) -> Option<u64> {
-    map.get(key).and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
+    map.get(key)
+        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
 }
 
 fn f64_of(map: &Map<String, Value>, key: &str) -> Option<f64> {
-    map.get(key)
-        .and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+    map.get(key).and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
 }
 
 /// Usage of a node: its `process_data.usage`, else `outputs.usage`, else its own fields.
 fn node_usage(node: &WorkflowNodeTraceInfo) -> Option<Usage> {
     let u = usage_object(node);
-    let input = u.and_then(|u| u64_of(u, "prompt_tokens")).or(node.prompt_tokens);
+    let input = u
+        .and_then(|u| u64_of(u, "prompt_tokens"))
+        .or(node.prompt_tokens);
     let output = u
         .and_then(|u| u64_of(u, "completion_tokens"))
         .or(node.completion_tokens);
@@ -325,7 +341,11 @@ fn workflow_info(
             node.base.start_time = Some(run.created_at);
         }
     }
-    let total_tokens = if run.total_tokens > 0 { run.total_tokens } else { node_total };
+    let total_tokens = if run.total_tokens > 0 {
+        run.total_tokens
+    } else {
+        node_total
+    };
     let file_list: Vec<String> = run
         .inputs
         .get("sys.files")
@@ -349,10 +369,16 @@ fn workflow_info(
         "account" => format!("account:{}", run.created_by),
         _ => format!("user:{}", run.created_by),
     };
-    let end_time = run.finished_at.unwrap_or(run.created_at + secs(run.elapsed_time));
+    let end_time = run
+        .finished_at
+        .unwrap_or(run.created_at + secs(run.elapsed_time));
     let mut metadata = Map::new();
     metadata.insert("workflow_id".into(), json!(run.workflow_id));
-    insert_opt(&mut metadata, "conversation_id", run.conversation_id.clone());
+    insert_opt(
+        &mut metadata,
+        "conversation_id",
+        run.conversation_id.clone(),
+    );
     metadata.insert("workflow_run_id".into(), json!(run.id));
     metadata.insert("tenant_id".into(), json!(run.tenant_id));
     metadata.insert("elapsed_time".into(), json!(run.elapsed_time));
@@ -368,7 +394,11 @@ fn workflow_info(
     if let Some(parent) = &run.parent_trace_context {
         metadata.insert("parent_trace_context".into(), json!(parent));
     }
-    insert_opt(&mut metadata, "trace_session_id", run.trace_session_id.clone());
+    insert_opt(
+        &mut metadata,
+        "trace_session_id",
+        run.trace_session_id.clone(),
+    );
     let info = WorkflowTraceInfo {
         base: BaseTraceInfo {
             message_id: run.message_id.clone(),
@@ -447,20 +477,42 @@ fn session_of(metadata: &Map<String, Value>, conversation_id: Option<&str>) -> O
         .map(str::to_owned)
 }
 
-fn workflow_trace(trace_id: TraceId, info: &WorkflowTraceInfo, nodes: &[WorkflowNodeTraceInfo]) -> Trace {
+fn workflow_trace(
+    trace_id: TraceId,
+    info: &WorkflowTraceInfo,
+    nodes: &[WorkflowNodeTraceInfo],
+) -> Trace {
     let start = info.base.start_time.unwrap_or_else(Utc::now);
     let chatflow = info.base.message_id.is_some();
-    let kind = if chatflow { ObservationKind::Message } else { ObservationKind::Workflow };
+    let kind = if chatflow {
+        ObservationKind::Message
+    } else {
+        ObservationKind::Workflow
+    };
     let mut trace = Trace::new(trace_id, kind, kind.as_str(), start);
     trace.end_time = info.base.end_time;
     trace.input = Some(Value::Object(info.workflow_run_inputs.clone()));
     trace.output = Some(Value::Object(info.workflow_run_outputs.clone()));
     trace.metadata = info.base.metadata.clone();
-    trace.tags = if chatflow { vec!["message".into(), "workflow".into()] } else { vec!["workflow".into()] };
+    trace.tags = if chatflow {
+        vec!["message".into(), "workflow".into()]
+    } else {
+        vec!["workflow".into()]
+    };
     trace.attributes = TraceAttributes {
-        user_id: info.base.metadata.get("user_id").and_then(Value::as_str).map(str::to_owned),
+        user_id: info
+            .base
+            .metadata
+            .get("user_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         session_id: session_of(&info.base.metadata, info.conversation_id.as_deref()),
-        app_id: info.base.metadata.get("app_id").and_then(Value::as_str).map(str::to_owned),
+        app_id: info
+            .base
+            .metadata
+            .get("app_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         tenant_id: Some(info.tenant_id.clone()),
         environment: None,
         release: None,
@@ -474,10 +526,25 @@ fn workflow_trace(trace_id: TraceId, info: &WorkflowTraceInfo, nodes: &[Workflow
         &info.base,
         start,
     );
-    workflow.metadata.insert("workflow_run_status".into(), json!(info.workflow_run_status));
-    insert_opt(&mut workflow.metadata, "query", Some(info.query.clone()).filter(|q| !q.is_empty()));
-    insert_opt(&mut workflow.metadata, "invoked_by", info.invoked_by.clone());
-    insert_opt(&mut workflow.metadata, "workflow_app_log_id", info.workflow_app_log_id.clone());
+    workflow.metadata.insert(
+        "workflow_run_status".into(),
+        json!(info.workflow_run_status),
+    );
+    insert_opt(
+        &mut workflow.metadata,
+        "query",
+        Some(info.query.clone()).filter(|q| !q.is_empty()),
+    );
+    insert_opt(
+        &mut workflow.metadata,
+        "invoked_by",
+        info.invoked_by.clone(),
+    );
+    insert_opt(
+        &mut workflow.metadata,
+        "workflow_app_log_id",
+        info.workflow_app_log_id.clone(),
+    );
     if info.total_tokens > 0 {
         workflow.usage = Some(Usage {
             input: info.prompt_tokens,
@@ -487,7 +554,10 @@ fn workflow_trace(trace_id: TraceId, info: &WorkflowTraceInfo, nodes: &[Workflow
         });
     }
     if info.workflow_run_status != "succeeded" && info.workflow_run_status != "partial-succeeded" {
-        fail(&mut workflow, info.error.as_deref().or(Some(&info.workflow_run_status)));
+        fail(
+            &mut workflow,
+            info.error.as_deref().or(Some(&info.workflow_run_status)),
+        );
     }
     if let Some((_, node)) = parent_context(&info.base.metadata) {
         workflow.parent_id = linkable_id(node.as_deref());
@@ -503,7 +573,11 @@ fn workflow_trace(trace_id: TraceId, info: &WorkflowTraceInfo, nodes: &[Workflow
             start,
         );
         message.input = Some(json!(info.query));
-        message.output = info.workflow_run_outputs.get("answer").cloned().or(message.output);
+        message.output = info
+            .workflow_run_outputs
+            .get("answer")
+            .cloned()
+            .or(message.output);
         message.parent_id = workflow.parent_id.take();
         workflow.parent_id = Some(message.id);
         message.level = workflow.level;
@@ -538,7 +612,9 @@ fn node_observations(
 ) -> Vec<Observation> {
     let ids: Vec<Uuid> = nodes
         .iter()
-        .map(|n| stable_observation_id(&n.node_execution_id, n.base.start_time.unwrap_or(run_start)))
+        .map(|n| {
+            stable_observation_id(&n.node_execution_id, n.base.start_time.unwrap_or(run_start))
+        })
         .collect();
     let container = |node_id: &str| {
         nodes
@@ -551,7 +627,11 @@ fn node_observations(
         .zip(&ids)
         .map(|(node, &id)| {
             let kind = node_kind(&node.node_type, draft);
-            let name = if node.title.is_empty() { &node.node_type } else { &node.title };
+            let name = if node.title.is_empty() {
+                &node.node_type
+            } else {
+                &node.title
+            };
             let mut o = base_observation(kind, name, id, &node.base, run_start);
             if node.base.end_time.is_none() {
                 o.end_time = Some(o.start_time + secs(node.elapsed_time));
@@ -566,10 +646,19 @@ fn node_observations(
             o.usage = node_usage(node);
             let process = node.process_data.as_ref();
             let from_process = |k: &str| {
-                process.and_then(|p| p.get(k)).and_then(Value::as_str).map(str::to_owned)
+                process
+                    .and_then(|p| p.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
             };
-            o.model = node.model_name.clone().or_else(|| from_process("model_name"));
-            o.model_provider = node.model_provider.clone().or_else(|| from_process("model_provider"));
+            o.model = node
+                .model_name
+                .clone()
+                .or_else(|| from_process("model_name"));
+            o.model_provider = node
+                .model_provider
+                .clone()
+                .or_else(|| from_process("model_provider"));
             if let Some(Value::Object(params)) = process.and_then(|p| p.get("model_parameters")) {
                 o.model_parameters = params.clone();
             }
@@ -580,7 +669,8 @@ fn node_observations(
                 "succeeded" => {}
                 "stopped" | "partial-succeeded" => {
                     o.level = Level::Warning;
-                    o.status_message = Some(node.error.clone().unwrap_or_else(|| node.status.clone()));
+                    o.status_message =
+                        Some(node.error.clone().unwrap_or_else(|| node.status.clone()));
                 }
                 other => fail(&mut o, node.error.as_deref().or(Some(other))),
             }
@@ -616,7 +706,11 @@ fn node_observations(
 
 fn message_info(m: MessageRun) -> MessageTraceInfo {
     let base_url = files_url();
-    let files: Vec<String> = m.message_files.iter().map(|f| absolute_file_url(f, &base_url)).collect();
+    let files: Vec<String> = m
+        .message_files
+        .iter()
+        .map(|f| absolute_file_url(f, &base_url))
+        .collect();
     let usage = m.message_metadata.get("usage").and_then(Value::as_object);
     let ttft = usage.and_then(|u| f64_of(u, "time_to_first_token"));
     let time_to_generate = usage.and_then(|u| f64_of(u, "time_to_generate"));
@@ -624,13 +718,20 @@ fn message_info(m: MessageRun) -> MessageTraceInfo {
         Some(updated) if updated > m.created_at => updated,
         _ => m.created_at + secs(m.provider_response_latency),
     };
-    let user_id = m.from_end_user_id.clone().or_else(|| m.from_account_id.clone());
+    let user_id = m
+        .from_end_user_id
+        .clone()
+        .or_else(|| m.from_account_id.clone());
     let mut metadata = Map::new();
     metadata.insert("conversation_id".into(), json!(m.conversation_id));
     insert_opt(&mut metadata, "ls_provider", m.model_provider.clone());
     insert_opt(&mut metadata, "ls_model_name", m.model_id.clone());
     metadata.insert("status".into(), json!(m.status));
-    insert_opt(&mut metadata, "from_end_user_id", m.from_end_user_id.clone());
+    insert_opt(
+        &mut metadata,
+        "from_end_user_id",
+        m.from_end_user_id.clone(),
+    );
     insert_opt(&mut metadata, "from_account_id", m.from_account_id.clone());
     metadata.insert("agent_based".into(), json!(m.agent_based));
     insert_opt(&mut metadata, "workflow_run_id", m.workflow_run_id.clone());
@@ -641,8 +742,16 @@ fn message_info(m: MessageRun) -> MessageTraceInfo {
     insert_opt(&mut metadata, "user_id", user_id);
     insert_opt(&mut metadata, "app_name", m.app_name.clone());
     insert_opt(&mut metadata, "workspace_name", m.workspace_name.clone());
-    insert_opt(&mut metadata, "node_execution_id", m.node_execution_id.clone());
-    insert_opt(&mut metadata, "trace_session_id", m.trace_session_id.clone());
+    insert_opt(
+        &mut metadata,
+        "node_execution_id",
+        m.node_execution_id.clone(),
+    );
+    insert_opt(
+        &mut metadata,
+        "trace_session_id",
+        m.trace_session_id.clone(),
+    );
     let message_data = json!({
         "id": m.id, "conversation_id": m.conversation_id, "query": m.query, "inputs": m.inputs,
         "model_provider": m.model_provider, "model_id": m.model_id,
@@ -698,7 +807,12 @@ fn message_trace(trace_id: TraceId, info: &MessageTraceInfo) -> Trace {
     trace.output = base.outputs.clone();
     trace.metadata = base.metadata.clone();
     trace.tags = vec!["message".into(), info.conversation_mode.clone()];
-    let meta_str = |k: &str| base.metadata.get(k).and_then(Value::as_str).map(str::to_owned);
+    let meta_str = |k: &str| {
+        base.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     trace.attributes = TraceAttributes {
         user_id: meta_str("user_id"),
         session_id: session_of(&base.metadata, meta_str("conversation_id").as_deref()),
@@ -706,7 +820,10 @@ fn message_trace(trace_id: TraceId, info: &MessageTraceInfo) -> Trace {
         tenant_id: meta_str("tenant_id"),
         ..TraceAttributes::default()
     };
-    let message_id = base.message_id.clone().unwrap_or_else(|| trace.id.to_string());
+    let message_id = base
+        .message_id
+        .clone()
+        .unwrap_or_else(|| trace.id.to_string());
     let mut message = base_observation(
         ObservationKind::Message,
         "message",
@@ -715,7 +832,11 @@ fn message_trace(trace_id: TraceId, info: &MessageTraceInfo) -> Trace {
         start,
     );
     let mut input = json!({ "message": base.inputs });
-    insert_opt(input.as_object_mut().expect("object"), "files", info.file_list.clone());
+    insert_opt(
+        input.as_object_mut().expect("object"),
+        "files",
+        info.file_list.clone(),
+    );
     message.input = Some(input);
     fail(&mut message, info.error.as_deref());
 
@@ -728,7 +849,9 @@ fn message_trace(trace_id: TraceId, info: &MessageTraceInfo) -> Trace {
     llm.model = meta_str("ls_model_name");
     llm.model_provider = meta_str("ls_provider");
     let data = base.message_data.as_ref();
-    let price = data.and_then(|d| d.get("total_price")).and_then(Value::as_f64);
+    let price = data
+        .and_then(|d| d.get("total_price"))
+        .and_then(Value::as_f64);
     let currency = data
         .and_then(|d| d.get("currency"))
         .and_then(Value::as_str)
@@ -770,12 +893,28 @@ fn info_trace(trace_id: TraceId, info: TraceInfo) -> Trace {
     let mut trace = Trace::new(trace_id, trace_kind, trace_kind.as_str(), start);
     trace.end_time = base.end_time;
     trace.metadata = base.metadata.clone();
-    let source = format!("{}-{}", base.message_id.as_deref().unwrap_or(trace.id.as_str()), kind);
-    let mut o = base_observation(kind, kind.as_str(), stable_observation_id(&source, start), &base, start);
+    let source = format!(
+        "{}-{}",
+        base.message_id.as_deref().unwrap_or(trace.id.as_str()),
+        kind
+    );
+    let mut o = base_observation(
+        kind,
+        kind.as_str(),
+        stable_observation_id(&source, start),
+        &base,
+        start,
+    );
     o.parent_id = message_observation_id(&base);
-    let meta_str = |k: &str| base.metadata.get(k).and_then(Value::as_str).map(str::to_owned);
+    let meta_str = |k: &str| {
+        base.metadata
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     trace.attributes.user_id = meta_str("user_id").or_else(|| meta_str("from_account_id"));
-    trace.attributes.session_id = session_of(&base.metadata, meta_str("conversation_id").as_deref());
+    trace.attributes.session_id =
+        session_of(&base.metadata, meta_str("conversation_id").as_deref());
     trace.attributes.app_id = meta_str("app_id");
     trace.attributes.tenant_id = meta_str("tenant_id");
     match info {
@@ -799,12 +938,19 @@ fn info_trace(trace_id: TraceId, info: TraceInfo) -> Trace {
                 ..Usage::default()
             });
             o.metadata.insert("status".into(), json!(s.status));
-            o.metadata.insert("from_source".into(), json!(s.from_source));
-            o.metadata.insert("agent_based".into(), json!(s.agent_based));
+            o.metadata
+                .insert("from_source".into(), json!(s.from_source));
+            o.metadata
+                .insert("agent_based".into(), json!(s.agent_based));
             if let Some(acc) = s.from_account_id {
                 trace.attributes.user_id.get_or_insert(acc);
             }
-            fail(&mut o, s.error.as_deref().or(s.status_message.as_deref().filter(|_| s.level == "error")));
+            fail(
+                &mut o,
+                s.error
+                    .as_deref()
+                    .or(s.status_message.as_deref().filter(|_| s.level == "error")),
+            );
         }
         TraceInfo::DatasetRetrieval(d) => {
             o.input = Some(json!({ "query": base.inputs }));
@@ -817,8 +963,10 @@ fn info_trace(trace_id: TraceId, info: TraceInfo) -> Trace {
             o.input = Some(Value::Object(t.tool_inputs));
             o.output = Some(Value::String(t.tool_outputs));
             o.metadata.insert("tool_name".into(), json!(t.tool_name));
-            o.metadata.insert("tool_config".into(), Value::Object(t.tool_config));
-            o.metadata.insert("tool_parameters".into(), Value::Object(t.tool_parameters));
+            o.metadata
+                .insert("tool_config".into(), Value::Object(t.tool_config));
+            o.metadata
+                .insert("tool_parameters".into(), Value::Object(t.tool_parameters));
             o.metadata.insert("time_cost".into(), json!(t.time_cost));
             insert_opt(&mut o.metadata, "file_url", t.file_url);
             insert_opt(&mut o.metadata, "message_file_data", t.message_file_data);
@@ -836,7 +984,10 @@ fn info_trace(trace_id: TraceId, info: TraceInfo) -> Trace {
             if base.end_time.is_none() {
                 o.end_time = Some(start + secs(p.latency));
             }
-            o.input = base.inputs.clone().or_else(|| Some(json!({ "instruction": p.instruction })));
+            o.input = base
+                .inputs
+                .clone()
+                .or_else(|| Some(json!({ "instruction": p.instruction })));
             o.usage = Some(Usage {
                 input: Some(p.prompt_tokens),
                 output: Some(p.completion_tokens),
@@ -845,7 +996,8 @@ fn info_trace(trace_id: TraceId, info: TraceInfo) -> Trace {
                 currency: p.currency,
                 ..Usage::default()
             });
-            o.metadata.insert("operation_type".into(), json!(p.operation_type));
+            o.metadata
+                .insert("operation_type".into(), json!(p.operation_type));
             o.metadata.insert("latency".into(), json!(p.latency));
             trace.attributes.user_id = Some(p.user_id);
             trace.attributes.tenant_id = Some(p.tenant_id);

@@ -101,9 +101,10 @@ impl std::str::FromStr for TraceId {
 /// `uuid4_to_uuid7` uses.
 pub fn stable_observation_id(source: &str, start_time: DateTime<Utc>) -> Uuid {
     if let Ok(uuid) = Uuid::try_parse(source)
-        && uuid.get_version_num() == 7 {
-            return uuid;
-        }
+        && uuid.get_version_num() == 7
+    {
+        return uuid;
+    }
     let millis = u64::try_from(start_time.timestamp_millis()).unwrap_or(0);
     let mut random = [0u8; 10];
     random[..8].copy_from_slice(&fnv1a(source.as_bytes(), 0).to_be_bytes());

@@ -460,14 +460,19 @@ mod lenient_time {
     use chrono::{DateTime, NaiveDateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_some(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
         let Some(s) = Option::<String>::deserialize(d)? else {
             return Ok(None);
         };
@@ -544,7 +549,12 @@ mod tests {
             parallel_id: Some("p".into()),
             node_inputs: Some(json!({"x": 1}).as_object().unwrap().clone()),
             node_outputs: Some(json!({"text": "y"}).as_object().unwrap().clone()),
-            process_data: Some(json!({"usage": {"prompt_tokens": 20}}).as_object().unwrap().clone()),
+            process_data: Some(
+                json!({"usage": {"prompt_tokens": 20}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
             invoked_by: Some("account:a".into()),
         };
         for info in [

@@ -163,10 +163,19 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ObservationKind>().unwrap(), kind);
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
-            assert_eq!(serde_json::from_str::<ObservationKind>(&json).unwrap(), kind);
+            assert_eq!(
+                serde_json::from_str::<ObservationKind>(&json).unwrap(),
+                kind
+            );
         }
-        assert_eq!("llm".parse::<ObservationKind>().unwrap(), ObservationKind::Generation);
-        assert_eq!("node".parse::<ObservationKind>().unwrap(), ObservationKind::NodeExecution);
+        assert_eq!(
+            "llm".parse::<ObservationKind>().unwrap(),
+            ObservationKind::Generation
+        );
+        assert_eq!(
+            "node".parse::<ObservationKind>().unwrap(),
+            ObservationKind::NodeExecution
+        );
         assert_eq!(
             serde_json::from_str::<ObservationKind>("\"llm\"").unwrap(),
             ObservationKind::Generation
@@ -177,6 +186,9 @@ mod tests {
     fn unknown_kind_lists_the_known_ones() {
         let err = "chat".parse::<ObservationKind>().unwrap_err().to_string();
         assert!(err.contains("\"chat\""), "{err}");
-        assert!(err.contains("dataset_retrieval") && err.contains("llm"), "{err}");
+        assert!(
+            err.contains("dataset_retrieval") && err.contains("llm"),
+            "{err}"
+        );
     }
 }

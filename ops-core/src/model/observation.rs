@@ -8,7 +8,9 @@ use uuid::Uuid;
 use super::{ObservationKind, TraceId};
 
 /// How important an observation is, as Langfuse grades it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     /// Detail that is usually hidden.
@@ -114,10 +116,11 @@ impl Usage {
 
     /// The total cost: the recorded one, else input plus output cost.
     pub fn total_cost(&self) -> Option<f64> {
-        self.total_cost.or(match (self.input_cost, self.output_cost) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
-        })
+        self.total_cost
+            .or(match (self.input_cost, self.output_cost) {
+                (None, None) => None,
+                (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+            })
     }
 
     /// Whether nothing was recorded.
@@ -398,7 +401,12 @@ pub(crate) fn json_size(value: &Value) -> usize {
         Value::Null | Value::Bool(_) | Value::Number(_) => 8,
         Value::String(s) => 24 + s.len(),
         Value::Array(a) => 24 + a.iter().map(json_size).sum::<usize>(),
-        Value::Object(m) => 32 + m.iter().map(|(k, v)| 24 + k.len() + json_size(v)).sum::<usize>(),
+        Value::Object(m) => {
+            32 + m
+                .iter()
+                .map(|(k, v)| 24 + k.len() + json_size(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -450,7 +458,12 @@ mod tests {
 
     #[test]
     fn attributes_fall_back_to_the_trace() {
-        let mut t = Trace::new(TraceId::generate(), ObservationKind::Message, "m", Utc::now());
+        let mut t = Trace::new(
+            TraceId::generate(),
+            ObservationKind::Message,
+            "m",
+            Utc::now(),
+        );
         t.attributes.user_id = Some("trace-user".into());
         t.attributes.session_id = Some("s".into());
         let mut o = Observation::new(ObservationKind::Span, "x");
@@ -462,7 +475,12 @@ mod tests {
 
     #[test]
     fn tree_navigation() {
-        let mut t = Trace::new(TraceId::generate(), ObservationKind::Workflow, "w", Utc::now());
+        let mut t = Trace::new(
+            TraceId::generate(),
+            ObservationKind::Workflow,
+            "w",
+            Utc::now(),
+        );
         let root = Observation::new(ObservationKind::Workflow, "w");
         let mut child = Observation::new(ObservationKind::Generation, "llm");
         child.parent_id = Some(root.id);

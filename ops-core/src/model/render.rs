@@ -58,7 +58,13 @@ impl Trace {
         if !self.tags.is_empty() {
             header.push(format!("tags={}", self.tags.join(",")));
         }
-        let _ = writeln!(out, "trace {} [{}] {{{}}}", self.name, self.kind, header.join(", "));
+        let _ = writeln!(
+            out,
+            "trace {} [{}] {{{}}}",
+            self.name,
+            self.kind,
+            header.join(", ")
+        );
         let mut roots: Vec<&Observation> = self.roots().collect();
         sort(&mut roots);
         for root in roots {
@@ -86,9 +92,20 @@ impl Trace {
         }
         if let Some(u) = &o.usage {
             let n = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
-            fields.push(format!("usage={}/{}/{}", n(u.input), n(u.output), n(u.total())));
+            fields.push(format!(
+                "usage={}/{}/{}",
+                n(u.input),
+                n(u.output),
+                n(u.total())
+            ));
             if let Some(c) = u.total_cost() {
-                fields.push(format!("cost={c}{}", u.currency.as_deref().map(|c| format!(" {c}")).unwrap_or_default()));
+                fields.push(format!(
+                    "cost={c}{}",
+                    u.currency
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default()
+                ));
             }
         }
         if options.show_io {
@@ -98,7 +115,14 @@ impl Trace {
                 }
             }
         }
-        let _ = writeln!(out, "{}{} [{}] {{{}}}", "    ".repeat(depth), o.name, o.kind, fields.join(", "));
+        let _ = writeln!(
+            out,
+            "{}{} [{}] {{{}}}",
+            "    ".repeat(depth),
+            o.name,
+            o.kind,
+            fields.join(", ")
+        );
         let mut children: Vec<&Observation> = self.children_of(o.id).collect();
         sort(&mut children);
         for child in children {
@@ -108,7 +132,11 @@ impl Trace {
 }
 
 fn sort(list: &mut [&Observation]) {
-    list.sort_by(|a, b| a.start_time.cmp(&b.start_time).then_with(|| a.name.cmp(&b.name)));
+    list.sort_by(|a, b| {
+        a.start_time
+            .cmp(&b.start_time)
+            .then_with(|| a.name.cmp(&b.name))
+    });
 }
 
 fn shorten(v: &Value) -> String {

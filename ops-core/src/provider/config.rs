@@ -77,7 +77,9 @@ pub struct ProviderConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// A required field has no value.
-    #[error("{provider}: `{field}` is required; set it in the app's tracing config or its environment variable")]
+    #[error(
+        "{provider}: `{field}` is required; set it in the app's tracing config or its environment variable"
+    )]
     Missing {
         /// The provider.
         provider: String,
@@ -222,7 +224,8 @@ impl ProviderConfig {
     }
 
     fn is_secret(&self, key: &str) -> bool {
-        const SECRET_WORDS: [&str; 6] = ["secret", "key", "token", "password", "auth", "credential"];
+        const SECRET_WORDS: [&str; 6] =
+            ["secret", "key", "token", "password", "auth", "credential"];
         self.secret_keys.contains(&key)
             || SECRET_WORDS
                 .iter()
@@ -262,7 +265,10 @@ pub fn obfuscate_secret(secret: &str) -> String {
 
 fn parse_url(config: &ProviderConfig, field: &str, value: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(value.trim()).map_err(|e| {
-        config.invalid(field, format!("{value:?} is not a URL ({e}); expected e.g. https://host"))
+        config.invalid(
+            field,
+            format!("{value:?} is not a URL ({e}); expected e.g. https://host"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(config.invalid(
@@ -332,10 +338,16 @@ pub fn validate_project_name(config: &mut ProviderConfig, field: &str, default: 
 }
 
 /// Dify's `validate_integer_id`: the value, trimmed, must be only digits.
-pub fn validate_integer_id(config: &mut ProviderConfig, field: &str) -> Result<String, ConfigError> {
+pub fn validate_integer_id(
+    config: &mut ProviderConfig,
+    field: &str,
+) -> Result<String, ConfigError> {
     let value = config.require(field)?.trim().to_owned();
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(config.invalid(field, format!("{value:?} must be digits only, like 0 or 123")));
+        return Err(config.invalid(
+            field,
+            format!("{value:?} must be digits only, like 0 or 123"),
+        ));
     }
     config.set(field, value.clone());
     Ok(value)
@@ -361,11 +373,19 @@ mod tests {
     #[test]
     fn url_validators() {
         let mut c = ProviderConfig::new("x").with("host", "https://cloud.langfuse.com/some/path/");
-        assert_eq!(validate_url(&mut c, "host", "https://d").unwrap(), "https://cloud.langfuse.com");
+        assert_eq!(
+            validate_url(&mut c, "host", "https://d").unwrap(),
+            "https://cloud.langfuse.com"
+        );
         let mut c = ProviderConfig::new("x").with("host", "  ");
-        assert_eq!(validate_url(&mut c, "host", "https://d:8080/x").unwrap(), "https://d:8080");
+        assert_eq!(
+            validate_url(&mut c, "host", "https://d:8080/x").unwrap(),
+            "https://d:8080"
+        );
         let mut c = ProviderConfig::new("x").with("host", "ftp://h");
-        let err = validate_url(&mut c, "host", "https://d").unwrap_err().to_string();
+        let err = validate_url(&mut c, "host", "https://d")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`host`") && err.contains("http://"), "{err}");
         let mut c = ProviderConfig::new("x").with("host", "not a url");
         assert!(validate_url(&mut c, "host", "https://d").is_err());
@@ -376,7 +396,8 @@ mod tests {
             "http://localhost:5173/api/"
         );
         let mut c = ProviderConfig::new("x").with("url", "http://localhost:5173/api");
-        let err = validate_url_with_path(&mut c, "url", "https://d/api/", Some("/api/")).unwrap_err();
+        let err =
+            validate_url_with_path(&mut c, "url", "https://d/api/", Some("/api/")).unwrap_err();
         assert!(err.to_string().contains("must end with \"/api/\""), "{err}");
         let mut c = ProviderConfig::new("x").with("endpoint", "https://p.example/s/proj/");
         assert_eq!(
@@ -388,14 +409,25 @@ mod tests {
     #[test]
     fn project_and_integer_ids() {
         let mut c = ProviderConfig::new("x").with("project", "  my proj ");
-        assert_eq!(validate_project_name(&mut c, "project", "default"), "my proj");
+        assert_eq!(
+            validate_project_name(&mut c, "project", "default"),
+            "my proj"
+        );
         let mut c = ProviderConfig::new("x");
-        assert_eq!(validate_project_name(&mut c, "project", "default"), "default");
+        assert_eq!(
+            validate_project_name(&mut c, "project", "default"),
+            "default"
+        );
         let mut c = ProviderConfig::new("x").with("experiment_id", " 42 ");
         assert_eq!(validate_integer_id(&mut c, "experiment_id").unwrap(), "42");
         let mut c = ProviderConfig::new("x").with("experiment_id", "4a");
-        let err = validate_integer_id(&mut c, "experiment_id").unwrap_err().to_string();
-        assert!(err.contains("`experiment_id`") && err.contains("digits"), "{err}");
+        let err = validate_integer_id(&mut c, "experiment_id")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`experiment_id`") && err.contains("digits"),
+            "{err}"
+        );
     }
 
     #[test]

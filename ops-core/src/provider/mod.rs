@@ -118,6 +118,8 @@ pub trait Provider: Send + 'static {
 
 impl fmt::Debug for dyn Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Provider").field("name", &self.name()).finish()
+        f.debug_struct("Provider")
+            .field("name", &self.name())
+            .finish()
     }
 }

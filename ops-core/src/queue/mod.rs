@@ -185,9 +185,12 @@ impl TraceQueueBuilder {
     pub fn build(mut self) -> Result<TraceQueueManager, QueueError> {
         self.config.interval = match self.interval {
             Some(i) => i,
-            None => env_parse(INTERVAL_ENV, "a number of seconds greater than 0, like 5 or 0.5")?
-                .map(Duration::from_secs_f64)
-                .unwrap_or(self.config.interval),
+            None => env_parse(
+                INTERVAL_ENV,
+                "a number of seconds greater than 0, like 5 or 0.5",
+            )?
+            .map(Duration::from_secs_f64)
+            .unwrap_or(self.config.interval),
         };
         self.config.batch_size = match self.batch_size {
             Some(b) => b,
@@ -202,7 +205,11 @@ impl TraceQueueBuilder {
             (c.max_bytes > 0, "max_bytes", "at least 1"),
             (c.provider_backlog > 0, "provider_backlog", "at least 1"),
             (!c.interval.is_zero(), "interval", "greater than zero"),
-            (!c.export_timeout.is_zero(), "export_timeout", "greater than zero"),
+            (
+                !c.export_timeout.is_zero(),
+                "export_timeout",
+                "greater than zero",
+            ),
         ] {
             if !ok {
                 return Err(QueueError::InvalidSetting { setting, expected });
@@ -310,22 +317,34 @@ impl TraceQueueManager {
     pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
         let shared = &*self.inner.shared;
         if shared.closed.load(Relaxed) {
-            shared.counters.drop(DropReason::AfterShutdown, 1, "the queue is shut down");
+            shared
+                .counters
+                .drop(DropReason::AfterShutdown, 1, "the queue is shut down");
             return Err(EnqueueError::ShutDown);
         }
         let size = task.approx_size();
         if shared.bytes.fetch_add(size, Relaxed) + size > shared.config.max_bytes {
             shared.bytes.fetch_sub(size, Relaxed);
-            shared.counters.drop(DropReason::QueueFull, 1, "the queue's byte limit is reached");
+            shared.counters.drop(
+                DropReason::QueueFull,
+                1,
+                "the queue's byte limit is reached",
+            );
             return Err(EnqueueError::Full);
         }
         if shared.queue.push((task, size)).is_err() {
             shared.bytes.fetch_sub(size, Relaxed);
-            shared.counters.drop(DropReason::QueueFull, 1, "the queue's item limit is reached");
+            shared.counters.drop(
+                DropReason::QueueFull,
+                1,
+                "the queue's item limit is reached",
+            );
             return Err(EnqueueError::Full);
         }
         shared.counters.enqueued.fetch_add(1, Relaxed);
-        if shared.queue.len() >= shared.config.batch_size && !shared.wake_pending.swap(true, Relaxed) {
+        if shared.queue.len() >= shared.config.batch_size
+            && !shared.wake_pending.swap(true, Relaxed)
+        {
             shared.wake.notify_one();
         }
         Ok(())
@@ -355,10 +374,11 @@ impl TraceQueueManager {
         match task {
             Ok(task) => self.add_trace_task(task),
             Err(e) => {
-                self.inner
-                    .shared
-                    .counters
-                    .drop(DropReason::Invalid, 1, "a task could not be built");
+                self.inner.shared.counters.drop(
+                    DropReason::Invalid,
+                    1,
+                    "a task could not be built",
+                );
                 Err(e.into())
             }
         }
@@ -381,7 +401,10 @@ impl TraceQueueManager {
     /// Delivers everything queued before the call, waiting at most `timeout`. Never hangs:
     /// after `timeout` it returns with `timed_out` set and what is still pending.
     pub fn flush(&self, timeout: Duration) -> FlushReport {
-        self.control(timeout, |reply, deadline| worker::Control::Flush { reply, deadline })
+        self.control(timeout, |reply, deadline| worker::Control::Flush {
+            reply,
+            deadline,
+        })
     }
 
     /// Flushes, then shuts every provider down, waiting at most `timeout` in all. Traces still
@@ -434,11 +457,15 @@ impl Inner {
         if already && self.thread.lock().expect("thread lock").is_none() {
             return FlushReport::default();
         }
-        let report = self.control(timeout, |reply, deadline| worker::Control::Shutdown { reply, deadline });
+        let report = self.control(timeout, |reply, deadline| worker::Control::Shutdown {
+            reply,
+            deadline,
+        });
         if !report.timed_out
-            && let Some(thread) = self.thread.lock().expect("thread lock").take() {
-                let _ = thread.join();
-            }
+            && let Some(thread) = self.thread.lock().expect("thread lock").take()
+        {
+            let _ = thread.join();
+        }
         report
     }
 }

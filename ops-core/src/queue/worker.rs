@@ -165,16 +165,26 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
     let mut batch = Vec::with_capacity(batch_size.min(1024));
     loop {
         while batch.len() < batch_size {
-            let Some((task, size)) = shared.queue.pop() else { break };
+            let Some((task, size)) = shared.queue.pop() else {
+                break;
+            };
             shared.bytes.fetch_sub(size, Relaxed);
             let trace_id = task.trace_id().clone();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
                 Ok(Ok(trace)) => batch.push(Arc::new(trace)),
                 Ok(Err(e)) => {
                     tracing::debug!(%trace_id, error = %e, "ops: task dropped");
-                    shared.counters.drop(DropReason::Invalid, 1, "a task could not be preprocessed");
+                    shared.counters.drop(
+                        DropReason::Invalid,
+                        1,
+                        "a task could not be preprocessed",
+                    );
                 }
-                Err(_) => shared.counters.drop(DropReason::Invalid, 1, "preprocessing a task panicked"),
+                Err(_) => {
+                    shared
+                        .counters
+                        .drop(DropReason::Invalid, 1, "preprocessing a task panicked")
+                }
             }
         }
         if batch.is_empty() {
@@ -225,9 +235,9 @@ async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, mut provider: Box
         deliver(&shared, &lane, provider.as_mut(), batch).await;
         lane.in_flight.store(0, Relaxed);
     }
-    let left = lane
-        .deadline()
-        .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(Instant::now()));
+    let left = lane.deadline().map_or(Duration::from_secs(1), |d| {
+        d.saturating_duration_since(Instant::now())
+    });
     let _ = tokio::time::timeout(left, provider.shutdown()).await;
 }
 
@@ -235,26 +245,35 @@ fn observations(batch: &[Arc<Trace>]) -> u64 {
     batch.iter().map(|t| t.observations.len() as u64).sum()
 }
 
-async fn deliver(shared: &Shared, lane: &LaneShared, provider: &mut dyn Provider, mut batch: Vec<Arc<Trace>>) {
+async fn deliver(
+    shared: &Shared,
+    lane: &LaneShared,
+    provider: &mut dyn Provider,
+    mut batch: Vec<Arc<Trace>>,
+) {
     let config = &shared.config;
     let mut attempt: u32 = 0;
     loop {
-        let outcome = match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
-            Ok(outcome) => outcome,
-            Err(_) => ExportOutcome::Retry {
-                after: None,
-                error: crate::provider::ExportError::new(
-                    lane.name.clone(),
-                    format!("export timed out after {:?}", config.export_timeout),
-                ),
-            },
-        };
+        let outcome =
+            match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
+                Ok(outcome) => outcome,
+                Err(_) => ExportOutcome::Retry {
+                    after: None,
+                    error: crate::provider::ExportError::new(
+                        lane.name.clone(),
+                        format!("export timed out after {:?}", config.export_timeout),
+                    ),
+                },
+            };
         let (after, error) = match outcome {
             ExportOutcome::Delivered => {
                 let n = batch.len() as u64;
                 lane.exported.fetch_add(n, Relaxed);
                 shared.counters.exported.fetch_add(n, Relaxed);
-                shared.counters.exported_observations.fetch_add(observations(&batch), Relaxed);
+                shared
+                    .counters
+                    .exported_observations
+                    .fetch_add(observations(&batch), Relaxed);
                 return;
             }
             ExportOutcome::Partial { failed, error } => {
@@ -266,7 +285,10 @@ async fn deliver(shared: &Shared, lane: &LaneShared, provider: &mut dyn Provider
                 let done_obs = observations(&batch) - observations(&retry);
                 lane.exported.fetch_add(done, Relaxed);
                 shared.counters.exported.fetch_add(done, Relaxed);
-                shared.counters.exported_observations.fetch_add(done_obs, Relaxed);
+                shared
+                    .counters
+                    .exported_observations
+                    .fetch_add(done_obs, Relaxed);
                 batch = retry;
                 lane.in_flight.store(batch.len() as u64, Relaxed);
                 if batch.is_empty() {
@@ -289,13 +311,18 @@ async fn deliver(shared: &Shared, lane: &LaneShared, provider: &mut dyn Provider
         let n = batch.len() as u64;
         if attempt > config.max_retries {
             lane.dropped.fetch_add(n, Relaxed);
-            shared.counters.drop(DropReason::RetriesExhausted, n, "a provider kept failing");
+            shared
+                .counters
+                .drop(DropReason::RetriesExhausted, n, "a provider kept failing");
             return;
         }
-        let wait = after.unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, attempt));
+        let wait =
+            after.unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, attempt));
         if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
             lane.dropped.fetch_add(n, Relaxed);
-            shared.counters.drop(DropReason::Shutdown, n, "shutdown's timeout passed");
+            shared
+                .counters
+                .drop(DropReason::Shutdown, n, "shutdown's timeout passed");
             return;
         }
         lane.retried.fetch_add(1, Relaxed);
