@@ -91,7 +91,7 @@ impl ExportError {
 ///   upsert, not duplicate (ids are stable).
 /// - The queue runs providers on its own worker thread; code a provider calls is never traced.
 #[async_trait::async_trait]
-pub trait Provider: Send + 'static {
+pub trait Provider: Send + Sync + 'static {
     /// The registry name, for example `langfuse`.
     fn name(&self) -> &str;
 

@@ -384,6 +384,11 @@ impl TraceQueueManager {
         }
     }
 
+    /// The settings in force (code, then environment, then defaults).
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.shared.config
+    }
+
     /// The counters.
     pub fn stats(&self) -> QueueStats {
         let lanes = self.inner.shared.lanes.lock().expect("lanes lock").clone();
