@@ -139,10 +139,14 @@ impl Drop for TracingGuard {
 }
 
 /// A queue builder with the providers named by `OPS_TRACE_PROVIDER` (default `console`), each
-/// configured from its official SDK's environment variables.
+/// configured from its official SDK's environment variables, and the durable spool when
+/// `OPS_TRACE_SPOOL_DIR` is set.
 pub fn builder_from_env() -> Result<TraceQueueBuilder, QueueError> {
     let names = std::env::var(PROVIDER_ENV).unwrap_or_else(|_| "console".to_owned());
     let mut builder = TraceQueueManager::builder();
+    if let Some(spool) = crate::spool::SpoolConfig::from_env()? {
+        builder = builder.spool(spool);
+    }
     for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if name.eq_ignore_ascii_case("none") {
             continue;

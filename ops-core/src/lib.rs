@@ -34,6 +34,7 @@ pub mod local;
 pub mod model;
 pub mod provider;
 mod queue;
+pub mod spool;
 mod task;
 
 #[doc(hidden)]

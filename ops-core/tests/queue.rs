@@ -1,119 +1,17 @@
 //! The queue's semantics: it never stalls, never blocks, stays bounded, isolates providers,
 //! retries as told, and its flush and shutdown never hang.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ops_core::model::WorkflowRun;
 use ops_core::{
-    DropReason, EnqueueError, ExportError, ExportOutcome, Observation, ObservationKind, Provider,
-    QueueConfig, Trace, TraceId, TraceQueueManager, TraceTask,
+    DropReason, EnqueueError, ExportError, ExportOutcome, ObservationKind, QueueConfig, Trace,
+    TraceId, TraceQueueManager, TraceTask,
 };
-
-/// A provider that records what it accepted, answers from a script, or hangs forever.
-#[derive(Clone, Default)]
-struct Recorder {
-    name: &'static str,
-    state: Arc<Mutex<State>>,
-}
-
-#[derive(Default)]
-struct State {
-    batches: Vec<Vec<String>>,
-    script: VecDeque<ExportOutcome>,
-    hang: bool,
-    suppressed: Vec<bool>,
-    calls: Vec<Instant>,
-    shutdowns: usize,
-}
-
-impl Recorder {
-    fn named(name: &'static str) -> Self {
-        Self {
-            name,
-            ..Self::default()
-        }
-    }
-
-    fn scripted(name: &'static str, script: impl IntoIterator<Item = ExportOutcome>) -> Self {
-        let r = Self::named(name);
-        r.state.lock().unwrap().script = script.into_iter().collect();
-        r
-    }
-
-    fn hanging(name: &'static str) -> Self {
-        let r = Self::named(name);
-        r.state.lock().unwrap().hang = true;
-        r
-    }
-
-    fn delivered(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .batches
-            .iter()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    fn batches(&self) -> Vec<Vec<String>> {
-        self.state.lock().unwrap().batches.clone()
-    }
-}
-
-#[ops_core::async_trait]
-impl Provider for Recorder {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
-        let (hang, outcome) = {
-            let mut s = self.state.lock().unwrap();
-            s.calls.push(Instant::now());
-            s.suppressed.push(ops_core::__private::is_suppressed());
-            let outcome = s.script.pop_front().unwrap_or(ExportOutcome::Delivered);
-            let accepted: Vec<String> = match &outcome {
-                ExportOutcome::Delivered => batch.iter().map(|t| t.name.clone()).collect(),
-                ExportOutcome::Partial { failed, .. } => batch
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !failed.contains(i))
-                    .map(|(_, t)| t.name.clone())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if !s.hang && !accepted.is_empty() {
-                s.batches.push(accepted);
-            }
-            (s.hang, outcome)
-        };
-        if hang {
-            std::future::pending::<()>().await;
-        }
-        outcome
-    }
-
-    async fn api_check(&self) -> Result<(), ExportError> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) {
-        self.state.lock().unwrap().shutdowns += 1;
-    }
-}
-
-fn task(name: &str) -> TraceTask {
-    let mut trace = Trace::new(TraceId::generate(), ObservationKind::Span, name, Utc::now());
-    trace
-        .observations
-        .push(Observation::new(ObservationKind::Span, name));
-    TraceTask::from_trace(trace)
-}
+use support::{Recorder, eventually, task};
 
 fn config(interval_ms: u64, batch: usize) -> QueueConfig {
     let mut c = QueueConfig::default();
@@ -133,18 +31,6 @@ fn queue_with(config: QueueConfig, providers: &[&Recorder]) -> TraceQueueManager
         })
         .build()
         .unwrap()
-}
-
-/// Polls `done` every 5 ms for at most `limit`.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done()
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub use stats::{DropReason, ProviderStats, QueueStats};
 
 use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
 use crate::provider::{ConfigError, Provider};
+use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolPos};
 use crate::task::{TaskError, TraceTask};
 
 /// Seconds between exports when the queue is not full (Dify's variable; default 5).
@@ -48,6 +49,8 @@ pub struct QueueConfig {
     pub max_backoff: Duration,
     /// How long dropping the last handle waits for delivery (default 5 s).
     pub shutdown_timeout: Duration,
+    /// The durable spool; `None` (the default) keeps tasks in memory only.
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for QueueConfig {
@@ -63,6 +66,7 @@ impl Default for QueueConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
+            spool: None,
         }
     }
 }
@@ -95,6 +99,9 @@ pub enum QueueError {
     /// A provider name is not registered.
     #[error(transparent)]
     UnknownProvider(#[from] crate::provider::UnknownProvider),
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// The worker thread could not start.
     #[error("could not start the trace worker thread: {0}")]
     Worker(#[from] std::io::Error),
@@ -113,6 +120,9 @@ pub enum EnqueueError {
     /// The task could not be built.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// The spool is full and its policy is to refuse new tasks.
+    #[error("trace spool is full; the task was dropped and counted")]
+    SpoolFull,
 }
 
 /// What a flush or shutdown achieved, counted between its start and its return.
@@ -158,6 +168,13 @@ impl TraceQueueBuilder {
     pub fn max_queue(mut self, items: usize, bytes: usize) -> Self {
         self.config.max_items = items;
         self.config.max_bytes = bytes;
+        self
+    }
+
+    /// Turns the durable spool on: every accepted task is written to `spool.dir` before
+    /// `add_trace_task` returns, and replayed after a crash until every provider accepted it.
+    pub fn spool(mut self, spool: SpoolConfig) -> Self {
+        self.config.spool = Some(spool);
         self
     }
 
@@ -237,8 +254,21 @@ fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
     }
 }
 
+/// A task waiting for the worker.
+pub(crate) struct Queued {
+    pub(crate) task: TraceTask,
+    pub(crate) size: usize,
+    /// Where the task is spooled, when it is.
+    pub(crate) pos: Option<SpoolPos>,
+    /// The lanes that still need it (replayed tasks); `None` means every lane.
+    pub(crate) lanes: Option<Vec<usize>>,
+}
+
 pub(crate) struct Shared {
-    pub(crate) queue: ArrayQueue<(TraceTask, usize)>,
+    pub(crate) queue: ArrayQueue<Queued>,
+    /// Tasks read back from the spool at start, handed to the worker before new ones.
+    pub(crate) replay: Mutex<Vec<Queued>>,
+    pub(crate) spool: Option<Spool>,
     pub(crate) bytes: AtomicUsize,
     pub(crate) wake: Notify,
     wake_pending: AtomicBool,
@@ -292,8 +322,27 @@ impl TraceQueueManager {
     }
 
     fn start(config: QueueConfig, providers: Vec<Box<dyn Provider>>) -> Result<Self, QueueError> {
+        let (spool, replay) = match &config.spool {
+            None => (None, Vec::new()),
+            Some(spool_config) => {
+                let (spool, replayed) =
+                    Spool::open(spool_config.clone(), worker::lane_names(&providers))?;
+                let replay = replayed
+                    .into_iter()
+                    .map(|r| Queued {
+                        size: r.task.approx_size(),
+                        task: r.task,
+                        pos: Some(r.pos),
+                        lanes: Some(r.needed_by),
+                    })
+                    .collect();
+                (Some(spool), replay)
+            }
+        };
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(config.max_items),
+            replay: Mutex::new(replay),
+            spool,
             bytes: AtomicUsize::new(0),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
@@ -332,14 +381,31 @@ impl TraceQueueManager {
             );
             return Err(EnqueueError::Full);
         }
-        if shared.queue.push((task, size)).is_err() {
-            shared.bytes.fetch_sub(size, Relaxed);
-            shared.counters.drop(
-                DropReason::QueueFull,
-                1,
-                "the queue's item limit is reached",
-            );
-            return Err(EnqueueError::Full);
+        if shared.queue.is_full() {
+            return Err(shared.refuse_full(size, None));
+        }
+        let pos = match &shared.spool {
+            None => None,
+            Some(spool) => match spool.append(&task) {
+                Ok(pos) => pos,
+                Err(e) => {
+                    shared.bytes.fetch_sub(size, Relaxed);
+                    tracing::debug!(error = %e, "ops: task not spooled");
+                    shared
+                        .counters
+                        .drop(DropReason::SpoolFull, 1, "the spool is full");
+                    return Err(EnqueueError::SpoolFull);
+                }
+            },
+        };
+        let queued = Queued {
+            task,
+            size,
+            pos,
+            lanes: None,
+        };
+        if shared.queue.push(queued).is_err() {
+            return Err(shared.refuse_full(size, pos));
         }
         shared.counters.enqueued.fetch_add(1, Relaxed);
         if shared.queue.len() >= shared.config.batch_size
@@ -391,11 +457,13 @@ impl TraceQueueManager {
 
     /// The counters.
     pub fn stats(&self) -> QueueStats {
-        let lanes = self.inner.shared.lanes.lock().expect("lanes lock").clone();
-        self.inner
-            .shared
+        let shared = &self.inner.shared;
+        let lanes = shared.lanes.lock().expect("lanes lock").clone();
+        let mut stats = shared
             .counters
-            .snapshot(lanes.iter().map(|l| l.stats()).collect())
+            .snapshot(lanes.iter().map(|l| l.stats()).collect());
+        stats.spool = shared.spool.as_ref().map(Spool::stats);
+        stats
     }
 
     /// Tasks queued and not yet handed to the worker.
@@ -440,6 +508,7 @@ impl Inner {
             && rx.recv_timeout(timeout + Duration::from_millis(50)).is_ok();
         let after = self.shared.counters.snapshot(Vec::new());
         let pending = self.shared.queue.len() as u64
+            + self.shared.replay.lock().expect("replay lock").len() as u64
             + self
                 .shared
                 .lanes
@@ -484,5 +553,26 @@ impl Drop for Inner {
 impl Shared {
     pub(crate) fn take_wake(&self) {
         self.wake_pending.store(false, Relaxed);
+    }
+
+    fn refuse_full(&self, size: usize, pos: Option<SpoolPos>) -> EnqueueError {
+        self.bytes.fetch_sub(size, Relaxed);
+        self.resolve_everywhere(pos);
+        self.counters.drop(
+            DropReason::QueueFull,
+            1,
+            "the queue's item limit is reached",
+        );
+        EnqueueError::Full
+    }
+
+    /// Marks a spooled task as finished for every provider (dropped for good or invalid).
+    pub(crate) fn resolve_everywhere(&self, pos: Option<SpoolPos>) {
+        if let (Some(spool), Some(pos)) = (&self.spool, pos) {
+            let lanes = self.lanes.lock().expect("lanes lock").len();
+            for lane in 0..lanes {
+                spool.resolve(lane, &[pos]);
+            }
+        }
     }
 }

@@ -18,16 +18,19 @@ pub enum DropReason {
     Shutdown,
     /// The queue was already shut down.
     AfterShutdown,
+    /// The spool was full and its policy is to refuse new tasks.
+    SpoolFull,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 6] = [
+    const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::Invalid,
         DropReason::ProviderBacklog,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
         DropReason::AfterShutdown,
+        DropReason::SpoolFull,
     ];
 
     /// A short name, for logs and metrics.
@@ -39,6 +42,7 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
             DropReason::AfterShutdown => "after_shutdown",
+            DropReason::SpoolFull => "spool_full",
         }
     }
 
@@ -54,8 +58,8 @@ pub(crate) struct Counters {
     pub(crate) exported_observations: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
-    dropped: [AtomicU64; 6],
-    warned: [AtomicBool; 6],
+    dropped: [AtomicU64; 7],
+    warned: [AtomicBool; 7],
 }
 
 impl Counters {
@@ -83,6 +87,7 @@ impl Counters {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             providers,
+            spool: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct QueueStats {
     pub dropped: Vec<(DropReason, u64)>,
     /// Per-provider counters.
     pub providers: Vec<ProviderStats>,
+    /// The spool's counters, when it is on.
+    pub spool: Option<crate::spool::SpoolStats>,
 }
 
 impl QueueStats {

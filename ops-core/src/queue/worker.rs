@@ -8,10 +8,33 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::Shared;
 use super::stats::{DropReason, ProviderStats};
+use super::{Queued, Shared};
 use crate::model::Trace;
 use crate::provider::{ExportOutcome, Provider};
+use crate::spool::{FsyncPolicy, SpoolPos};
+
+/// A trace waiting in a lane, with where it is spooled.
+struct LaneItem {
+    trace: Arc<Trace>,
+    pos: Option<SpoolPos>,
+}
+
+/// Unique lane names, in provider order: the spool acknowledges records per name.
+pub(crate) fn lane_names(providers: &[Box<dyn Provider>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(providers.len());
+    for p in providers {
+        let base = p.name().to_owned();
+        let mut name = base.clone();
+        let mut n = 1;
+        while names.contains(&name) {
+            n += 1;
+            name = format!("{base}#{n}");
+        }
+        names.push(name);
+    }
+    names
+}
 
 pub(crate) enum Control {
     Flush {
@@ -25,8 +48,9 @@ pub(crate) enum Control {
 }
 
 pub(crate) struct LaneShared {
+    index: usize,
     name: String,
-    buffer: Mutex<VecDeque<Arc<Trace>>>,
+    buffer: Mutex<VecDeque<LaneItem>>,
     wake: Notify,
     in_flight: AtomicU64,
     exported: AtomicU64,
@@ -68,11 +92,15 @@ pub(crate) fn spawn(
     std::thread::JoinHandle<()>,
 )> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let names = lane_names(&providers);
     let lanes: Vec<(Arc<LaneShared>, Box<dyn Provider>)> = providers
         .into_iter()
-        .map(|p| {
+        .zip(names)
+        .enumerate()
+        .map(|(index, (p, name))| {
             let lane = Arc::new(LaneShared {
-                name: p.name().to_owned(),
+                index,
+                name,
                 buffer: Mutex::new(VecDeque::new()),
                 wake: Notify::new(),
                 in_flight: AtomicU64::new(0),
@@ -113,8 +141,27 @@ async fn run(
         .collect();
     let mut tick = tokio::time::interval(shared.config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sync_tick = match shared.spool.as_ref().map(|s| s.config().fsync) {
+        Some(FsyncPolicy::Interval(every)) if !every.is_zero() => {
+            Some(tokio::time::interval(every))
+        }
+        _ => None,
+    };
     loop {
+        let sync_due = async {
+            match sync_tick.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = sync_due => {
+                if let Some(spool) = &shared.spool {
+                    spool.sync_now();
+                }
+            }
             () = shared.wake.notified() => {
                 shared.take_wake();
                 drain(&shared, &lane_shared);
@@ -150,6 +197,9 @@ async fn run(
                             shared.counters.drop(DropReason::Shutdown, rest, "shutdown's timeout passed");
                         }
                     }
+                    if let Some(spool) = &shared.spool {
+                        spool.sync_now();
+                    }
                     let _ = reply.send(());
                     return;
                 }
@@ -159,21 +209,33 @@ async fn run(
     }
 }
 
-/// Moves every queued task to the lanes, a batch at a time, until the queue is empty.
+/// Moves every queued task to the lanes, a batch at a time, until the queue is empty. Tasks
+/// replayed from the spool go first.
 fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
     let batch_size = shared.config.batch_size;
-    let mut batch = Vec::with_capacity(batch_size.min(1024));
+    let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
+    let mut batch: Vec<(Arc<Trace>, Option<SpoolPos>, Option<Vec<usize>>)> =
+        Vec::with_capacity(batch_size.min(1024));
     loop {
         while batch.len() < batch_size {
-            let Some((task, size)) = shared.queue.pop() else {
+            let Some(Queued {
+                task,
+                size,
+                pos,
+                lanes: only,
+            }) = replay.next().or_else(|| shared.queue.pop())
+            else {
                 break;
             };
-            shared.bytes.fetch_sub(size, Relaxed);
+            shared
+                .bytes
+                .fetch_sub(size.min(shared.bytes.load(Relaxed)), Relaxed);
             let trace_id = task.trace_id().clone();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
-                Ok(Ok(trace)) => batch.push(Arc::new(trace)),
+                Ok(Ok(trace)) => batch.push((Arc::new(trace), pos, only)),
                 Ok(Err(e)) => {
                     tracing::debug!(%trace_id, error = %e, "ops: task dropped");
+                    shared.resolve_everywhere(pos);
                     shared.counters.drop(
                         DropReason::Invalid,
                         1,
@@ -181,9 +243,10 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
                     );
                 }
                 Err(_) => {
+                    shared.resolve_everywhere(pos);
                     shared
                         .counters
-                        .drop(DropReason::Invalid, 1, "preprocessing a task panicked")
+                        .drop(DropReason::Invalid, 1, "preprocessing a task panicked");
                 }
             }
         }
@@ -191,11 +254,22 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
             return;
         }
         for lane in lanes {
+            let wanted = batch
+                .iter()
+                .filter(|(_, _, only)| only.as_ref().is_none_or(|l| l.contains(&lane.index)));
             let mut buffer = lane.buffer.lock().expect("lane lock");
-            let room = shared.config.provider_backlog.saturating_sub(buffer.len());
-            buffer.extend(batch.iter().take(room).cloned());
+            let mut overflow = 0u64;
+            for (trace, pos, _) in wanted {
+                if buffer.len() < shared.config.provider_backlog {
+                    buffer.push_back(LaneItem {
+                        trace: Arc::clone(trace),
+                        pos: *pos,
+                    });
+                } else {
+                    overflow += 1;
+                }
+            }
             drop(buffer);
-            let overflow = batch.len().saturating_sub(room) as u64;
             if overflow > 0 {
                 lane.dropped.fetch_add(overflow, Relaxed);
                 shared.counters.drop(
@@ -219,7 +293,7 @@ async fn wait_idle(lanes: &[Arc<LaneShared>], deadline: Instant) {
 
 async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, mut provider: Box<dyn Provider>) {
     loop {
-        let batch: Vec<Arc<Trace>> = {
+        let batch: Vec<LaneItem> = {
             let mut buffer = lane.buffer.lock().expect("lane lock");
             let n = buffer.len().min(shared.config.batch_size);
             lane.in_flight.store(n as u64, Relaxed);
@@ -245,15 +319,24 @@ fn observations(batch: &[Arc<Trace>]) -> u64 {
     batch.iter().map(|t| t.observations.len() as u64).sum()
 }
 
+/// Tells the spool that this lane is done with `items` (accepted or rejected for good).
+fn resolve(shared: &Shared, lane: &LaneShared, items: &[LaneItem]) {
+    if let Some(spool) = &shared.spool {
+        let positions: Vec<SpoolPos> = items.iter().filter_map(|i| i.pos).collect();
+        spool.resolve(lane.index, &positions);
+    }
+}
+
 async fn deliver(
     shared: &Shared,
     lane: &LaneShared,
     provider: &mut dyn Provider,
-    mut batch: Vec<Arc<Trace>>,
+    mut items: Vec<LaneItem>,
 ) {
     let config = &shared.config;
     let mut attempt: u32 = 0;
     loop {
+        let batch: Vec<Arc<Trace>> = items.iter().map(|i| Arc::clone(&i.trace)).collect();
         let outcome =
             match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
                 Ok(outcome) => outcome,
@@ -274,24 +357,28 @@ async fn deliver(
                     .counters
                     .exported_observations
                     .fetch_add(observations(&batch), Relaxed);
+                resolve(shared, lane, &items);
                 return;
             }
             ExportOutcome::Partial { failed, error } => {
-                let retry: Vec<Arc<Trace>> = failed
-                    .iter()
-                    .filter_map(|&i| batch.get(i).cloned())
-                    .collect();
-                let done = (batch.len() - retry.len()) as u64;
-                let done_obs = observations(&batch) - observations(&retry);
-                lane.exported.fetch_add(done, Relaxed);
-                shared.counters.exported.fetch_add(done, Relaxed);
+                let (retry, done): (Vec<(usize, LaneItem)>, Vec<(usize, LaneItem)>) = items
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| failed.contains(i));
+                let done: Vec<LaneItem> = done.into_iter().map(|(_, item)| item).collect();
+                let done_traces: Vec<Arc<Trace>> =
+                    done.iter().map(|i| Arc::clone(&i.trace)).collect();
+                let n = done.len() as u64;
+                lane.exported.fetch_add(n, Relaxed);
+                shared.counters.exported.fetch_add(n, Relaxed);
                 shared
                     .counters
                     .exported_observations
-                    .fetch_add(done_obs, Relaxed);
-                batch = retry;
-                lane.in_flight.store(batch.len() as u64, Relaxed);
-                if batch.is_empty() {
+                    .fetch_add(observations(&done_traces), Relaxed);
+                resolve(shared, lane, &done);
+                items = retry.into_iter().map(|(_, item)| item).collect();
+                lane.in_flight.store(items.len() as u64, Relaxed);
+                if items.is_empty() {
                     return;
                 }
                 (None, error)
@@ -303,12 +390,13 @@ async fn deliver(
                 shared.counters.failed.fetch_add(n, Relaxed);
                 tracing::warn!(provider = %lane.name, error = %error, traces = n, "ops: export failed for good");
                 *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
+                resolve(shared, lane, &items);
                 return;
             }
         };
         *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
         attempt += 1;
-        let n = batch.len() as u64;
+        let n = items.len() as u64;
         if attempt > config.max_retries {
             lane.dropped.fetch_add(n, Relaxed);
             shared
@@ -331,10 +419,13 @@ async fn deliver(
     }
 }
 
+/// Exponential backoff with jitter: the `attempt`-th wait is drawn from the upper half of
+/// `initial * 2^(attempt-1)`, capped at `max`, so retries of many lanes do not align.
 fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    initial
+    let ceiling = initial
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .min(max)
+        .min(max);
+    ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 #[cfg(test)]
@@ -342,12 +433,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
         let b = |a| backoff(Duration::from_millis(100), Duration::from_secs(1), a);
-        assert_eq!(b(1), Duration::from_millis(100));
-        assert_eq!(b(2), Duration::from_millis(200));
-        assert_eq!(b(4), Duration::from_millis(800));
-        assert_eq!(b(5), Duration::from_secs(1));
-        assert_eq!(b(60), Duration::from_secs(1));
+        for _ in 0..100 {
+            let within = |d: Duration, ceiling: u64| {
+                d >= Duration::from_millis(ceiling / 2) && d <= Duration::from_millis(ceiling)
+            };
+            assert!(within(b(1), 100));
+            assert!(within(b(2), 200));
+            assert!(within(b(4), 800));
+            assert!(within(b(5), 1000));
+            assert!(within(b(60), 1000));
+        }
+        let draws: std::collections::HashSet<Duration> = (0..20).map(|_| b(3)).collect();
+        assert!(draws.len() > 1, "waits are jittered");
     }
 }
