@@ -30,6 +30,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod global;
+pub mod limits;
 pub mod local;
 pub mod model;
 pub mod provider;

@@ -395,3 +395,115 @@ fn env_settings_apply_and_code_beats_env() {
         "{out}"
     );
 }
+
+#[test]
+fn a_dead_backend_opens_the_circuit_instead_of_spinning() {
+    let dead = Recorder::scripted(
+        "dead",
+        (0..1000).map(|_| ExportOutcome::retry(ExportError::new("dead", "connection refused"))),
+    );
+    let mut c = config(3_600_000, 10);
+    c.max_retries = 1000;
+    c.breaker_threshold = 3;
+    c.breaker_cooldown = Duration::from_millis(400);
+    let queue = queue_with(c, &[&dead]);
+    queue.add_trace_task(task("x")).unwrap();
+    assert!(eventually(Duration::from_secs(5), || queue
+        .stats()
+        .providers[0]
+        .circuit_open));
+    std::thread::sleep(Duration::from_millis(300));
+    let calls = dead.state.lock().unwrap().calls.clone();
+    // Without the breaker the 5-20 ms backoff would make ~20 calls in this time.
+    assert_eq!(calls.len(), 3, "no call while the circuit is open");
+    assert!(eventually(Duration::from_secs(5), || dead
+        .state
+        .lock()
+        .unwrap()
+        .calls
+        .len()
+        == 4));
+    let calls = dead.state.lock().unwrap().calls.clone();
+    assert!(
+        calls[3] - calls[2] >= Duration::from_millis(400),
+        "{:?}",
+        calls[3] - calls[2]
+    );
+    queue.shutdown(Duration::from_millis(50));
+}
+
+#[test]
+fn the_circuit_closes_when_the_backend_recovers() {
+    let flaky = Recorder::scripted(
+        "flaky",
+        (0..3).map(|_| ExportOutcome::retry(ExportError::new("flaky", "503"))),
+    );
+    let mut c = config(3_600_000, 10);
+    c.breaker_threshold = 3;
+    c.breaker_cooldown = Duration::from_millis(100);
+    let queue = queue_with(c, &[&flaky]);
+    queue.add_trace_task(task("a")).unwrap();
+    assert!(!queue.flush(Duration::from_secs(5)).timed_out);
+    assert_eq!(flaky.delivered(), ["a"]);
+    assert!(!queue.stats().providers[0].circuit_open);
+    queue.add_trace_task(task("b")).unwrap();
+    let start = Instant::now();
+    assert!(!queue.flush(Duration::from_secs(5)).timed_out);
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "a closed circuit adds no wait"
+    );
+}
+
+#[test]
+fn retries_stop_at_the_time_budget() {
+    let flaky = Recorder::scripted(
+        "flaky",
+        (0..10_000).map(|_| ExportOutcome::retry(ExportError::new("flaky", "timeout"))),
+    );
+    let mut c = config(3_600_000, 10);
+    c.max_retries = 10_000;
+    c.breaker_threshold = 10_000;
+    c.max_retry_time = Duration::from_millis(150);
+    let queue = queue_with(c, &[&flaky]);
+    queue.add_trace_task(task("x")).unwrap();
+    let start = Instant::now();
+    let report = queue.flush(Duration::from_secs(5));
+    assert!(
+        !report.timed_out && start.elapsed() < Duration::from_secs(1),
+        "{report:?}"
+    );
+    assert_eq!(queue.stats().dropped(DropReason::RetriesExhausted), 1);
+}
+
+#[test]
+fn oversized_fields_are_truncated_with_a_marker_not_dropped() {
+    let rec = Recorder::named("rec");
+    let mut c = config(3_600_000, 10);
+    c.field_limits.max_bytes = 1_000;
+    let queue = queue_with(c, &[&rec]);
+    let mut trace = Trace::new(
+        TraceId::generate(),
+        ObservationKind::Span,
+        "big",
+        Utc::now(),
+    );
+    let mut o = ops_core::Observation::new(ObservationKind::Generation, "llm");
+    o.input = Some(serde_json::json!({"prompt": "p".repeat(50_000)}));
+    o.output = Some(serde_json::json!("fine"));
+    trace.observations.push(o);
+    queue.add_trace_task(TraceTask::from_trace(trace)).unwrap();
+    assert!(!queue.flush(Duration::from_secs(5)).timed_out);
+    let got = rec.traces();
+    let input = got[0].observations[0].input.as_ref().unwrap();
+    assert_eq!(
+        input[ops_core::limits::TRUNCATED_KEY],
+        serde_json::json!(true)
+    );
+    assert!(input["original_bytes"].as_u64().unwrap() > 50_000);
+    assert_eq!(
+        got[0].observations[0].output,
+        Some(serde_json::json!("fine"))
+    );
+    assert_eq!(queue.stats().truncated, 1);
+}

@@ -395,19 +395,9 @@ fn map_size(map: &Map<String, Value>) -> usize {
     map.iter().map(|(k, v)| k.len() + json_size(v)).sum()
 }
 
-/// A rough in-memory size of a JSON value, without serialising it.
+/// A rough size of a JSON value, measured without recursion.
 pub(crate) fn json_size(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
-        Value::String(s) => 24 + s.len(),
-        Value::Array(a) => 24 + a.iter().map(json_size).sum::<usize>(),
-        Value::Object(m) => {
-            32 + m
-                .iter()
-                .map(|(k, v)| 24 + k.len() + json_size(v))
-                .sum::<usize>()
-        }
-    }
+    crate::limits::measure(value).0
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 pub use stats::{DropReason, ProviderStats, QueueStats};
 
+use crate::limits::FieldLimits;
 use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
 use crate::provider::{ConfigError, Provider};
 use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolPos};
@@ -49,6 +50,16 @@ pub struct QueueConfig {
     pub max_backoff: Duration,
     /// How long dropping the last handle waits for delivery (default 5 s).
     pub shutdown_timeout: Duration,
+    /// The longest a batch is retried before its traces are dropped (default 300 s: Dify's
+    /// budget of 60 retries 5 s apart).
+    pub max_retry_time: Duration,
+    /// Consecutive failed attempts after which a provider's circuit opens (default 5).
+    pub breaker_threshold: u32,
+    /// How long an open circuit waits before one trial export (default 30 s).
+    pub breaker_cooldown: Duration,
+    /// Limits on each input, output and metadata value; larger ones are replaced by a marker
+    /// with their size and a preview (default 1 MiB, depth 64).
+    pub field_limits: FieldLimits,
     /// The durable spool; `None` (the default) keeps tasks in memory only.
     pub spool: Option<SpoolConfig>,
 }
@@ -66,6 +77,10 @@ impl Default for QueueConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
+            max_retry_time: Duration::from_secs(300),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            field_limits: FieldLimits::default(),
             spool: None,
         }
     }

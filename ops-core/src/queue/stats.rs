@@ -58,6 +58,7 @@ pub(crate) struct Counters {
     pub(crate) exported_observations: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) truncated: AtomicU64,
     dropped: [AtomicU64; 7],
     warned: [AtomicBool; 7],
 }
@@ -81,6 +82,7 @@ impl Counters {
             exported_observations: self.exported_observations.load(Relaxed),
             failed: self.failed.load(Relaxed),
             retried: self.retried.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
             dropped: DropReason::ALL
                 .iter()
                 .map(|r| (*r, self.dropped[r.index()].load(Relaxed)))
@@ -107,6 +109,8 @@ pub struct QueueStats {
     pub failed: u64,
     /// Export attempts that were retried.
     pub retried: u64,
+    /// Inputs, outputs and metadata values replaced by a truncation marker.
+    pub truncated: u64,
     /// Dropped traces, by reason (only reasons with drops are listed).
     pub dropped: Vec<(DropReason, u64)>,
     /// Per-provider counters.
@@ -148,4 +152,6 @@ pub struct ProviderStats {
     pub pending: u64,
     /// The last error it reported.
     pub last_error: Option<String>,
+    /// Whether its circuit is open: it failed repeatedly and waits before trying again.
+    pub circuit_open: bool,
 }

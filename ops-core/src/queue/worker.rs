@@ -2,7 +2,7 @@
 //! retry loop on a runtime of its own.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub(crate) struct LaneShared {
     last_error: Mutex<Option<String>>,
     closing: AtomicBool,
     deadline: Mutex<Option<Instant>>,
+    failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
 }
 
 impl LaneShared {
@@ -76,11 +78,46 @@ impl LaneShared {
             dropped: self.dropped.load(Relaxed),
             pending: self.pending(),
             last_error: self.last_error.lock().expect("lane lock").clone(),
+            circuit_open: self.open_until().is_some_and(|t| t > Instant::now()),
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().expect("lane lock")
+    }
+
+    fn open_until(&self) -> Option<Instant> {
+        *self.open_until.lock().expect("lane lock")
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Relaxed);
+        *self.open_until.lock().expect("lane lock") = None;
+    }
+
+    /// Counts a failed attempt; opens the circuit at the threshold. Returns the time it stays
+    /// open, when it just opened or is open.
+    fn failed_attempt(&self, threshold: u32, cooldown: Duration) -> Option<Instant> {
+        let failures = self.failures.fetch_add(1, Relaxed) + 1;
+        if failures < threshold.max(1) {
+            return None;
+        }
+        let until = Instant::now() + cooldown;
+        let was_closed = self
+            .open_until
+            .lock()
+            .expect("lane lock")
+            .replace(until)
+            .is_none();
+        if was_closed {
+            tracing::warn!(
+                provider = %self.name,
+                failures,
+                cooldown = ?cooldown,
+                "ops: provider keeps failing; its circuit is open and it is tried again after the cooldown"
+            );
+        }
+        Some(until)
     }
 }
 
@@ -111,6 +148,8 @@ pub(crate) fn spawn(
                 last_error: Mutex::new(None),
                 closing: AtomicBool::new(false),
                 deadline: Mutex::new(None),
+                failures: AtomicU32::new(0),
+                open_until: Mutex::new(None),
             });
             (lane, p)
         })
@@ -232,7 +271,12 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
                 .fetch_sub(size.min(shared.bytes.load(Relaxed)), Relaxed);
             let trace_id = task.trace_id().clone();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
-                Ok(Ok(trace)) => batch.push((Arc::new(trace), pos, only)),
+                Ok(Ok(mut trace)) => {
+                    let cut =
+                        crate::limits::truncate_trace(&mut trace, &shared.config.field_limits);
+                    shared.counters.truncated.fetch_add(cut as u64, Relaxed);
+                    batch.push((Arc::new(trace), pos, only));
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%trace_id, error = %e, "ops: task dropped");
                     shared.resolve_everywhere(pos);
@@ -335,7 +379,20 @@ async fn deliver(
 ) {
     let config = &shared.config;
     let mut attempt: u32 = 0;
+    let started = Instant::now();
     loop {
+        if let Some(until) = lane.open_until() {
+            let wait = until.saturating_duration_since(Instant::now());
+            if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
+                let n = items.len() as u64;
+                lane.dropped.fetch_add(n, Relaxed);
+                shared
+                    .counters
+                    .drop(DropReason::Shutdown, n, "shutdown's timeout passed");
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
         let batch: Vec<Arc<Trace>> = items.iter().map(|i| Arc::clone(&i.trace)).collect();
         let outcome =
             match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
@@ -350,6 +407,7 @@ async fn deliver(
             };
         let (after, error) = match outcome {
             ExportOutcome::Delivered => {
+                lane.succeeded();
                 let n = batch.len() as u64;
                 lane.exported.fetch_add(n, Relaxed);
                 shared.counters.exported.fetch_add(n, Relaxed);
@@ -361,6 +419,7 @@ async fn deliver(
                 return;
             }
             ExportOutcome::Partial { failed, error } => {
+                lane.succeeded();
                 let (retry, done): (Vec<(usize, LaneItem)>, Vec<(usize, LaneItem)>) = items
                     .into_iter()
                     .enumerate()
@@ -385,6 +444,7 @@ async fn deliver(
             }
             ExportOutcome::Retry { after, error } => (after, error),
             ExportOutcome::Fatal(error) => {
+                lane.succeeded();
                 let n = batch.len() as u64;
                 lane.failed.fetch_add(n, Relaxed);
                 shared.counters.failed.fetch_add(n, Relaxed);
@@ -397,15 +457,19 @@ async fn deliver(
         *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
         attempt += 1;
         let n = items.len() as u64;
-        if attempt > config.max_retries {
+        let circuit = lane.failed_attempt(config.breaker_threshold, config.breaker_cooldown);
+        if attempt > config.max_retries || started.elapsed() >= config.max_retry_time {
             lane.dropped.fetch_add(n, Relaxed);
             shared
                 .counters
                 .drop(DropReason::RetriesExhausted, n, "a provider kept failing");
             return;
         }
-        let wait =
+        let backoff =
             after.unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, attempt));
+        let wait = circuit.map_or(backoff, |until| {
+            backoff.max(until.saturating_duration_since(Instant::now()))
+        });
         if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
             lane.dropped.fetch_add(n, Relaxed);
             shared

@@ -20,6 +20,7 @@ pub struct Recorder {
 #[derive(Default)]
 pub struct State {
     pub batches: Vec<Vec<String>>,
+    pub traces: Vec<Arc<Trace>>,
     pub script: VecDeque<ExportOutcome>,
     pub hang: bool,
     pub suppressed: Vec<bool>,
@@ -58,6 +59,10 @@ impl Recorder {
             .collect()
     }
 
+    pub fn traces(&self) -> Vec<Arc<Trace>> {
+        self.state.lock().unwrap().traces.clone()
+    }
+
     pub fn batches(&self) -> Vec<Vec<String>> {
         self.state.lock().unwrap().batches.clone()
     }
@@ -87,6 +92,9 @@ impl Provider for Recorder {
             };
             if !s.hang && !accepted.is_empty() {
                 s.batches.push(accepted);
+                if matches!(outcome, ExportOutcome::Delivered) {
+                    s.traces.extend(batch.iter().cloned());
+                }
             }
             (s.hang, outcome)
         };
