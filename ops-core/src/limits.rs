@@ -129,6 +129,42 @@ pub fn truncate_trace(trace: &mut Trace, limits: &FieldLimits) -> usize {
     n
 }
 
+/// The metadata key listing what [`sanitize_trace`] removed from an observation.
+pub const WARNINGS_KEY: &str = "ops.warnings";
+
+/// Removes values no platform can take (NaN or infinite costs) and says so in the
+/// observation's metadata under [`WARNINGS_KEY`]. Returns how many values were removed.
+pub fn sanitize_trace(trace: &mut Trace) -> usize {
+    let mut removed = 0;
+    for o in &mut trace.observations {
+        let Some(usage) = o.usage.as_mut() else {
+            continue;
+        };
+        let mut warnings = Vec::new();
+        for (name, value) in [
+            ("input_cost", &mut usage.input_cost),
+            ("output_cost", &mut usage.output_cost),
+            ("total_cost", &mut usage.total_cost),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_finite()) {
+                warnings.push(Value::String(format!("usage.{name} was {v}; removed")));
+                *value = None;
+            }
+        }
+        removed += warnings.len();
+        if !warnings.is_empty() {
+            match o.metadata.get_mut(WARNINGS_KEY) {
+                Some(Value::Array(existing)) => existing.extend(warnings),
+                _ => {
+                    o.metadata
+                        .insert(WARNINGS_KEY.into(), Value::Array(warnings));
+                }
+            }
+        }
+    }
+    removed
+}
+
 /// Splits `items` into consecutive batches of at most `max_items` items and `max_bytes` bytes
 /// (by `size`). An item larger than `max_bytes` on its own gets a batch of its own.
 pub fn split_batches<T>(
@@ -237,6 +273,40 @@ mod tests {
             trace.observations[0].input.as_ref().unwrap()[TRUNCATED_KEY],
             json!(true)
         );
+    }
+
+    #[test]
+    fn non_finite_costs_are_removed_with_a_warning() {
+        let mut trace = Trace::new(
+            TraceId::generate(),
+            ObservationKind::Span,
+            "t",
+            chrono::Utc::now(),
+        );
+        let mut o = Observation::new(ObservationKind::Generation, "llm");
+        o.usage = Some(crate::Usage {
+            input: Some(1),
+            input_cost: Some(f64::NAN),
+            total_cost: Some(f64::INFINITY),
+            output_cost: Some(0.5),
+            ..crate::Usage::default()
+        });
+        trace.observations.push(o);
+        assert_eq!(sanitize_trace(&mut trace), 2);
+        let o = &trace.observations[0];
+        let usage = o.usage.as_ref().unwrap();
+        assert_eq!(
+            (usage.input_cost, usage.output_cost, usage.total_cost),
+            (None, Some(0.5), None)
+        );
+        assert_eq!(
+            o.metadata[WARNINGS_KEY],
+            json!([
+                "usage.input_cost was NaN; removed",
+                "usage.total_cost was inf; removed"
+            ])
+        );
+        assert!(serde_json::to_string(&trace).is_ok());
     }
 
     #[test]

@@ -430,6 +430,24 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn validators_never_panic(value in ".{0,80}", suffix in proptest::option::of("[a-z/]{0,6}")) {
+            let mut c = ProviderConfig::new("x").with("f", value.clone());
+            let _ = validate_url(&mut c, "f", "https://default");
+            let mut c = ProviderConfig::new("x").with("f", value.clone());
+            let _ = validate_url_with_path(&mut c, "f", "https://default/api/", suffix.as_deref());
+            let mut c = ProviderConfig::new("x").with("f", value.clone());
+            let _ = validate_integer_id(&mut c, "f");
+            let mut c = ProviderConfig::new("x").with("f", value.clone());
+            validate_project_name(&mut c, "f", "default");
+            let _ = obfuscate_secret(&value);
+            let _ = crate::model::TraceId::new(value.clone());
+            let _ = serde_json::from_str::<crate::model::TraceInfo>(&value);
+        }
+    }
+
     #[test]
     fn debug_redacts_secrets() {
         let c = ProviderConfig::new("x")

@@ -109,7 +109,8 @@ pub struct QueueStats {
     pub failed: u64,
     /// Export attempts that were retried.
     pub retried: u64,
-    /// Inputs, outputs and metadata values replaced by a truncation marker.
+    /// Values replaced by a truncation marker or removed as invalid (NaN costs), each noted
+    /// in the trace itself.
     pub truncated: u64,
     /// Dropped traces, by reason (only reasons with drops are listed).
     pub dropped: Vec<(DropReason, u64)>,
