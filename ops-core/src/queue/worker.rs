@@ -253,8 +253,9 @@ async fn run(
 fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
     let batch_size = shared.config.batch_size;
     let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
-    let mut batch: Vec<(Arc<Trace>, Option<SpoolPos>, Option<Vec<usize>>)> =
-        Vec::with_capacity(batch_size.min(1024));
+    // (trace, where it is spooled, the lanes that need it: `None` for all)
+    type Prepared = (Arc<Trace>, Option<SpoolPos>, Option<Vec<usize>>);
+    let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
     loop {
         while batch.len() < batch_size {
             let Some(Queued {
@@ -420,11 +421,15 @@ async fn deliver(
             }
             ExportOutcome::Partial { failed, error } => {
                 lane.succeeded();
-                let (retry, done): (Vec<(usize, LaneItem)>, Vec<(usize, LaneItem)>) = items
-                    .into_iter()
-                    .enumerate()
-                    .partition(|(i, _)| failed.contains(i));
-                let done: Vec<LaneItem> = done.into_iter().map(|(_, item)| item).collect();
+                let mut retry = Vec::with_capacity(failed.len());
+                let mut done = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    if failed.contains(&i) {
+                        retry.push(item);
+                    } else {
+                        done.push(item);
+                    }
+                }
                 let done_traces: Vec<Arc<Trace>> =
                     done.iter().map(|i| Arc::clone(&i.trace)).collect();
                 let n = done.len() as u64;
@@ -435,7 +440,7 @@ async fn deliver(
                     .exported_observations
                     .fetch_add(observations(&done_traces), Relaxed);
                 resolve(shared, lane, &done);
-                items = retry.into_iter().map(|(_, item)| item).collect();
+                items = retry;
                 lane.in_flight.store(items.len() as u64, Relaxed);
                 if items.is_empty() {
                     return;

@@ -371,10 +371,10 @@ impl Spool {
             return self.failure(&mut state, e);
         }
         writer.dirty = true;
-        if self.config.fsync == FsyncPolicy::Always {
-            if let Err(e) = self.sync(&mut state) {
-                return self.failure(&mut state, e);
-            }
+        if self.config.fsync == FsyncPolicy::Always
+            && let Err(e) = self.sync(&mut state)
+        {
+            return self.failure(&mut state, e);
         }
         let seg = state
             .segments
