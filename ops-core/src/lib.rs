@@ -35,6 +35,7 @@ pub mod local;
 pub mod model;
 pub mod provider;
 mod queue;
+mod router;
 pub mod spool;
 mod task;
 
@@ -49,9 +50,10 @@ pub use global::{
 pub use model::{Level, Observation, ObservationKind, Trace, TraceId, TraceInfo, Usage};
 pub use provider::{ExportError, ExportOutcome, Provider, ProviderFactory};
 pub use queue::{
-    BATCH_SIZE_ENV, DropReason, EnqueueError, FlushReport, INTERVAL_ENV, ProviderStats,
-    QueueConfig, QueueError, QueueStats, TraceQueueBuilder, TraceQueueManager,
+    AppTraceQueue, BATCH_SIZE_ENV, DropReason, EnqueueError, FlushReport, INTERVAL_ENV,
+    ProviderStats, QueueConfig, QueueError, QueueStats, TraceQueueBuilder, TraceQueueManager,
 };
+pub use router::ProviderRouter;
 pub use task::{FILES_URL_ENV, TaskError, TraceTask};
 
 /// Re-exported so provider crates implement [`Provider`] with the same `async_trait`.

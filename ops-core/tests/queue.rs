@@ -402,7 +402,7 @@ fn a_dead_backend_opens_the_circuit_instead_of_spinning() {
         "dead",
         (0..1000).map(|_| ExportOutcome::retry(ExportError::new("dead", "connection refused"))),
     );
-    let mut c = config(3_600_000, 10);
+    let mut c = config(10, 10);
     c.max_retries = 1000;
     c.breaker_threshold = 3;
     c.breaker_cooldown = Duration::from_millis(400);

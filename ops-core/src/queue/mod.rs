@@ -18,6 +18,7 @@ pub use stats::{DropReason, ProviderStats, QueueStats};
 use crate::limits::FieldLimits;
 use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
 use crate::provider::{ConfigError, Provider};
+use crate::router::ProviderRouter;
 use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolPos};
 use crate::task::{TaskError, TraceTask};
 
@@ -60,6 +61,9 @@ pub struct QueueConfig {
     /// Limits on each input, output and metadata value; larger ones are replaced by a marker
     /// with their size and a preview (default 1 MiB, depth 64).
     pub field_limits: FieldLimits,
+    /// How long a routed provider lane may stay idle and unrouted before it is shut down
+    /// (default 10 min).
+    pub lane_idle_timeout: Duration,
     /// The durable spool; `None` (the default) keeps tasks in memory only.
     pub spool: Option<SpoolConfig>,
 }
@@ -81,6 +85,7 @@ impl Default for QueueConfig {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
             field_limits: FieldLimits::default(),
+            lane_idle_timeout: Duration::from_secs(600),
             spool: None,
         }
     }
@@ -140,6 +145,37 @@ pub enum EnqueueError {
     SpoolFull,
 }
 
+/// The queue as one app sees it: tasks are tagged with the app and go to its providers. Made
+/// by [`TraceQueueManager::for_app`].
+#[derive(Debug, Clone)]
+pub struct AppTraceQueue {
+    queue: TraceQueueManager,
+    app_id: String,
+    user_id: Option<String>,
+    enabled: bool,
+}
+
+impl AppTraceQueue {
+    /// Whether the app's tracing is on (or not known to be off).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The app.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// Queues a task for the app; returns at once, doing nothing, when tracing is off for it.
+    pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.queue
+            .enqueue(task.with_app_id(self.app_id.clone()), self.user_id.clone())
+    }
+}
+
 /// What a flush or shutdown achieved, counted between its start and its return.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,13 +193,24 @@ pub struct FlushReport {
 }
 
 /// Builds a [`TraceQueueManager`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[must_use]
 pub struct TraceQueueBuilder {
     config: QueueConfig,
     interval: Option<Duration>,
     batch_size: Option<usize>,
     providers: Vec<Box<dyn Provider>>,
+    router: Option<Arc<dyn ProviderRouter>>,
+}
+
+impl std::fmt::Debug for TraceQueueBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceQueueBuilder")
+            .field("config", &self.config)
+            .field("providers", &self.providers)
+            .field("router", &self.router.is_some())
+            .finish()
+    }
 }
 
 impl TraceQueueBuilder {
@@ -207,6 +254,14 @@ impl TraceQueueBuilder {
         self
     }
 
+    /// Routes each app's traces to the providers `router` names for it (see
+    /// [`TraceQueueManager::for_app`]). Providers added with [`TraceQueueBuilder::provider`]
+    /// still receive every trace.
+    pub fn router(mut self, router: Arc<dyn ProviderRouter>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
     /// Adds a boxed provider, as built by a [`crate::provider::ProviderFactory`].
     pub fn boxed_provider(mut self, provider: Box<dyn Provider>) -> Self {
         self.providers.push(provider);
@@ -247,7 +302,7 @@ impl TraceQueueBuilder {
                 return Err(QueueError::InvalidSetting { setting, expected });
             }
         }
-        TraceQueueManager::start(self.config, self.providers)
+        TraceQueueManager::start(self.config, self.providers, self.router)
     }
 }
 
@@ -275,8 +330,10 @@ pub(crate) struct Queued {
     pub(crate) size: usize,
     /// Where the task is spooled, when it is.
     pub(crate) pos: Option<SpoolPos>,
-    /// The lanes that still need it (replayed tasks); `None` means every lane.
-    pub(crate) lanes: Option<Vec<usize>>,
+    /// Lanes that already resolved it (replayed tasks).
+    pub(crate) acked: Vec<String>,
+    /// The user `for_app` was given, applied when the trace names none.
+    pub(crate) user_id: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -284,6 +341,7 @@ pub(crate) struct Shared {
     /// Tasks read back from the spool at start, handed to the worker before new ones.
     pub(crate) replay: Mutex<Vec<Queued>>,
     pub(crate) spool: Option<Spool>,
+    pub(crate) router: Option<Arc<dyn ProviderRouter>>,
     pub(crate) bytes: AtomicUsize,
     pub(crate) wake: Notify,
     wake_pending: AtomicBool,
@@ -336,19 +394,23 @@ impl TraceQueueManager {
         TraceQueueBuilder::default()
     }
 
-    fn start(config: QueueConfig, providers: Vec<Box<dyn Provider>>) -> Result<Self, QueueError> {
+    fn start(
+        config: QueueConfig,
+        providers: Vec<Box<dyn Provider>>,
+        router: Option<Arc<dyn ProviderRouter>>,
+    ) -> Result<Self, QueueError> {
         let (spool, replay) = match &config.spool {
             None => (None, Vec::new()),
             Some(spool_config) => {
-                let (spool, replayed) =
-                    Spool::open(spool_config.clone(), worker::lane_names(&providers))?;
+                let (spool, replayed) = Spool::open(spool_config.clone())?;
                 let replay = replayed
                     .into_iter()
                     .map(|r| Queued {
                         size: r.task.approx_size(),
                         task: r.task,
                         pos: Some(r.pos),
-                        lanes: Some(r.needed_by),
+                        acked: r.acked,
+                        user_id: None,
                     })
                     .collect();
                 (Some(spool), replay)
@@ -358,6 +420,7 @@ impl TraceQueueManager {
             queue: ArrayQueue::new(config.max_items),
             replay: Mutex::new(replay),
             spool,
+            router,
             bytes: AtomicUsize::new(0),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
@@ -379,6 +442,10 @@ impl TraceQueueManager {
     /// Queues a task. Never blocks and never does I/O: it is safe on any thread, inside or
     /// outside a tokio runtime. When the queue is full the task is dropped and counted.
     pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
+        self.enqueue(task, None)
+    }
+
+    fn enqueue(&self, task: TraceTask, user_id: Option<String>) -> Result<(), EnqueueError> {
         let shared = &*self.inner.shared;
         if shared.closed.load(Relaxed) {
             shared
@@ -417,7 +484,8 @@ impl TraceQueueManager {
             task,
             size,
             pos,
-            lanes: None,
+            acked: Vec::new(),
+            user_id,
         };
         if shared.queue.push(queued).is_err() {
             return Err(shared.refuse_full(size, pos));
@@ -429,6 +497,26 @@ impl TraceQueueManager {
             shared.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// A handle that sends to `app_id`'s providers, as Dify's `TraceQueueManager(app_id,
+    /// user_id)` does: each task is tagged with the app (and the user, where the trace names
+    /// none) and routed by the queue's [`ProviderRouter`]. When the router knows tracing is
+    /// off for the app, the handle does nothing at all.
+    pub fn for_app(&self, app_id: impl Into<String>, user_id: Option<String>) -> AppTraceQueue {
+        let app_id = app_id.into();
+        let enabled = self
+            .inner
+            .shared
+            .router
+            .as_ref()
+            .is_none_or(|r| r.is_enabled_cached(&app_id) != Some(false));
+        AppTraceQueue {
+            queue: self.clone(),
+            app_id,
+            user_id,
+            enabled,
+        }
     }
 
     /// Traces a finished workflow run with its node executions (Dify's `trace_workflow_run`).
@@ -581,13 +669,10 @@ impl Shared {
         EnqueueError::Full
     }
 
-    /// Marks a spooled task as finished for every provider (dropped for good or invalid).
+    /// Marks a spooled task as finished: no provider will take it (dropped for good).
     pub(crate) fn resolve_everywhere(&self, pos: Option<SpoolPos>) {
         if let (Some(spool), Some(pos)) = (&self.spool, pos) {
-            let lanes = self.lanes.lock().expect("lanes lock").len();
-            for lane in 0..lanes {
-                spool.resolve(lane, &[pos]);
-            }
+            spool.set_needed(pos, 0);
         }
     }
 }

@@ -20,10 +20,12 @@ pub enum DropReason {
     AfterShutdown,
     /// The spool was full and its policy is to refuse new tasks.
     SpoolFull,
+    /// The app's providers could not be resolved or built (see the warning for why).
+    Unroutable,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 7] = [
+    const ALL: [DropReason; 8] = [
         DropReason::QueueFull,
         DropReason::Invalid,
         DropReason::ProviderBacklog,
@@ -31,6 +33,7 @@ impl DropReason {
         DropReason::Shutdown,
         DropReason::AfterShutdown,
         DropReason::SpoolFull,
+        DropReason::Unroutable,
     ];
 
     /// A short name, for logs and metrics.
@@ -43,6 +46,7 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::AfterShutdown => "after_shutdown",
             DropReason::SpoolFull => "spool_full",
+            DropReason::Unroutable => "unroutable",
         }
     }
 
@@ -59,8 +63,8 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) truncated: AtomicU64,
-    dropped: [AtomicU64; 7],
-    warned: [AtomicBool; 7],
+    dropped: [AtomicU64; 8],
+    warned: [AtomicBool; 8],
 }
 
 impl Counters {

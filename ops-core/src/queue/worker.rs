@@ -1,7 +1,7 @@
 //! The worker thread: drains the queue into per-provider lanes and runs each lane's export and
 //! retry loop on a runtime of its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -12,7 +12,9 @@ use super::stats::{DropReason, ProviderStats};
 use super::{Queued, Shared};
 use crate::model::Trace;
 use crate::provider::{ExportOutcome, Provider};
+use crate::router::ProviderRouter;
 use crate::spool::{FsyncPolicy, SpoolPos};
+use crate::task::TraceTask;
 
 /// A trace waiting in a lane, with where it is spooled.
 struct LaneItem {
@@ -48,7 +50,6 @@ pub(crate) enum Control {
 }
 
 pub(crate) struct LaneShared {
-    index: usize,
     name: String,
     buffer: Mutex<VecDeque<LaneItem>>,
     wake: Notify,
@@ -121,6 +122,61 @@ impl LaneShared {
     }
 }
 
+impl LaneShared {
+    fn new(name: String) -> Arc<Self> {
+        Arc::new(LaneShared {
+            name,
+            buffer: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            in_flight: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+        })
+    }
+}
+
+/// A running lane: its shared state and its task.
+struct Lane {
+    shared: Arc<LaneShared>,
+    task: tokio::task::JoinHandle<()>,
+    /// When a drain last routed a trace to it (routed lanes retire when idle long enough).
+    last_routed: Instant,
+}
+
+/// The worker's lanes: the fixed providers', and the routed ones by instance key.
+struct Lanes {
+    fixed: Vec<Lane>,
+    routed: HashMap<String, Lane>,
+}
+
+impl Lanes {
+    fn all(&self) -> impl Iterator<Item = &Lane> {
+        self.fixed.iter().chain(self.routed.values())
+    }
+
+    fn publish(&self, shared: &Shared) {
+        *shared.lanes.lock().expect("lanes lock") =
+            self.all().map(|l| Arc::clone(&l.shared)).collect();
+    }
+}
+
+fn start_lane(shared: &Arc<Shared>, name: String, provider: Box<dyn Provider>) -> Lane {
+    let lane = LaneShared::new(name);
+    let task = tokio::spawn(lane_loop(Arc::clone(shared), Arc::clone(&lane), provider));
+    Lane {
+        shared: lane,
+        task,
+        last_routed: Instant::now(),
+    }
+}
+
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     providers: Vec<Box<dyn Provider>>,
@@ -130,31 +186,9 @@ pub(crate) fn spawn(
 )> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let names = lane_names(&providers);
-    let lanes: Vec<(Arc<LaneShared>, Box<dyn Provider>)> = providers
-        .into_iter()
-        .zip(names)
-        .enumerate()
-        .map(|(index, (p, name))| {
-            let lane = Arc::new(LaneShared {
-                index,
-                name,
-                buffer: Mutex::new(VecDeque::new()),
-                wake: Notify::new(),
-                in_flight: AtomicU64::new(0),
-                exported: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                retried: AtomicU64::new(0),
-                dropped: AtomicU64::new(0),
-                last_error: Mutex::new(None),
-                closing: AtomicBool::new(false),
-                deadline: Mutex::new(None),
-                failures: AtomicU32::new(0),
-                open_until: Mutex::new(None),
-            });
-            (lane, p)
-        })
-        .collect();
-    *shared.lanes.lock().expect("lanes lock") = lanes.iter().map(|(l, _)| Arc::clone(l)).collect();
+    // Publish the fixed lanes' names now so stats name them before the worker starts.
+    *shared.lanes.lock().expect("lanes lock") =
+        names.iter().cloned().map(LaneShared::new).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("ops-trace-worker")
@@ -163,21 +197,39 @@ pub(crate) fn spawn(
         .name("ops-trace-worker".into())
         .spawn(move || {
             crate::__private::suppress_current_thread();
-            runtime.block_on(run(shared, lanes, rx));
+            runtime.block_on(async move {
+                let published = shared.lanes.lock().expect("lanes lock").clone();
+                let fixed = published
+                    .into_iter()
+                    .zip(providers)
+                    .map(|(lane, provider)| {
+                        let task = tokio::spawn(lane_loop(
+                            Arc::clone(&shared),
+                            Arc::clone(&lane),
+                            provider,
+                        ));
+                        Lane {
+                            shared: lane,
+                            task,
+                            last_routed: Instant::now(),
+                        }
+                    })
+                    .collect();
+                let lanes = Lanes {
+                    fixed,
+                    routed: HashMap::new(),
+                };
+                run(shared, lanes, rx).await;
+            });
         })?;
     Ok((tx, thread))
 }
 
 async fn run(
     shared: Arc<Shared>,
-    lanes: Vec<(Arc<LaneShared>, Box<dyn Provider>)>,
+    mut lanes: Lanes,
     mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
 ) {
-    let lane_shared: Vec<Arc<LaneShared>> = lanes.iter().map(|(l, _)| Arc::clone(l)).collect();
-    let tasks: Vec<_> = lanes
-        .into_iter()
-        .map(|(lane, provider)| tokio::spawn(lane_loop(Arc::clone(&shared), lane, provider)))
-        .collect();
     let mut tick = tokio::time::interval(shared.config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync_tick = match shared.spool.as_ref().map(|s| s.config().fsync) {
@@ -203,31 +255,37 @@ async fn run(
             }
             () = shared.wake.notified() => {
                 shared.take_wake();
-                drain(&shared, &lane_shared);
+                drain(&shared, &mut lanes).await;
             }
-            _ = tick.tick() => drain(&shared, &lane_shared),
+            _ = tick.tick() => {
+                drain(&shared, &mut lanes).await;
+                retire_idle(&shared, &mut lanes);
+            }
             message = control.recv() => match message {
                 Some(Control::Flush { reply, deadline }) => {
-                    drain(&shared, &lane_shared);
-                    wait_idle(&lane_shared, deadline).await;
+                    drain(&shared, &mut lanes).await;
+                    wait_idle(&lanes, deadline).await;
                     let _ = reply.send(());
                 }
                 Some(Control::Shutdown { reply, deadline }) => {
-                    drain(&shared, &lane_shared);
-                    wait_idle(&lane_shared, deadline).await;
-                    for lane in &lane_shared {
-                        *lane.deadline.lock().expect("lane lock") = Some(deadline);
-                        lane.closing.store(true, Relaxed);
-                        lane.wake.notify_one();
+                    drain(&shared, &mut lanes).await;
+                    wait_idle(&lanes, deadline).await;
+                    let all: Vec<Lane> = lanes.fixed.drain(..).chain(lanes.routed.drain().map(|(_, l)| l)).collect();
+                    for lane in &all {
+                        *lane.shared.deadline.lock().expect("lane lock") = Some(deadline);
+                        lane.shared.closing.store(true, Relaxed);
+                        lane.shared.wake.notify_one();
                     }
-                    for task in tasks {
+                    let mut states = Vec::with_capacity(all.len());
+                    for lane in all {
                         let left = deadline.saturating_duration_since(Instant::now());
-                        let abort = task.abort_handle();
-                        if tokio::time::timeout(left + Duration::from_millis(10), task).await.is_err() {
+                        let abort = lane.task.abort_handle();
+                        if tokio::time::timeout(left + Duration::from_millis(10), lane.task).await.is_err() {
                             abort.abort();
                         }
+                        states.push(lane.shared);
                     }
-                    for lane in &lane_shared {
+                    for lane in &states {
                         let rest = lane.pending();
                         if rest > 0 {
                             lane.buffer.lock().expect("lane lock").clear();
@@ -248,13 +306,37 @@ async fn run(
     }
 }
 
+/// Shuts down routed lanes that are idle and were not routed to for the idle timeout.
+fn retire_idle(shared: &Shared, lanes: &mut Lanes) {
+    let timeout = shared.config.lane_idle_timeout;
+    let before = lanes.routed.len();
+    lanes.routed.retain(|_, lane| {
+        let keep = lane.shared.pending() > 0 || lane.last_routed.elapsed() < timeout;
+        if !keep {
+            lane.shared.closing.store(true, Relaxed);
+            lane.shared.wake.notify_one();
+        }
+        keep
+    });
+    if lanes.routed.len() != before {
+        lanes.publish(shared);
+    }
+}
+
+/// Where one trace goes.
+struct Prepared {
+    trace: Arc<Trace>,
+    pos: Option<SpoolPos>,
+    /// Lane names that must receive it.
+    targets: Vec<String>,
+}
+
 /// Moves every queued task to the lanes, a batch at a time, until the queue is empty. Tasks
-/// replayed from the spool go first.
-fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
+/// replayed from the spool go first. Routed apps get their lanes on first use.
+async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     let batch_size = shared.config.batch_size;
     let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
-    // (trace, where it is spooled, the lanes that need it: `None` for all)
-    type Prepared = (Arc<Trace>, Option<SpoolPos>, Option<Vec<usize>>);
+    let mut routes: HashMap<String, Vec<String>> = HashMap::new();
     let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
     loop {
         while batch.len() < batch_size {
@@ -262,7 +344,8 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
                 task,
                 size,
                 pos,
-                lanes: only,
+                acked,
+                user_id,
             }) = replay.next().or_else(|| shared.queue.pop())
             else {
                 break;
@@ -270,46 +353,60 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
             shared
                 .bytes
                 .fetch_sub(size.min(shared.bytes.load(Relaxed)), Relaxed);
-            let trace_id = task.trace_id().clone();
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
-                Ok(Ok(mut trace)) => {
-                    let cut =
-                        crate::limits::truncate_trace(&mut trace, &shared.config.field_limits);
-                    shared.counters.truncated.fetch_add(cut as u64, Relaxed);
-                    batch.push((Arc::new(trace), pos, only));
+            let app_id = task.app_id().map(str::to_owned);
+            let Some(trace) = prepare(shared, task, user_id) else {
+                shared.resolve_everywhere(pos);
+                continue;
+            };
+            let mut targets: Vec<String> =
+                lanes.fixed.iter().map(|l| l.shared.name.clone()).collect();
+            if let (Some(router), Some(app)) = (&shared.router, app_id) {
+                if !routes.contains_key(&app) {
+                    let keys = match router.route(&app).await {
+                        Ok(keys) => keys,
+                        Err(e) => {
+                            tracing::warn!(app = %app, error = %e, "ops: routing failed");
+                            shared.counters.drop(
+                                DropReason::Unroutable,
+                                1,
+                                "the app's providers could not be resolved",
+                            );
+                            Vec::new()
+                        }
+                    };
+                    routes.insert(app.clone(), keys);
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(%trace_id, error = %e, "ops: task dropped");
-                    shared.resolve_everywhere(pos);
-                    shared.counters.drop(
-                        DropReason::Invalid,
-                        1,
-                        "a task could not be preprocessed",
-                    );
-                }
-                Err(_) => {
-                    shared.resolve_everywhere(pos);
-                    shared
-                        .counters
-                        .drop(DropReason::Invalid, 1, "preprocessing a task panicked");
+                for key in &routes[&app] {
+                    if ensure_routed_lane(shared, lanes, router.as_ref(), key).await {
+                        targets.push(key.clone());
+                    }
                 }
             }
+            targets.retain(|t| !acked.contains(t));
+            if let (Some(spool), Some(pos)) = (&shared.spool, pos) {
+                spool.set_needed(pos, targets.len());
+            }
+            batch.push(Prepared {
+                trace: Arc::new(trace),
+                pos,
+                targets,
+            });
         }
         if batch.is_empty() {
             return;
         }
-        for lane in lanes {
-            let wanted = batch
-                .iter()
-                .filter(|(_, _, only)| only.as_ref().is_none_or(|l| l.contains(&lane.index)));
+        for lane in lanes.all() {
+            let lane = &lane.shared;
             let mut buffer = lane.buffer.lock().expect("lane lock");
             let mut overflow = 0u64;
-            for (trace, pos, _) in wanted {
+            let mut added = false;
+            for p in batch.iter().filter(|p| p.targets.contains(&lane.name)) {
                 if buffer.len() < shared.config.provider_backlog {
                     buffer.push_back(LaneItem {
-                        trace: Arc::clone(trace),
-                        pos: *pos,
+                        trace: Arc::clone(&p.trace),
+                        pos: p.pos,
                     });
+                    added = true;
                 } else {
                     overflow += 1;
                 }
@@ -323,14 +420,77 @@ fn drain(shared: &Shared, lanes: &[Arc<LaneShared>]) {
                     "a provider's backlog is full (is it down or slow?)",
                 );
             }
-            lane.wake.notify_one();
+            if added {
+                lane.wake.notify_one();
+            }
         }
         batch.clear();
     }
 }
 
-async fn wait_idle(lanes: &[Arc<LaneShared>], deadline: Instant) {
-    while lanes.iter().any(|l| l.pending() > 0) && Instant::now() < deadline {
+/// Preprocesses a task and applies the field limits; `None` (counted) when it cannot be used.
+fn prepare(shared: &Shared, task: TraceTask, user_id: Option<String>) -> Option<Trace> {
+    let trace_id = task.trace_id().clone();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
+        Ok(Ok(mut trace)) => {
+            if trace.attributes.user_id.is_none() {
+                trace.attributes.user_id = user_id;
+            }
+            let cut = crate::limits::truncate_trace(&mut trace, &shared.config.field_limits)
+                + crate::limits::sanitize_trace(&mut trace);
+            shared.counters.truncated.fetch_add(cut as u64, Relaxed);
+            Some(trace)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%trace_id, error = %e, "ops: task dropped");
+            shared
+                .counters
+                .drop(DropReason::Invalid, 1, "a task could not be preprocessed");
+            None
+        }
+        Err(_) => {
+            shared
+                .counters
+                .drop(DropReason::Invalid, 1, "preprocessing a task panicked");
+            None
+        }
+    }
+}
+
+/// Makes sure a lane serves the routed instance `key`, building its provider on first use.
+/// Returns whether the lane exists.
+async fn ensure_routed_lane(
+    shared: &Arc<Shared>,
+    lanes: &mut Lanes,
+    router: &dyn ProviderRouter,
+    key: &str,
+) -> bool {
+    if let Some(lane) = lanes.routed.get_mut(key) {
+        lane.last_routed = Instant::now();
+        return true;
+    }
+    match router.build(key).await {
+        Ok(provider) => {
+            lanes
+                .routed
+                .insert(key.to_owned(), start_lane(shared, key.to_owned(), provider));
+            lanes.publish(shared);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(key, error = %e, "ops: building a routed provider failed");
+            shared.counters.drop(
+                DropReason::Unroutable,
+                1,
+                "a routed provider could not be built",
+            );
+            false
+        }
+    }
+}
+
+async fn wait_idle(lanes: &Lanes, deadline: Instant) {
+    while lanes.all().any(|l| l.shared.pending() > 0) && Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(left.min(Duration::from_millis(2))).await;
     }
@@ -368,7 +528,7 @@ fn observations(batch: &[Arc<Trace>]) -> u64 {
 fn resolve(shared: &Shared, lane: &LaneShared, items: &[LaneItem]) {
     if let Some(spool) = &shared.spool {
         let positions: Vec<SpoolPos> = items.iter().filter_map(|i| i.pos).collect();
-        spool.resolve(lane.index, &positions);
+        spool.resolve(&lane.name, &positions);
     }
 }
 

@@ -5,12 +5,13 @@
 //! - `segment-<n>.log`: records framed as `[len u32][crc32 u32][task JSON]`, appended in order.
 //!   A new segment starts when the current one passes [`SpoolConfig::segment_bytes`] and at
 //!   every start (old segments are only read, never appended to).
-//! - `segment-<n>.acks`: one JSON line per export, `{"p":"<provider>","r":[<record index>...]}`,
-//!   naming the records that provider has resolved (accepted, or rejected for good).
+//! - `segment-<n>.acks`: one JSON line per export, `{"p":"<lane>","r":[<record index>...]}`,
+//!   naming the records that provider lane has resolved (accepted, or rejected for good).
 //!
-//! A segment and its acks are deleted once every provider has resolved every record in it. On
-//! start the remaining segments are replayed: each record goes again to the providers that had
-//! not resolved it. Ids are stable, so a platform that had received it before upserts.
+//! The worker routes each record to its providers and tells the spool how many must resolve
+//! it. A segment and its acks are deleted once every record in it is resolved by all of them.
+//! On start the remaining segments are replayed: each record goes again to the providers that
+//! had not resolved it. Ids are stable, so a platform that had received it before upserts.
 //!
 //! A torn tail (a crash mid-write) or a corrupt record ends the read of that segment; the
 //! bytes skipped are counted ([`SpoolStats::torn_bytes`]) and never cause a panic.
@@ -161,21 +162,44 @@ pub(crate) struct SpoolPos {
     pub(crate) index: u32,
 }
 
-/// A record found at start, with the providers (by lane index) that still need it.
+/// A record found at start, with the providers (lane names) that had already resolved it.
 pub(crate) struct Replayed {
     pub(crate) pos: SpoolPos,
     pub(crate) task: TraceTask,
-    pub(crate) needed_by: Vec<usize>,
+    pub(crate) acked: Vec<String>,
+}
+
+/// How far one record is: it is done once it has a target count and that many providers
+/// resolved it.
+#[derive(Clone, Copy, Default)]
+struct RecordState {
+    /// How many providers must resolve it; `None` until the worker has routed it.
+    needed: Option<u16>,
+    resolved: u16,
+    done: bool,
 }
 
 struct Segment {
     bytes: u64,
-    records: u32,
-    /// Records not yet resolved by every provider; `records` minus those.
-    unresolved: u32,
-    /// Per record: how many providers resolved it.
-    resolved_by: Vec<u16>,
+    records: Vec<RecordState>,
+    /// Records not done yet.
+    open: u32,
     acks: Option<File>,
+}
+
+impl Segment {
+    /// Marks `index` done if it is; returns whether it just became done.
+    fn settle(&mut self, index: u32) -> bool {
+        let Some(r) = self.records.get_mut(index as usize) else {
+            return false;
+        };
+        if !r.done && r.needed.is_some_and(|n| r.resolved >= n) {
+            r.done = true;
+            self.open = self.open.saturating_sub(1);
+            return true;
+        }
+        false
+    }
 }
 
 struct Writer {
@@ -195,7 +219,6 @@ struct State {
 /// The spool of one queue.
 pub(crate) struct Spool {
     config: SpoolConfig,
-    providers: Vec<String>,
     state: Mutex<State>,
 }
 
@@ -204,12 +227,8 @@ fn segment_path(dir: &Path, n: u64, ext: &str) -> PathBuf {
 }
 
 impl Spool {
-    /// Opens (creating) the spool and reads what a previous process left, for `providers`
-    /// (lane names, in lane order).
-    pub(crate) fn open(
-        config: SpoolConfig,
-        providers: Vec<String>,
-    ) -> Result<(Self, Vec<Replayed>), SpoolError> {
+    /// Opens (creating) the spool and reads what a previous process left.
+    pub(crate) fn open(config: SpoolConfig) -> Result<(Self, Vec<Replayed>), SpoolError> {
         let dir_err = |source| SpoolError::Dir {
             path: config.dir.clone(),
             source,
@@ -249,38 +268,33 @@ impl Spool {
             if decoded.torn_bytes > 0 {
                 tracing::warn!(path = %path.display(), bytes = decoded.torn_bytes, "ops: torn spool tail skipped");
             }
-            let acks = read_acks(&segment_path(&config.dir, *n, "acks"), &providers);
-            let records = decoded.records.len() as u32;
+            let mut acks = read_acks(&segment_path(&config.dir, *n, "acks"));
             let mut segment = Segment {
                 bytes: bytes.len() as u64,
-                records,
-                unresolved: 0,
-                resolved_by: vec![0; records as usize],
+                records: vec![RecordState::default(); decoded.records.len()],
+                open: 0,
                 acks: None,
             };
             for (index, payload) in decoded.records.iter().enumerate() {
-                let needed_by: Vec<usize> = (0..providers.len())
-                    .filter(|p| !acks.get(p).is_some_and(|set| set.contains(&(index as u32))))
-                    .collect();
-                segment.resolved_by[index] = (providers.len() - needed_by.len()) as u16;
-                if needed_by.is_empty() {
+                if acks.done.contains(&(index as u32)) {
+                    segment.records[index].done = true;
                     continue;
                 }
                 match serde_json::from_slice::<TraceTask>(payload) {
                     Ok(task) => {
-                        segment.unresolved += 1;
+                        segment.open += 1;
                         replayed.push(Replayed {
                             pos: SpoolPos {
                                 segment: *n,
                                 index: index as u32,
                             },
                             task,
-                            needed_by,
+                            acked: acks.by_record.remove(&(index as u32)).unwrap_or_default(),
                         });
                     }
                     Err(e) => {
                         tracing::warn!(path = %path.display(), index, error = %e, "ops: unreadable spool record skipped");
-                        segment.resolved_by[index] = providers.len() as u16;
+                        segment.records[index].done = true;
                     }
                 }
             }
@@ -290,7 +304,6 @@ impl Spool {
         state.stats.replayed = replayed.len() as u64;
         let spool = Spool {
             config,
-            providers,
             state: Mutex::new(state),
         };
         {
@@ -298,7 +311,7 @@ impl Spool {
             let done: Vec<u64> = state
                 .segments
                 .iter()
-                .filter(|(_, s)| s.unresolved == 0)
+                .filter(|(_, s)| s.open == 0)
                 .map(|(n, _)| *n)
                 .collect();
             for n in done {
@@ -327,9 +340,8 @@ impl Spool {
             n,
             Segment {
                 bytes: 0,
-                records: 0,
-                unresolved: 0,
-                resolved_by: Vec::new(),
+                records: Vec::new(),
+                open: 0,
                 acks: None,
             },
         );
@@ -361,7 +373,7 @@ impl Spool {
             {
                 return self.failure(&mut state, e);
             }
-            if state.segments.get(&old).is_some_and(|s| s.unresolved == 0) {
+            if state.segments.get(&old).is_some_and(|s| s.open == 0) {
                 self.delete(&mut state, old);
             }
         }
@@ -380,10 +392,9 @@ impl Spool {
             .segments
             .get_mut(&segment)
             .expect("the open segment is tracked");
-        let index = seg.records;
-        seg.records += 1;
-        seg.unresolved += 1;
-        seg.resolved_by.push(0);
+        let index = seg.records.len() as u32;
+        seg.records.push(RecordState::default());
+        seg.open += 1;
         seg.bytes += framed.len() as u64;
         state.disk_bytes += framed.len() as u64;
         state.stats.disk_bytes = state.disk_bytes;
@@ -433,9 +444,26 @@ impl Spool {
         }
     }
 
-    /// Records that provider `lane` resolved `positions`; deletes segments every provider has
-    /// fully resolved.
-    pub(crate) fn resolve(&self, lane: usize, positions: &[SpoolPos]) {
+    /// Sets how many providers must resolve the record at `pos` (the worker routes it first).
+    /// Zero finishes it at once: nobody needs it, or it was dropped for good.
+    pub(crate) fn set_needed(&self, pos: SpoolPos, needed: usize) {
+        let mut state = self.state.lock().expect("spool lock");
+        let Some(segment) = state.segments.get_mut(&pos.segment) else {
+            return;
+        };
+        if let Some(r) = segment.records.get_mut(pos.index as usize) {
+            r.needed = Some(u16::try_from(needed).unwrap_or(u16::MAX));
+        }
+        if segment.settle(pos.index) && segment.open > 0 {
+            let line = serde_json::json!({ "d": [pos.index] });
+            self.write_ack(segment, pos.segment, &line);
+        }
+        self.delete_if_finished(&mut state, pos.segment);
+    }
+
+    /// Records that the provider `lane` (its lane name) resolved `positions`: accepted them or
+    /// rejected them for good. Deletes segments whose records are all done.
+    pub(crate) fn resolve(&self, lane: &str, positions: &[SpoolPos]) {
         if positions.is_empty() {
             return;
         }
@@ -443,42 +471,47 @@ impl Spool {
         for p in positions {
             by_segment.entry(p.segment).or_default().push(p.index);
         }
-        let providers = self.providers.len() as u16;
-        let active = |state: &State| state.writer.as_ref().map(|w| w.segment);
         let mut state = self.state.lock().expect("spool lock");
         for (n, indices) in by_segment {
-            let dir = self.config.dir.clone();
             let Some(segment) = state.segments.get_mut(&n) else {
                 continue;
             };
+            let mut done = Vec::new();
             for &i in &indices {
-                if let Some(count) = segment.resolved_by.get_mut(i as usize) {
-                    *count += 1;
-                    if *count == providers {
-                        segment.unresolved = segment.unresolved.saturating_sub(1);
-                    }
+                if let Some(r) = segment.records.get_mut(i as usize) {
+                    r.resolved = r.resolved.saturating_add(1);
+                }
+                if segment.settle(i) {
+                    done.push(i);
                 }
             }
-            let finished = segment.unresolved == 0;
-            let acks_needed = !finished || active(&state) == Some(n);
-            if acks_needed {
-                let segment = state.segments.get_mut(&n).expect("segment present");
-                let line = serde_json::json!({ "p": self.providers[lane], "r": indices });
-                let file = match &mut segment.acks {
-                    Some(f) => Ok(f),
-                    None => OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(segment_path(&dir, n, "acks"))
-                        .map(|f| segment.acks.insert(f)),
-                };
-                if let Err(e) = file.and_then(|f| writeln!(f, "{line}")) {
-                    tracing::warn!(error = %e, "ops: writing spool acks failed; records may be resent after a restart");
-                }
+            if segment.open > 0 {
+                let line = serde_json::json!({ "p": lane, "r": indices, "d": done });
+                self.write_ack(segment, n, &line);
             }
-            if finished && active(&state) != Some(n) {
-                self.delete(&mut state, n);
-            }
+            self.delete_if_finished(&mut state, n);
+        }
+    }
+
+    /// Appends one line to a segment's acks file.
+    fn write_ack(&self, segment: &mut Segment, n: u64, line: &serde_json::Value) {
+        let file = match &mut segment.acks {
+            Some(f) => Ok(f),
+            None => OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.config.dir, n, "acks"))
+                .map(|f| segment.acks.insert(f)),
+        };
+        if let Err(e) = file.and_then(|f| writeln!(f, "{line}")) {
+            tracing::warn!(error = %e, "ops: writing spool acks failed; records may be resent after a restart");
+        }
+    }
+
+    fn delete_if_finished(&self, state: &mut State, n: u64) {
+        let active = state.writer.as_ref().map(|w| w.segment);
+        if active != Some(n) && state.segments.get(&n).is_some_and(|s| s.open == 0) {
+            self.delete(state, n);
         }
     }
 
@@ -501,33 +534,43 @@ impl Spool {
     }
 }
 
-/// Reads an acks file: per provider index, the record indices it resolved. Unreadable lines
-/// (a torn last line) are skipped.
-fn read_acks(path: &Path, providers: &[String]) -> HashMap<usize, HashSet<u32>> {
-    let mut acks: HashMap<usize, HashSet<u32>> = HashMap::new();
+/// What an acks file says: per record index, the lane names that resolved it, and the
+/// records that are done (resolved by every provider that needed them).
+#[derive(Default)]
+struct Acks {
+    by_record: HashMap<u32, Vec<String>>,
+    done: HashSet<u32>,
+}
+
+/// Reads an acks file. Unreadable lines (a torn last line) are skipped.
+fn read_acks(path: &Path) -> Acks {
+    let mut acks = Acks::default();
     let Ok(file) = File::open(path) else {
         return acks;
+    };
+    let indices = |v: Option<&serde_json::Value>| -> Vec<u32> {
+        v.and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_u64())
+            .map(|i| i as u32)
+            .collect()
     };
     for line in BufReader::new(file).lines() {
         let Ok(line) = line else { break };
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        let Some(lane) = value
-            .get("p")
-            .and_then(|p| p.as_str())
-            .and_then(|p| providers.iter().position(|n| n == p))
-        else {
+        acks.done.extend(indices(value.get("d")));
+        let Some(lane) = value.get("p").and_then(|p| p.as_str()) else {
             continue;
         };
-        let indices = value
-            .get("r")
-            .and_then(|r| r.as_array())
-            .into_iter()
-            .flatten();
-        acks.entry(lane)
-            .or_default()
-            .extend(indices.filter_map(|i| i.as_u64()).map(|i| i as u32));
+        for i in indices(value.get("r")) {
+            let names = acks.by_record.entry(i).or_default();
+            if !names.iter().any(|n| n == lane) {
+                names.push(lane.to_owned());
+            }
+        }
     }
     acks
 }

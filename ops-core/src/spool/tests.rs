@@ -17,10 +17,6 @@ fn names(replayed: &[Replayed]) -> Vec<String> {
         .collect()
 }
 
-fn providers() -> Vec<String> {
-    vec!["a".into(), "b".into()]
-}
-
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -34,27 +30,33 @@ fn files(dir: &Path) -> Vec<String> {
 fn records_survive_a_restart_until_every_provider_resolved_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig::new(dir.path());
-    let (spool, replayed) = Spool::open(config.clone(), providers()).unwrap();
+    let (spool, replayed) = Spool::open(config.clone()).unwrap();
     assert!(replayed.is_empty());
     let p1 = spool.append(&task("t1")).unwrap().unwrap();
     let p2 = spool.append(&task("t2")).unwrap().unwrap();
     let p3 = spool.append(&task("t3")).unwrap().unwrap();
-    spool.resolve(0, &[p1, p2]);
-    spool.resolve(1, &[p1]);
+    for p in [p1, p2, p3] {
+        spool.set_needed(p, 2);
+    }
+    spool.resolve("a", &[p1, p2]);
+    spool.resolve("b", &[p1]);
     drop(spool);
 
-    let (spool, replayed) = Spool::open(config.clone(), providers()).unwrap();
+    let (spool, replayed) = Spool::open(config.clone()).unwrap();
     assert_eq!(names(&replayed), ["t2", "t3"]);
     assert_eq!(
-        replayed[0].needed_by,
-        [1],
-        "t2 only to the provider that had not taken it"
+        replayed[0].acked,
+        ["a"],
+        "t2 was taken by a, so only b still needs it"
     );
-    assert_eq!(replayed[1].needed_by, [0, 1]);
+    assert!(replayed[1].acked.is_empty());
     assert_eq!(spool.stats().replayed, 2);
-    spool.resolve(1, &[replayed[0].pos]);
-    spool.resolve(0, &[replayed[1].pos]);
-    spool.resolve(1, &[replayed[1].pos]);
+    spool.set_needed(replayed[0].pos, 1);
+    spool.resolve("b", &[replayed[0].pos]);
+    spool.set_needed(replayed[1].pos, 2);
+    spool.resolve("a", &[replayed[1].pos]);
+    assert_eq!(spool.stats().segments_deleted, 0, "t3 still waits for b");
+    spool.resolve("b", &[replayed[1].pos]);
     assert_eq!(
         spool.stats().segments_deleted,
         1,
@@ -63,7 +65,7 @@ fn records_survive_a_restart_until_every_provider_resolved_them() {
     assert_eq!(p3.segment, replayed[1].pos.segment);
     drop(spool);
 
-    let (_spool, replayed) = Spool::open(config, providers()).unwrap();
+    let (_spool, replayed) = Spool::open(config).unwrap();
     assert!(replayed.is_empty());
     assert_eq!(
         files(dir.path()),
@@ -73,10 +75,26 @@ fn records_survive_a_restart_until_every_provider_resolved_them() {
 }
 
 #[test]
+fn a_record_nobody_needs_is_finished_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SpoolConfig::new(dir.path());
+    config.segment_bytes = 1;
+    let (spool, _) = Spool::open(config).unwrap();
+    let p1 = spool.append(&task("t1")).unwrap().unwrap();
+    let p2 = spool.append(&task("t2")).unwrap().unwrap();
+    assert_ne!(
+        p1.segment, p2.segment,
+        "a tiny segment size rolls every record"
+    );
+    spool.set_needed(p1, 0);
+    assert_eq!(spool.stats().segments_deleted, 1);
+}
+
+#[test]
 fn a_torn_tail_is_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig::new(dir.path());
-    let (spool, _) = Spool::open(config.clone(), providers()).unwrap();
+    let (spool, _) = Spool::open(config.clone()).unwrap();
     for n in ["t1", "t2", "t3"] {
         spool.append(&task(n)).unwrap();
     }
@@ -85,7 +103,7 @@ fn a_torn_tail_is_skipped_and_counted() {
     let len = fs::metadata(&path).unwrap().len();
     let file = OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(len - 5).unwrap();
-    let (spool, replayed) = Spool::open(config, providers()).unwrap();
+    let (spool, replayed) = Spool::open(config).unwrap();
     assert_eq!(names(&replayed), ["t1", "t2"]);
     let torn = spool.stats().torn_bytes;
     assert!(torn > 0 && torn < len, "{torn}");
@@ -95,17 +113,19 @@ fn a_torn_tail_is_skipped_and_counted() {
 fn a_torn_ack_line_only_loses_that_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig::new(dir.path());
-    let (spool, _) = Spool::open(config.clone(), vec!["a".into()]).unwrap();
+    let (spool, _) = Spool::open(config.clone()).unwrap();
     let p1 = spool.append(&task("t1")).unwrap().unwrap();
     let p2 = spool.append(&task("t2")).unwrap().unwrap();
-    spool.resolve(0, &[p1]);
+    spool.set_needed(p1, 1);
+    spool.set_needed(p2, 1);
+    spool.resolve("a", &[p1]);
     drop(spool);
     let mut acks = OpenOptions::new()
         .append(true)
         .open(segment_path(dir.path(), 0, "acks"))
         .unwrap();
     write!(acks, "{{\"p\":\"a\",\"r\":[{}", p2.index).unwrap();
-    let (_spool, replayed) = Spool::open(config, vec!["a".into()]).unwrap();
+    let (_spool, replayed) = Spool::open(config).unwrap();
     assert_eq!(names(&replayed), ["t2"]);
 }
 
@@ -114,7 +134,7 @@ fn the_disk_cap_follows_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = SpoolConfig::new(dir.path());
     config.max_bytes = 400;
-    let (spool, _) = Spool::open(config.clone(), providers()).unwrap();
+    let (spool, _) = Spool::open(config.clone()).unwrap();
     let mut written = 0;
     for i in 0..20 {
         if spool.append(&task(&format!("t{i}"))).unwrap().is_some() {
@@ -130,7 +150,7 @@ fn the_disk_cap_follows_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     config.dir = dir.path().into();
     config.when_full = SpoolFullPolicy::DropNew;
-    let (spool, _) = Spool::open(config, providers()).unwrap();
+    let (spool, _) = Spool::open(config).unwrap();
     let errors: Vec<String> = (0..20)
         .filter_map(|i| {
             spool
@@ -153,13 +173,16 @@ fn segments_roll_and_finished_ones_are_deleted() {
     let mut config = SpoolConfig::new(dir.path());
     config.segment_bytes = 300;
     config.fsync = FsyncPolicy::Always;
-    let (spool, _) = Spool::open(config, vec!["a".into()]).unwrap();
+    let (spool, _) = Spool::open(config).unwrap();
     let positions: Vec<SpoolPos> = (0..10)
         .map(|i| spool.append(&task(&format!("t{i}"))).unwrap().unwrap())
         .collect();
-    let segments: HashSet<u64> = positions.iter().map(|p| p.segment).collect();
+    let segments: std::collections::HashSet<u64> = positions.iter().map(|p| p.segment).collect();
     assert!(segments.len() > 2, "{segments:?}");
-    spool.resolve(0, &positions);
+    for p in &positions {
+        spool.set_needed(*p, 1);
+    }
+    spool.resolve("a", &positions);
     let left = files(dir.path());
     assert_eq!(
         left.iter().filter(|f| f.ends_with(".log")).count(),
@@ -174,7 +197,7 @@ fn an_unusable_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     fs::write(&file, b"x").unwrap();
-    let err = Spool::open(SpoolConfig::new(file.join("spool")), providers())
+    let err = Spool::open(SpoolConfig::new(file.join("spool")))
         .err()
         .unwrap()
         .to_string();
@@ -188,7 +211,7 @@ fn an_unusable_directory_is_a_clear_error() {
 #[test]
 fn a_failing_disk_falls_back_to_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let (spool, _) = Spool::open(SpoolConfig::new(dir.path()), providers()).unwrap();
+    let (spool, _) = Spool::open(SpoolConfig::new(dir.path())).unwrap();
     spool.append(&task("t1")).unwrap().unwrap();
     // Swap the segment file for a read-only handle, as a disk that refuses writes would.
     {
