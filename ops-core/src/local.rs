@@ -124,6 +124,12 @@ fn build_file(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError>
 
 fn env_config(name: &str) -> ProviderConfig {
     let config = ProviderConfig::new(name);
+    // With both `console` and `file` selected, only `file` writes the file.
+    let file_selected = std::env::var(crate::PROVIDER_ENV)
+        .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("file")));
+    if name == "console" && file_selected {
+        return config;
+    }
     match std::env::var(TRACE_FILE_ENV) {
         Ok(path) if !path.trim().is_empty() => config.with("file", path),
         _ => config,

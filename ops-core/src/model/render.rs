@@ -76,7 +76,9 @@ impl Trace {
     fn render_node(&self, out: &mut String, o: &Observation, depth: usize, options: RenderOptions) {
         let mut fields = Vec::new();
         if !options.redact {
-            fields.push(format!("id={}", &o.id.to_string()[..8]));
+            // The tail of a UUIDv7 is random; its head is the timestamp shared by siblings.
+            let id = o.id.simple().to_string();
+            fields.push(format!("id={}", &id[id.len() - 8..]));
             if let Some(d) = o.duration() {
                 fields.push(format!("took={}ms", d.num_milliseconds()));
             }

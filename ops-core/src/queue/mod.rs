@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 
 pub use stats::{DropReason, ProviderStats, QueueStats};
@@ -324,11 +325,18 @@ fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
     }
 }
 
-/// A task waiting for the worker.
+/// A task waiting for the worker. Kept small: every enqueue moves one into a slot the worker
+/// reads from another core.
 pub(crate) struct Queued {
     pub(crate) task: TraceTask,
     pub(crate) size: usize,
-    /// Where the task is spooled, when it is.
+    /// What only spooled, replayed or per-app tasks carry.
+    pub(crate) extra: Option<Box<QueuedExtra>>,
+}
+
+#[derive(Default)]
+pub(crate) struct QueuedExtra {
+    /// Where the task is spooled.
     pub(crate) pos: Option<SpoolPos>,
     /// Lanes that already resolved it (replayed tasks).
     pub(crate) acked: Vec<String>,
@@ -342,9 +350,12 @@ pub(crate) struct Shared {
     pub(crate) replay: Mutex<Vec<Queued>>,
     pub(crate) spool: Option<Spool>,
     pub(crate) router: Option<Arc<dyn ProviderRouter>>,
-    pub(crate) bytes: AtomicUsize,
+    /// Estimated bytes queued: added by producers, subtracted by the worker once per batch.
+    pub(crate) bytes: CachePadded<AtomicUsize>,
     pub(crate) wake: Notify,
-    wake_pending: AtomicBool,
+    wake_pending: CachePadded<AtomicBool>,
+    /// Signalled by lanes when they run out of work, for flush and shutdown.
+    pub(crate) idle: Notify,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: stats::Counters,
     pub(crate) config: QueueConfig,
@@ -408,9 +419,11 @@ impl TraceQueueManager {
                     .map(|r| Queued {
                         size: r.task.approx_size(),
                         task: r.task,
-                        pos: Some(r.pos),
-                        acked: r.acked,
-                        user_id: None,
+                        extra: Some(Box::new(QueuedExtra {
+                            pos: Some(r.pos),
+                            acked: r.acked,
+                            user_id: None,
+                        })),
                     })
                     .collect();
                 (Some(spool), replay)
@@ -421,9 +434,10 @@ impl TraceQueueManager {
             replay: Mutex::new(replay),
             spool,
             router,
-            bytes: AtomicUsize::new(0),
+            bytes: CachePadded::new(AtomicUsize::new(0)),
             wake: Notify::new(),
-            wake_pending: AtomicBool::new(false),
+            wake_pending: CachePadded::new(AtomicBool::new(false)),
+            idle: Notify::new(),
             closed: AtomicBool::new(false),
             counters: stats::Counters::default(),
             config,
@@ -463,7 +477,8 @@ impl TraceQueueManager {
             );
             return Err(EnqueueError::Full);
         }
-        if shared.queue.is_full() {
+        // Not worth spooling what cannot be queued (without a spool, `push` tells).
+        if shared.spool.is_some() && shared.queue.is_full() {
             return Err(shared.refuse_full(size, None));
         }
         let pos = match &shared.spool {
@@ -480,18 +495,21 @@ impl TraceQueueManager {
                 }
             },
         };
-        let queued = Queued {
-            task,
-            size,
-            pos,
-            acked: Vec::new(),
-            user_id,
-        };
+        let extra = (pos.is_some() || user_id.is_some()).then(|| {
+            Box::new(QueuedExtra {
+                pos,
+                acked: Vec::new(),
+                user_id,
+            })
+        });
+        let queued = Queued { task, size, extra };
         if shared.queue.push(queued).is_err() {
             return Err(shared.refuse_full(size, pos));
         }
         shared.counters.enqueued.fetch_add(1, Relaxed);
-        if shared.queue.len() >= shared.config.batch_size
+        // Read-only checks first: once a wake is pending, enqueue writes nothing shared.
+        if !shared.wake_pending.load(Relaxed)
+            && shared.queue.len() >= shared.config.batch_size
             && !shared.wake_pending.swap(true, Relaxed)
         {
             shared.wake.notify_one();

@@ -57,7 +57,9 @@ impl DropReason {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) enqueued: AtomicU64,
+    /// Written by every producer: on a cache line of its own so the worker's writes to the
+    /// other counters never contend with enqueue.
+    pub(crate) enqueued: crossbeam_utils::CachePadded<AtomicU64>,
     pub(crate) exported: AtomicU64,
     pub(crate) exported_observations: AtomicU64,
     pub(crate) failed: AtomicU64,

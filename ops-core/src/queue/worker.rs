@@ -264,12 +264,12 @@ async fn run(
             message = control.recv() => match message {
                 Some(Control::Flush { reply, deadline }) => {
                     drain(&shared, &mut lanes).await;
-                    wait_idle(&lanes, deadline).await;
+                    wait_idle(&shared, &lanes, deadline).await;
                     let _ = reply.send(());
                 }
                 Some(Control::Shutdown { reply, deadline }) => {
                     drain(&shared, &mut lanes).await;
-                    wait_idle(&lanes, deadline).await;
+                    wait_idle(&shared, &lanes, deadline).await;
                     let all: Vec<Lane> = lanes.fixed.drain(..).chain(lanes.routed.drain().map(|(_, l)| l)).collect();
                     for lane in &all {
                         *lane.shared.deadline.lock().expect("lane lock") = Some(deadline);
@@ -338,21 +338,19 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
     let mut routes: HashMap<String, Vec<String>> = HashMap::new();
     let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
+    let mut popped_bytes = 0;
     loop {
         while batch.len() < batch_size {
-            let Some(Queued {
-                task,
-                size,
-                pos,
-                acked,
-                user_id,
-            }) = replay.next().or_else(|| shared.queue.pop())
+            let Some(Queued { task, size, extra }) = replay.next().or_else(|| shared.queue.pop())
             else {
                 break;
             };
-            shared
-                .bytes
-                .fetch_sub(size.min(shared.bytes.load(Relaxed)), Relaxed);
+            let super::QueuedExtra {
+                pos,
+                acked,
+                user_id,
+            } = extra.map(|e| *e).unwrap_or_default();
+            popped_bytes += size;
             let app_id = task.app_id().map(str::to_owned);
             let Some(trace) = prepare(shared, task, user_id) else {
                 shared.resolve_everywhere(pos);
@@ -392,6 +390,10 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
                 targets,
             });
         }
+        shared
+            .bytes
+            .fetch_sub(popped_bytes.min(shared.bytes.load(Relaxed)), Relaxed);
+        popped_bytes = 0;
         if batch.is_empty() {
             return;
         }
@@ -425,6 +427,9 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             }
         }
         batch.clear();
+        // Let the lanes export before the next batch, so a backlog larger than a lane's
+        // limit reaches a provider that keeps up instead of overflowing its buffer.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -489,10 +494,17 @@ async fn ensure_routed_lane(
     }
 }
 
-async fn wait_idle(lanes: &Lanes, deadline: Instant) {
-    while lanes.all().any(|l| l.shared.pending() > 0) && Instant::now() < deadline {
+async fn wait_idle(shared: &Shared, lanes: &Lanes, deadline: Instant) {
+    loop {
+        let idle = shared.idle.notified();
+        tokio::pin!(idle);
+        idle.as_mut().enable();
+        if !lanes.all().any(|l| l.shared.pending() > 0) || Instant::now() >= deadline {
+            return;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(left.min(Duration::from_millis(2))).await;
+        // A lane notifies when its buffer runs dry; the timeout bounds any missed signal.
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), idle).await;
     }
 }
 
@@ -513,6 +525,9 @@ async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, mut provider: Box
         }
         deliver(&shared, &lane, provider.as_mut(), batch).await;
         lane.in_flight.store(0, Relaxed);
+        if lane.buffer.lock().expect("lane lock").is_empty() {
+            shared.idle.notify_waiters();
+        }
     }
     let left = lane.deadline().map_or(Duration::from_secs(1), |d| {
         d.saturating_duration_since(Instant::now())
