@@ -1,0 +1,444 @@
+//! MLflow tracking servers (`mlflow` provider) and Databricks (`databricks` provider), through
+//! MLflow's OTLP endpoint.
+//!
+//! - MLflow: `POST {tracking_uri}/v1/traces` (at the server root, not under `/api`), HTTP
+//!   Basic auth when a username and password are configured.
+//! - Databricks: `POST {host}/api/2.0/otel/v1/traces` with `Authorization: Bearer` and either
+//!   a personal access token or an OAuth machine-to-machine token, fetched with the client id
+//!   and secret from `{host}/oidc/v1/token` and cached until shortly before it expires.
+//! - Both: the `x-mlflow-experiment-id` header; protobuf (MLflow rejects JSON).
+//!
+//! Span attributes use MLflow's own keys, JSON-encoded as MLflow stores them:
+//! `mlflow.spanType` (LLM, TOOL, RETRIEVER, AGENT, GUARDRAIL, CHAIN), `mlflow.spanInputs`,
+//! `mlflow.spanOutputs` (retrieval outputs as a list of `{page_content, metadata, id}`
+//! documents), `mlflow.chat.tokenUsage` (`{input_tokens, output_tokens, total_tokens}`),
+//! `mlflow.llm.model`, `mlflow.llm.provider`; plus `user.id` and `session.id`. MLflow counts a
+//! trace complete when its root span arrives.
+//!
+//! Config keys (Dify's):
+//! - `mlflow`: `tracking_uri` (default `http://localhost:5000`; `databricks…` URIs belong to
+//!   the `databricks` provider), `experiment_id` (default `0`, digits), `username`,
+//!   `password` (secret).
+//! - `databricks`: `host` (required), `experiment_id` (required, digits), and
+//!   `personal_access_token` (secret) or `client_id` with `client_secret` (secret).
+//!
+//! Environment (MLflow's and Databricks' SDK variables): `MLFLOW_TRACKING_URI`,
+//! `MLFLOW_EXPERIMENT_ID`, `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`;
+//! `DATABRICKS_HOST`, `DATABRICKS_TOKEN`, `DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ops_core::model::SemanticKind;
+use ops_core::provider::{
+    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    validate_integer_id, validate_url, validate_url_with_path,
+};
+use ops_core::{Observation, ObservationKind, Trace, async_trait};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use crate::otlp::encode::Attributes;
+use crate::otlp::genai::cache_read_tokens;
+use crate::otlp::transport::{Transport, quote};
+use crate::otlp::{Dialect, OtlpProvider, content, env};
+
+/// The MLflow provider's registry name.
+pub const MLFLOW: &str = "mlflow";
+/// The Databricks provider's registry name.
+pub const DATABRICKS: &str = "databricks";
+/// Dify's default tracking URI.
+pub const DEFAULT_TRACKING_URI: &str = "http://localhost:5000";
+
+/// The `mlflow` config keys.
+pub const MLFLOW_FIELDS: &[ConfigField] = &[
+    ConfigField::with_default("tracking_uri", DEFAULT_TRACKING_URI),
+    ConfigField::with_default("experiment_id", "0"),
+    ConfigField::optional("username"),
+    ConfigField::secret("password").not_required(),
+];
+
+/// The `databricks` config keys.
+pub const DATABRICKS_FIELDS: &[ConfigField] = &[
+    ConfigField::optional("host").required(),
+    ConfigField::optional("experiment_id").required(),
+    ConfigField::secret("personal_access_token").not_required(),
+    ConfigField::optional("client_id"),
+    ConfigField::secret("client_secret").not_required(),
+];
+
+/// How requests authenticate.
+#[derive(Clone)]
+enum Auth {
+    None,
+    /// A fixed `Authorization` value (Basic or Bearer).
+    Header(String),
+    /// Databricks OAuth machine-to-machine.
+    ClientCredentials {
+        client_id: String,
+        client_secret: String,
+    },
+}
+
+/// The MLflow / Databricks dialect.
+pub struct Mlflow {
+    name: &'static str,
+    /// The tracking server (MLflow) or workspace (Databricks) URL.
+    pub base: String,
+    /// The experiment traces go to.
+    pub experiment_id: String,
+    traces_path: &'static str,
+    auth: Auth,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl std::fmt::Debug for Mlflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mlflow")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .field("experiment_id", &self.experiment_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// MLflow's span type for a kind.
+pub fn span_type(kind: ObservationKind) -> &'static str {
+    match kind.semantic() {
+        SemanticKind::Llm => "LLM",
+        SemanticKind::Tool => "TOOL",
+        SemanticKind::Retriever => "RETRIEVER",
+        SemanticKind::Agent => "AGENT",
+        SemanticKind::Guardrail => "GUARDRAIL",
+        _ => "CHAIN",
+    }
+}
+
+impl Mlflow {
+    /// The `mlflow` dialect of a validated config.
+    pub fn tracking_server(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let auth = match (config.get("username"), config.get("password")) {
+            (Some(u), Some(p)) => Auth::Header(env::basic_auth(u, p)),
+            _ => Auth::None,
+        };
+        Ok(Self::new(
+            MLFLOW,
+            config.get("tracking_uri").unwrap_or(DEFAULT_TRACKING_URI),
+            config.get("experiment_id").unwrap_or("0"),
+            "/v1/traces",
+            auth,
+        ))
+    }
+
+    /// The `databricks` dialect of a validated config.
+    pub fn databricks(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let auth = if let Some(pat) = config.get("personal_access_token") {
+            Auth::Header(format!("Bearer {pat}"))
+        } else {
+            match (config.get("client_id"), config.get("client_secret")) {
+                (Some(id), Some(secret)) => Auth::ClientCredentials {
+                    client_id: id.to_owned(),
+                    client_secret: secret.to_owned(),
+                },
+                _ => return Err(missing_databricks_credentials(config)),
+            }
+        };
+        Ok(Self::new(
+            DATABRICKS,
+            config.require("host")?,
+            config.require("experiment_id")?,
+            "/api/2.0/otel/v1/traces",
+            auth,
+        ))
+    }
+
+    fn new(
+        name: &'static str,
+        base: &str,
+        experiment_id: &str,
+        traces_path: &'static str,
+        auth: Auth,
+    ) -> Self {
+        Self {
+            name,
+            base: base.trim_end_matches('/').to_owned(),
+            experiment_id: experiment_id.to_owned(),
+            traces_path,
+            auth,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The `Authorization` value to send now: the fixed one, or a cached or fresh OAuth token.
+    async fn authorization(&self, transport: &Transport) -> Result<Option<String>, ExportError> {
+        match &self.auth {
+            Auth::None => Ok(None),
+            Auth::Header(h) => Ok(Some(h.clone())),
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => {
+                if let Some((token, until)) = self.token.lock().expect("token lock").clone()
+                    && Instant::now() < until
+                {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let url = env::join(&self.base, "/oidc/v1/token");
+                let reply = transport
+                    .send(
+                        transport
+                            .client()
+                            .post(&url)
+                            .header(AUTHORIZATION, env::basic_auth(client_id, client_secret))
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body("grant_type=client_credentials&scope=all-apis"),
+                    )
+                    .await?;
+                reply.check(self.name, "getting an OAuth token (POST /oidc/v1/token)")?;
+                let json = reply.json().unwrap_or(Value::Null);
+                let token = json
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ExportError::new(
+                            self.name,
+                            format!(
+                                "{url} answered without an access_token: {}",
+                                quote(&reply.message())
+                            ),
+                        )
+                    })?
+                    .to_owned();
+                let lifetime = json
+                    .get("expires_in")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(3600);
+                let until =
+                    Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
+                *self.token.lock().expect("token lock") = Some((token.clone(), until));
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    fn experiment_url(&self) -> String {
+        format!(
+            "{}/api/2.0/mlflow/experiments/get?experiment_id={}",
+            self.base, self.experiment_id
+        )
+    }
+}
+
+/// A JSON value as MLflow stores span attributes.
+fn mlflow_json(attrs: &mut Attributes, key: &str, value: &Value) {
+    attrs.json(key, value);
+}
+
+fn retriever_outputs(output: &Value) -> Value {
+    match content::documents(output) {
+        Some(docs) => Value::Array(
+            docs.into_iter()
+                .map(|d| {
+                    let mut metadata = d.metadata.unwrap_or_default();
+                    if let Some(s) = d.score {
+                        metadata.entry("score".to_owned()).or_insert(json!(s));
+                    }
+                    json!({"page_content": d.content, "metadata": metadata, "id": d.id})
+                })
+                .collect(),
+        ),
+        None => output.clone(),
+    }
+}
+
+#[async_trait]
+impl Dialect for Mlflow {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn endpoint(&self) -> String {
+        env::join(&self.base, self.traces_path)
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut h = vec![("x-mlflow-experiment-id".into(), self.experiment_id.clone())];
+        if let Auth::Header(a) = &self.auth {
+            h.push(("authorization".into(), a.clone()));
+        }
+        h
+    }
+
+    async fn dynamic_headers(&self, transport: &Transport) -> Result<HeaderMap, ExportError> {
+        let mut h = HeaderMap::new();
+        if matches!(self.auth, Auth::ClientCredentials { .. })
+            && let Some(a) = self.authorization(transport).await?
+        {
+            let mut v = HeaderValue::from_str(&a).map_err(|_| {
+                ExportError::new(self.name, "the OAuth token is not a valid header value")
+            })?;
+            v.set_sensitive(true);
+            h.insert(AUTHORIZATION, v);
+        }
+        Ok(h)
+    }
+
+    fn span_attributes(&self, trace: &Trace, o: &Observation, attrs: &mut Attributes) {
+        let who = trace.attributes_of(o);
+        mlflow_json(attrs, "mlflow.spanType", &json!(span_type(o.kind)));
+        if let Some(i) = &o.input {
+            mlflow_json(attrs, "mlflow.spanInputs", i);
+        }
+        if let Some(out) = &o.output {
+            let out = if o.kind.semantic() == SemanticKind::Retriever {
+                retriever_outputs(out)
+            } else {
+                out.clone()
+            };
+            mlflow_json(attrs, "mlflow.spanOutputs", &out);
+        }
+        if o.kind.semantic() == SemanticKind::Llm {
+            if let Some(m) = &o.model {
+                mlflow_json(attrs, "mlflow.llm.model", &json!(m));
+            }
+            if let Some(p) = &o.model_provider {
+                mlflow_json(attrs, "mlflow.llm.provider", &json!(p));
+            }
+            if let Some(u) = &o.usage {
+                let mut usage = Map::new();
+                if let Some(n) = u.input {
+                    usage.insert("input_tokens".into(), n.into());
+                }
+                if let Some(n) = u.output {
+                    usage.insert("output_tokens".into(), n.into());
+                }
+                if let Some(n) = u.total() {
+                    usage.insert("total_tokens".into(), n.into());
+                }
+                if let Some(n) = cache_read_tokens(u) {
+                    usage.insert("cache_read_input_tokens".into(), n.into());
+                }
+                if !usage.is_empty() {
+                    mlflow_json(attrs, "mlflow.chat.tokenUsage", &Value::Object(usage));
+                }
+            }
+        }
+        attrs.opt_str("user.id", who.user_id);
+        attrs.opt_str("session.id", who.session_id);
+    }
+
+    async fn api_check(&self, transport: &Transport) -> Result<(), ExportError> {
+        let mut request = transport.client().get(self.experiment_url());
+        if let Some(a) = self.authorization(transport).await? {
+            request = request.header(AUTHORIZATION, a);
+        }
+        let reply = transport.send(request).await?;
+        if reply.status.as_u16() == 404 || reply.message().contains("RESOURCE_DOES_NOT_EXIST") {
+            return Err(ExportError::new(
+                self.name,
+                format!(
+                    "experiment {} was not found on {}: {}; check `experiment_id`",
+                    self.experiment_id,
+                    self.base,
+                    quote(&reply.message())
+                ),
+            ));
+        }
+        reply.check(self.name, "the credentials check (GET experiments/get)")
+    }
+
+    async fn project_key(&self, _transport: &Transport) -> Result<Option<String>, ExportError> {
+        Ok(Some(self.experiment_id.clone()))
+    }
+
+    async fn project_url(&self, _transport: &Transport) -> Result<Option<String>, ExportError> {
+        Ok(Some(match self.name {
+            DATABRICKS => format!("{}/ml/experiments/{}/traces", self.base, self.experiment_id),
+            _ => format!("{}/#/experiments/{}/traces", self.base, self.experiment_id),
+        }))
+    }
+}
+
+fn missing_databricks_credentials(config: &ProviderConfig) -> ConfigError {
+    config.invalid(
+        "personal_access_token",
+        "Databricks needs credentials: set `personal_access_token`, or `client_id` and `client_secret` of a service principal",
+    )
+}
+
+fn validate_mlflow(config: &mut ProviderConfig) -> Result<(), ConfigError> {
+    if let Some(uri) = config.get("tracking_uri")
+        && uri.trim().to_ascii_lowercase().starts_with("databricks")
+    {
+        return Err(config.invalid(
+            "tracking_uri",
+            format!("{uri:?} is a Databricks URI; use the `databricks` provider for Databricks"),
+        ));
+    }
+    validate_url_with_path(config, "tracking_uri", DEFAULT_TRACKING_URI, None)?;
+    config.apply_field_rules()?;
+    validate_integer_id(config, "experiment_id")?;
+    if config.get("username").is_some() != config.get("password").is_some() {
+        return Err(config.invalid(
+            "username",
+            "set both `username` and `password` for HTTP Basic auth, or neither",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_databricks(config: &mut ProviderConfig) -> Result<(), ConfigError> {
+    config.apply_field_rules()?;
+    validate_url(config, "host", "")?;
+    validate_integer_id(config, "experiment_id")?;
+    let pat = config.get("personal_access_token").is_some();
+    let m2m = config.get("client_id").is_some() && config.get("client_secret").is_some();
+    if !pat && !m2m {
+        return Err(missing_databricks_credentials(config));
+    }
+    Ok(())
+}
+
+fn mlflow_from_env() -> Option<ProviderConfig> {
+    let uri = env::var("MLFLOW_TRACKING_URI")?;
+    if uri.to_ascii_lowercase().starts_with("databricks") {
+        return None;
+    }
+    let mut config = ProviderConfig::new(MLFLOW).with("tracking_uri", uri);
+    env::set_from(&mut config, "experiment_id", &["MLFLOW_EXPERIMENT_ID"]);
+    env::set_from(&mut config, "username", &["MLFLOW_TRACKING_USERNAME"]);
+    env::set_from(&mut config, "password", &["MLFLOW_TRACKING_PASSWORD"]);
+    Some(config)
+}
+
+fn databricks_from_env() -> Option<ProviderConfig> {
+    let mut config = ProviderConfig::new(DATABRICKS)
+        .with("host", env::var("DATABRICKS_HOST")?)
+        .with("experiment_id", env::var("MLFLOW_EXPERIMENT_ID")?);
+    env::set_from(&mut config, "personal_access_token", &["DATABRICKS_TOKEN"]);
+    env::set_from(&mut config, "client_id", &["DATABRICKS_CLIENT_ID"]);
+    env::set_from(&mut config, "client_secret", &["DATABRICKS_CLIENT_SECRET"]);
+    Some(config)
+}
+
+fn build_mlflow(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(OtlpProvider::new(Mlflow::tracking_server(
+        config,
+    )?)?))
+}
+
+fn build_databricks(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(OtlpProvider::new(Mlflow::databricks(config)?)?))
+}
+
+ops_core::inventory::submit! {
+    ProviderFactory::new(MLFLOW, "MLflow", MLFLOW_FIELDS, build_mlflow)
+        .with_validate(validate_mlflow)
+        .with_env(mlflow_from_env)
+}
+
+ops_core::inventory::submit! {
+    ProviderFactory::new(DATABRICKS, "Databricks", DATABRICKS_FIELDS, build_databricks)
+        .with_validate(validate_databricks)
+        .with_env(databricks_from_env)
+}

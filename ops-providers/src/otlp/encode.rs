@@ -1,0 +1,633 @@
+//! Encoding [`Trace`]s as an OTLP `ExportTraceServiceRequest`.
+//!
+//! Every [`Observation`] becomes one span; a trace without observations becomes one span built
+//! from the trace itself. The dialect adds the platform's attributes.
+//!
+//! # Ids
+//! Ids are derived, never random, so a re-sent or updated trace lands on the same spans:
+//! - **trace id** ([`trace_id_bytes`]): the 16 bytes of the [`TraceId`] when it parses as a
+//!   UUID (hyphenated, or 32 hex digits — so a W3C trace id from a `traceparent` is kept as
+//!   it is), else FNV-1a-128 of the id's UTF-8 bytes. A nil UUID is hashed too, since an
+//!   all-zero id is invalid in OTLP.
+//! - **span id** ([`span_id_bytes`]): the low 8 bytes of the observation's UUID (the random
+//!   part of a UUIDv7, or the hashed part of `ops_core`'s stable ids), else its high 8 bytes
+//!   if those are all zero.
+//!
+//! # Wire formats
+//! [`Encoding::Protobuf`] (the default; the only one Phoenix and MLflow accept) or
+//! [`Encoding::Json`], the OTLP JSON mapping: lowerCamelCase keys, hex ids, enums as integers,
+//! 64-bit integers as decimal strings. Either can be gzipped ([`Compression::Gzip`]).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use ops_core::{Level, Observation, Trace, TraceId};
+use prost::Message;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Dialect;
+
+/// The instrumentation scope name spans are reported under, unless a dialect says otherwise.
+pub const SCOPE_NAME: &str = "ops";
+/// This crate's version, reported as the scope's and the SDK's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `flags` of every span: the W3C flags are unknown (0) and the parent is known not to be
+/// remote (bit 8), as the OpenTelemetry SDKs send it.
+const SPAN_FLAGS: u32 = 0x100;
+
+/// The wire format of a request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// Binary protobuf, `application/x-protobuf`: accepted by every OTLP receiver.
+    #[default]
+    Protobuf,
+    /// OTLP JSON, `application/json`: hex ids, integer enums, 64-bit integers as strings.
+    Json,
+}
+
+impl Encoding {
+    /// The `Content-Type` of a body in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// Parses `http/protobuf`, `protobuf`, `http/json` or `json` (the values of
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, and of the `otlp` provider's `protocol` key).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "http/protobuf" | "protobuf" | "proto" => Some(Encoding::Protobuf),
+            "http/json" | "json" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+
+    /// Serialises `request` in this format.
+    pub fn encode(self, request: &ExportTraceServiceRequest) -> Vec<u8> {
+        match self {
+            Encoding::Protobuf => request.encode_to_vec(),
+            Encoding::Json => {
+                serde_json::to_vec(request).expect("OTLP requests always serialise to JSON")
+            }
+        }
+    }
+}
+
+/// The compression of a request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Sent as is.
+    None,
+    /// `Content-Encoding: gzip` (the default, as the OpenTelemetry SDKs send it).
+    #[default]
+    Gzip,
+}
+
+impl Compression {
+    /// Parses `gzip` or `none` (the values of `OTEL_EXPORTER_OTLP_COMPRESSION`).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Some(Compression::Gzip),
+            "none" | "" => Some(Compression::None),
+            _ => None,
+        }
+    }
+
+    /// Compresses `body`; returns the `Content-Encoding` to send, if any.
+    pub fn apply(self, body: Vec<u8>) -> (Vec<u8>, Option<&'static str>) {
+        match self {
+            Compression::None => (body, None),
+            Compression::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4 + 64),
+                    flate2::Compression::default(),
+                );
+                gz.write_all(&body)
+                    .and_then(|()| gz.finish())
+                    .map_or((body, None), |zipped| (zipped, Some("gzip")))
+            }
+        }
+    }
+}
+
+/// An OTLP attribute list under construction. Setting a key that is already there replaces
+/// its value, so a list never holds a key twice (OTLP requires unique keys).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes(Vec<KeyValue>);
+
+impl Attributes {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to an OTLP value.
+    pub fn set(&mut self, key: impl Into<String>, value: any_value::Value) -> &mut Self {
+        let key = key.into();
+        let value = Some(AnyValue { value: Some(value) });
+        match self.0.iter_mut().find(|kv| kv.key == key) {
+            Some(kv) => kv.value = value,
+            None => self.0.push(KeyValue {
+                key,
+                value,
+                ..KeyValue::default()
+            }),
+        }
+        self
+    }
+
+    /// Sets a string.
+    pub fn str(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.set(key, any_value::Value::StringValue(value.into()))
+    }
+
+    /// Sets a string when there is one (and it is not empty).
+    pub fn opt_str<S: Into<String>>(
+        &mut self,
+        key: impl Into<String>,
+        value: Option<S>,
+    ) -> &mut Self {
+        if let Some(v) = value.map(Into::into).filter(|v: &String| !v.is_empty()) {
+            self.str(key, v);
+        }
+        self
+    }
+
+    /// Sets a 64-bit integer.
+    pub fn int(&mut self, key: impl Into<String>, value: i64) -> &mut Self {
+        self.set(key, any_value::Value::IntValue(value))
+    }
+
+    /// Sets an unsigned count (saturating at `i64::MAX`).
+    pub fn uint(&mut self, key: impl Into<String>, value: u64) -> &mut Self {
+        self.int(key, i64::try_from(value).unwrap_or(i64::MAX))
+    }
+
+    /// Sets a double.
+    pub fn double(&mut self, key: impl Into<String>, value: f64) -> &mut Self {
+        self.set(key, any_value::Value::DoubleValue(value))
+    }
+
+    /// Sets a boolean.
+    pub fn bool(&mut self, key: impl Into<String>, value: bool) -> &mut Self {
+        self.set(key, any_value::Value::BoolValue(value))
+    }
+
+    /// Sets an array of strings.
+    pub fn str_array<S: Into<String>>(
+        &mut self,
+        key: impl Into<String>,
+        values: impl IntoIterator<Item = S>,
+    ) -> &mut Self {
+        let values = values
+            .into_iter()
+            .map(|s| AnyValue {
+                value: Some(any_value::Value::StringValue(s.into())),
+            })
+            .collect();
+        self.set(key, any_value::Value::ArrayValue(ArrayValue { values }))
+    }
+
+    /// Sets `value` serialised as a JSON string (a string becomes `"\"text\""`).
+    pub fn json(&mut self, key: impl Into<String>, value: &Value) -> &mut Self {
+        self.str(key, value.to_string())
+    }
+
+    /// Sets `value` as text: a JSON string as it is, anything else serialised as JSON.
+    pub fn text(&mut self, key: impl Into<String>, value: &Value) -> &mut Self {
+        self.str(key, text_of(value))
+    }
+
+    /// Sets `value` with its natural OTLP type: strings, booleans, integers and doubles as
+    /// themselves, arrays of those as arrays, anything else (objects, mixed arrays, null) as
+    /// a JSON string.
+    pub fn value(&mut self, key: impl Into<String>, value: &Value) -> &mut Self {
+        match scalar(value) {
+            Some(v) => self.set(key, v),
+            None => match value {
+                Value::Array(items) => {
+                    let values: Option<Vec<AnyValue>> = items
+                        .iter()
+                        .map(|v| scalar(v).map(|v| AnyValue { value: Some(v) }))
+                        .collect();
+                    match values {
+                        Some(values) => {
+                            self.set(key, any_value::Value::ArrayValue(ArrayValue { values }))
+                        }
+                        None => self.json(key, value),
+                    }
+                }
+                _ => self.json(key, value),
+            },
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&any_value::Value> {
+        self.0
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    }
+
+    /// The string value of `key`.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(any_value::Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.0.retain(|kv| kv.key != key);
+    }
+
+    /// Whether `key` is set.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|kv| kv.key == key)
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|kv| kv.key.as_str())
+    }
+
+    /// How many attributes there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The OTLP list.
+    pub fn into_vec(self) -> Vec<KeyValue> {
+        self.0
+    }
+}
+
+fn scalar(value: &Value) -> Option<any_value::Value> {
+    match value {
+        Value::String(s) => Some(any_value::Value::StringValue(s.clone())),
+        Value::Bool(b) => Some(any_value::Value::BoolValue(*b)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(any_value::Value::IntValue)
+            .or_else(|| n.as_f64().map(any_value::Value::DoubleValue)),
+        _ => None,
+    }
+}
+
+/// A JSON value as text: a string as it is, anything else serialised as JSON.
+pub fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The MIME type of [`text_of`]'s result: `text/plain` for a string, else `application/json`.
+pub fn mime_of(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "text/plain",
+        _ => "application/json",
+    }
+}
+
+/// FNV-1a with 128-bit state: stable across Rust versions, platforms and processes.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+}
+
+/// The OTLP trace id of `id`: its UUID bytes, else a 128-bit hash of it (see the module docs).
+pub fn trace_id_bytes(id: &TraceId) -> [u8; 16] {
+    match id.as_uuid() {
+        Some(uuid) if !uuid.is_nil() => *uuid.as_bytes(),
+        _ => match fnv1a_128(id.as_str().as_bytes()) {
+            0 => 1u128.to_be_bytes(),
+            h => h.to_be_bytes(),
+        },
+    }
+}
+
+/// The OTLP span id of an observation id: its low 8 bytes (see the module docs).
+pub fn span_id_bytes(id: Uuid) -> [u8; 8] {
+    let bytes = id.as_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    if low != [0; 8] {
+        return low;
+    }
+    let mut high = [0u8; 8];
+    high.copy_from_slice(&bytes[..8]);
+    if high != [0; 8] {
+        return high;
+    }
+    [0, 0, 0, 0, 0, 0, 0, 1]
+}
+
+/// [`trace_id_bytes`] as 32 lowercase hex digits: Langfuse's and Phoenix's trace id.
+pub fn trace_id_hex(id: &TraceId) -> String {
+    hex(&trace_id_bytes(id))
+}
+
+/// [`span_id_bytes`] as 16 lowercase hex digits: Langfuse's observation id, Phoenix's span id.
+pub fn span_id_hex(id: Uuid) -> String {
+    hex(&span_id_bytes(id))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Nanoseconds since the Unix epoch (0 before 1970, which OTLP cannot express).
+pub fn unix_nanos(t: DateTime<Utc>) -> u64 {
+    t.timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// The observation a trace without observations is sent as: the trace itself as one span.
+/// Its id is the trace id when that is a UUID, else derived from it.
+pub(crate) fn trace_as_observation(trace: &Trace) -> Observation {
+    let id = trace
+        .id
+        .as_uuid()
+        .unwrap_or_else(|| Uuid::from_bytes(trace_id_bytes(&trace.id)));
+    let mut o = Observation::at(trace.kind, trace.name.clone(), trace.start_time);
+    o.id = id;
+    o.end_time = trace.end_time;
+    o.input = trace.input.clone();
+    o.output = trace.output.clone();
+    o.metadata = trace.metadata.clone();
+    o.tags = trace.tags.clone();
+    o
+}
+
+/// Whether `observation` has no parent within `trace` (its parent, if any, was sent in
+/// another export or lives in another system).
+pub fn is_root(trace: &Trace, observation: &Observation) -> bool {
+    observation
+        .parent_id
+        .is_none_or(|p| !trace.observations.iter().any(|o| o.id == p))
+}
+
+/// The `exception` event OpenTelemetry records for a failure, at the observation's end.
+pub fn exception_event(observation: &Observation) -> Option<Event> {
+    if observation.level != Level::Error {
+        return None;
+    }
+    let mut attrs = Attributes::new();
+    attrs.str("exception.type", "Error");
+    attrs.str(
+        "exception.message",
+        observation
+            .status_message
+            .clone()
+            .unwrap_or_else(|| "error".into()),
+    );
+    Some(Event {
+        time_unix_nano: unix_nanos(observation.end_time.unwrap_or(observation.start_time)),
+        name: "exception".into(),
+        attributes: attrs.into_vec(),
+        ..Event::default()
+    })
+}
+
+/// One span with the index of the trace it came from (in the exported batch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedSpan {
+    /// The index of the trace in the batch.
+    pub trace: usize,
+    /// The span.
+    pub span: Span,
+}
+
+/// Encodes one observation of `trace` as a span, with `dialect`'s name, kind, attributes and
+/// events.
+pub fn encode_span<D: Dialect + ?Sized>(
+    dialect: &D,
+    trace: &Trace,
+    observation: &Observation,
+) -> Span {
+    let start = unix_nanos(observation.start_time);
+    let end = observation.end_time.map_or(start, unix_nanos).max(start);
+    let mut attrs = Attributes::new();
+    dialect.span_attributes(trace, observation, &mut attrs);
+    let status = match observation.level {
+        Level::Error => Status {
+            code: StatusCode::Error as i32,
+            message: observation
+                .status_message
+                .clone()
+                .unwrap_or_else(|| "error".into()),
+        },
+        _ => Status::default(),
+    };
+    Span {
+        trace_id: trace_id_bytes(&trace.id).to_vec(),
+        span_id: span_id_bytes(observation.id).to_vec(),
+        parent_span_id: observation
+            .parent_id
+            .map(|p| span_id_bytes(p).to_vec())
+            .unwrap_or_default(),
+        flags: SPAN_FLAGS,
+        name: dialect.span_name(trace, observation),
+        kind: dialect.span_kind(trace, observation) as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes: attrs.into_vec(),
+        events: dialect.span_events(trace, observation),
+        status: Some(status),
+        ..Span::default()
+    }
+}
+
+/// Every span of `traces`, in order, each with the index of its trace.
+pub fn encode_spans<D: Dialect + ?Sized>(dialect: &D, traces: &[Arc<Trace>]) -> Vec<IndexedSpan> {
+    let mut out = Vec::with_capacity(traces.iter().map(|t| t.observations.len().max(1)).sum());
+    for (index, trace) in traces.iter().enumerate() {
+        if trace.observations.is_empty() {
+            let o = trace_as_observation(trace);
+            out.push(IndexedSpan {
+                trace: index,
+                span: encode_span(dialect, trace, &o),
+            });
+        } else {
+            out.extend(trace.observations.iter().map(|o| IndexedSpan {
+                trace: index,
+                span: encode_span(dialect, trace, o),
+            }));
+        }
+    }
+    out
+}
+
+/// The resource every span of `dialect` is reported under: `service.name` (`ops` unless the
+/// dialect sets it), the `telemetry.sdk.*` keys, then the dialect's attributes.
+pub fn resource<D: Dialect + ?Sized>(dialect: &D) -> Resource {
+    let mut attrs = Attributes::new();
+    attrs
+        .str("telemetry.sdk.language", "rust")
+        .str("telemetry.sdk.name", "ops")
+        .str("telemetry.sdk.version", VERSION)
+        .str("service.name", "ops");
+    dialect.resource_attributes(&mut attrs);
+    Resource {
+        attributes: attrs.into_vec(),
+        ..Resource::default()
+    }
+}
+
+/// The instrumentation scope of `dialect`'s spans.
+pub fn scope<D: Dialect + ?Sized>(dialect: &D) -> InstrumentationScope {
+    let mut attrs = Attributes::new();
+    dialect.scope_attributes(&mut attrs);
+    InstrumentationScope {
+        name: dialect.scope_name().to_owned(),
+        version: VERSION.to_owned(),
+        attributes: attrs.into_vec(),
+        ..InstrumentationScope::default()
+    }
+}
+
+/// A request holding `spans` under one resource and one scope.
+pub fn request(
+    resource: &Resource,
+    scope: &InstrumentationScope,
+    spans: Vec<Span>,
+) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource.clone()),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope.clone()),
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// The whole request for `traces` as `dialect` sends it (without splitting).
+pub fn encode_request<D: Dialect + ?Sized>(
+    dialect: &D,
+    traces: &[Arc<Trace>],
+) -> ExportTraceServiceRequest {
+    let spans = encode_spans(dialect, traces)
+        .into_iter()
+        .map(|s| s.span)
+        .collect();
+    request(&resource(dialect), &scope(dialect), spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn trace_ids_keep_uuids_and_hash_the_rest() {
+        let uuid = "0192f5a0-0000-7000-8000-0000000000aa";
+        let id = TraceId::new(uuid).unwrap();
+        assert_eq!(trace_id_hex(&id), uuid.replace('-', ""));
+        let simple = TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(trace_id_hex(&simple), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let ext = TraceId::new("my-external_id-1").unwrap();
+        let a = trace_id_hex(&ext);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, trace_id_hex(&TraceId::new("my-external_id-1").unwrap()));
+        assert_ne!(a, trace_id_hex(&TraceId::new("my-external_id-2").unwrap()));
+        // FNV-1a-128 is fixed: this value must never change, or re-sent traces would split.
+        assert_eq!(
+            trace_id_hex(&TraceId::new("a").unwrap()),
+            format!("{:032x}", fnv1a_128(b"a"))
+        );
+        assert_eq!(fnv1a_128(b""), 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d);
+        let nil = TraceId::new("00000000-0000-0000-0000-000000000000").unwrap();
+        assert_ne!(trace_id_bytes(&nil), [0; 16]);
+    }
+
+    #[test]
+    fn span_ids_are_the_low_bytes() {
+        let id = Uuid::parse_str("0192f5a0-0000-7000-8123-456789abcdef").unwrap();
+        assert_eq!(span_id_hex(id), "8123456789abcdef");
+        let low_zero = Uuid::parse_str("0192f5a0-0000-7000-0000-000000000000").unwrap();
+        assert_eq!(span_id_hex(low_zero), "0192f5a000007000");
+        assert_ne!(span_id_bytes(Uuid::nil()), [0; 8]);
+    }
+
+    #[test]
+    fn attributes_replace_and_type_values() {
+        let mut a = Attributes::new();
+        a.str("k", "v").str("k", "w").int("n", 3);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.get_str("k"), Some("w"));
+        a.value("s", &json!("x"))
+            .value("i", &json!(7))
+            .value("f", &json!(0.5))
+            .value("b", &json!(true))
+            .value("arr", &json!(["a", "b"]))
+            .value("obj", &json!({"a": 1}))
+            .value("mixed", &json!([1, {"a": 1}]));
+        assert_eq!(a.get("i"), Some(&any_value::Value::IntValue(7)));
+        assert_eq!(a.get("f"), Some(&any_value::Value::DoubleValue(0.5)));
+        assert_eq!(a.get("b"), Some(&any_value::Value::BoolValue(true)));
+        assert!(
+            matches!(a.get("arr"), Some(any_value::Value::ArrayValue(v)) if v.values.len() == 2)
+        );
+        assert_eq!(a.get_str("obj"), Some("{\"a\":1}"));
+        assert_eq!(a.get_str("mixed"), Some("[1,{\"a\":1}]"));
+        a.json("j", &json!("q")).text("t", &json!("q"));
+        assert_eq!(a.get_str("j"), Some("\"q\""));
+        assert_eq!(a.get_str("t"), Some("q"));
+        a.opt_str("none", None::<String>).opt_str("empty", Some(""));
+        assert!(!a.contains("none") && !a.contains("empty"));
+        a.remove("k");
+        assert!(!a.contains("k"));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        let body = b"hello hello hello hello".to_vec();
+        let (zipped, enc) = Compression::Gzip.apply(body.clone());
+        assert_eq!(enc, Some("gzip"));
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut out)
+            .unwrap();
+        assert_eq!(out, body);
+        assert_eq!(Compression::None.apply(body.clone()), (body, None));
+        assert_eq!(Compression::parse("GZIP"), Some(Compression::Gzip));
+        assert_eq!(Compression::parse("br"), None);
+        assert_eq!(Encoding::parse("http/json"), Some(Encoding::Json));
+        assert_eq!(Encoding::parse("grpc"), None);
+    }
+}

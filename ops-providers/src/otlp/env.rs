@@ -1,0 +1,162 @@
+//! Small helpers shared by the dialects: environment variables, header lists, URLs, auth.
+
+use base64::Engine as _;
+use ops_core::provider::{ConfigError, ProviderConfig};
+
+/// The value of environment variable `name`, when set and not blank.
+pub(crate) fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The first of `names` that is set.
+pub(crate) fn first_var(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| var(n))
+}
+
+/// Sets `key` in `config` from the first of `names` that is set.
+pub(crate) fn set_from(config: &mut ProviderConfig, key: &str, names: &[&str]) {
+    if let Some(v) = first_var(names) {
+        config.set(key, v);
+    }
+}
+
+/// `Basic base64(user:password)`.
+#[cfg_attr(not(any(feature = "langfuse", feature = "mlflow")), allow(dead_code))]
+pub(crate) fn basic_auth(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a header list in the `OTEL_EXPORTER_OTLP_HEADERS` format: `key=value` pairs
+/// separated by commas, values percent-encoded. Also accepts newlines as separators and
+/// `key: value` pairs.
+pub(crate) fn parse_headers(
+    config: &ProviderConfig,
+    field: &str,
+    list: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in list
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (k, v) = item
+            .split_once('=')
+            .or_else(|| item.split_once(':'))
+            .ok_or_else(|| {
+                config.invalid(
+                    field,
+                    format!(
+                        "{:?} is not `key=value`; write headers as `key1=value1,key2=value2`",
+                        item.chars().take(40).collect::<String>()
+                    ),
+                )
+            })?;
+        let key = k.trim();
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(config.invalid(
+                field,
+                format!("{key:?} is not a valid header name (letters, digits, '-', '_', '.')"),
+            ));
+        }
+        out.push((key.to_ascii_lowercase(), percent_decode(v.trim())));
+    }
+    Ok(out)
+}
+
+/// `base` with `path` appended, with exactly one `/` between them.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// A URL to POST traces to: `endpoint` as given when its path already ends with `suffix`,
+/// else `endpoint` + `suffix`.
+pub(crate) fn traces_url(endpoint: &str, suffix: &str) -> String {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    if trimmed.ends_with(suffix.trim_end_matches('/')) {
+        trimmed.to_owned()
+    } else {
+        join(trimmed, suffix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lists() {
+        let c = ProviderConfig::new("otlp");
+        let h =
+            parse_headers(&c, "headers", "Authorization=Basic%20abc, x-team = a=b ,\n").unwrap();
+        assert_eq!(
+            h,
+            [
+                ("authorization".into(), "Basic abc".into()),
+                ("x-team".into(), "a=b".into())
+            ]
+        );
+        let h = parse_headers(&c, "headers", "api-key: k").unwrap();
+        assert_eq!(h, [("api-key".into(), "k".into())]);
+        let err = parse_headers(&c, "headers", "novalue")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`headers`") && err.contains("key1=value1"),
+            "{err}"
+        );
+        assert!(parse_headers(&c, "headers", "bad key=v").is_err());
+        assert_eq!(percent_decode("a%2Cb%zz%"), "a,b%zz%");
+    }
+
+    #[test]
+    fn urls_and_auth() {
+        assert_eq!(join("http://h/", "/v1/traces"), "http://h/v1/traces");
+        assert_eq!(
+            traces_url("http://h:4318", "/v1/traces"),
+            "http://h:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://h/v1/traces/", "/v1/traces"),
+            "http://h/v1/traces"
+        );
+        assert_eq!(
+            basic_auth("pk-lf-fake-public", "sk-lf-fake-secret"),
+            "Basic cGstbGYtZmFrZS1wdWJsaWM6c2stbGYtZmFrZS1zZWNyZXQ="
+        );
+    }
+}

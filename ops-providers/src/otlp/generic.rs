@@ -1,0 +1,175 @@
+//! The `otlp` provider: any OTLP/HTTP endpoint (an OpenTelemetry Collector, Jaeger, Tempo,
+//! Honeycomb, ...), with the GenAI semantic conventions ([`super::genai`]).
+//!
+//! Config keys:
+//! - `endpoint` (required): the base URL (`/v1/traces` is appended) or the full traces URL.
+//! - `headers` (secret): `key=value` pairs separated by commas, values percent-encoded.
+//! - `service_name` (default `ops`): the resource's `service.name`.
+//! - `protocol` (default `http/protobuf`; or `http/json`).
+//! - `compression` (default `gzip`; or `none`).
+//!
+//! Environment (the OpenTelemetry SDK variables): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as
+//! is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (base), `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or
+//! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`,
+//! `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION`.
+
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use ops_core::provider::{
+    ConfigError, ConfigField, Provider, ProviderConfig, ProviderFactory, validate_project_name,
+    validate_url_with_path,
+};
+use ops_core::{Observation, Trace};
+
+use super::encode::{Attributes, Compression, Encoding};
+use super::transport::TransportOptions;
+use super::{Dialect, OtlpProvider, env, genai};
+
+/// The registry name.
+pub const NAME: &str = "otlp";
+
+/// The config keys.
+pub const FIELDS: &[ConfigField] = &[
+    ConfigField::optional("endpoint").required(),
+    ConfigField::secret("headers").not_required(),
+    ConfigField::with_default("service_name", "ops"),
+    ConfigField::with_default("protocol", "http/protobuf"),
+    ConfigField::with_default("compression", "gzip"),
+];
+
+/// The generic OTLP dialect.
+#[derive(Debug, Clone)]
+pub struct GenericOtlp {
+    /// The full traces URL.
+    pub endpoint: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// `service.name`.
+    pub service_name: String,
+    /// The body format.
+    pub encoding: Encoding,
+    /// The body compression.
+    pub compression: Compression,
+}
+
+impl GenericOtlp {
+    /// The dialect of a validated config.
+    pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let endpoint = config.require("endpoint")?;
+        let headers = match config.get("headers") {
+            Some(h) => env::parse_headers(config, "headers", h)?,
+            None => Vec::new(),
+        };
+        let protocol = config.get("protocol").unwrap_or("http/protobuf");
+        let encoding = Encoding::parse(protocol).ok_or_else(|| {
+            config.invalid(
+                "protocol",
+                format!("{protocol:?} is not supported; use http/protobuf or http/json (gRPC is not supported)"),
+            )
+        })?;
+        let compression_value = config.get("compression").unwrap_or("gzip");
+        let compression = Compression::parse(compression_value).ok_or_else(|| {
+            config.invalid(
+                "compression",
+                format!("{compression_value:?} is not supported; use gzip or none"),
+            )
+        })?;
+        Ok(Self {
+            endpoint: env::traces_url(endpoint, "/v1/traces"),
+            headers,
+            service_name: config.get("service_name").unwrap_or("ops").to_owned(),
+            encoding,
+            compression,
+        })
+    }
+}
+
+impl Dialect for GenericOtlp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        self.headers.clone()
+    }
+
+    fn transport_options(&self) -> TransportOptions {
+        TransportOptions {
+            encoding: self.encoding,
+            compression: self.compression,
+            ..TransportOptions::default()
+        }
+    }
+
+    fn resource_attributes(&self, attrs: &mut Attributes) {
+        attrs.str("service.name", &self.service_name);
+    }
+
+    fn span_name(&self, _trace: &Trace, observation: &Observation) -> String {
+        genai::span_name(observation)
+    }
+
+    fn span_kind(&self, _trace: &Trace, observation: &Observation) -> SpanKind {
+        genai::span_kind(observation)
+    }
+
+    fn span_attributes(&self, trace: &Trace, observation: &Observation, attrs: &mut Attributes) {
+        genai::span_attributes(trace, observation, attrs);
+    }
+}
+
+fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
+    config.require("endpoint")?;
+    validate_url_with_path(config, "endpoint", "", None)?;
+    validate_project_name(config, "service_name", "ops");
+    config.apply_field_rules()?;
+    GenericOtlp::from_config(config).map(|_| ())
+}
+
+fn from_env() -> Option<ProviderConfig> {
+    let traces = env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let base = env::var("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let endpoint = traces.or_else(|| base.map(|b| env::traces_url(&b, "/v1/traces")))?;
+    let mut config = ProviderConfig::new(NAME).with("endpoint", endpoint);
+    env::set_from(
+        &mut config,
+        "headers",
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ],
+    );
+    env::set_from(&mut config, "service_name", &["OTEL_SERVICE_NAME"]);
+    env::set_from(
+        &mut config,
+        "protocol",
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ],
+    );
+    env::set_from(
+        &mut config,
+        "compression",
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ],
+    );
+    Some(config)
+}
+
+fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(OtlpProvider::new(GenericOtlp::from_config(
+        config,
+    )?)?))
+}
+
+ops_core::inventory::submit! {
+    ProviderFactory::new(NAME, "OpenTelemetry (OTLP/HTTP)", FIELDS, build)
+        .with_validate(validate)
+        .with_env(from_env)
+}
