@@ -1,0 +1,579 @@
+//! The commands.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_config::crypto::{KEY_ENV, KEY_FILE_ENV};
+use ops_config::{
+    ConfigStore, ConfigView, Error, Keyring, MasterKey, OpsTraceManager, store as config_store,
+};
+use ops_core::{ExportOutcome, ProviderFactory};
+use serde_json::json;
+
+use crate::input::{self, secret_env};
+use crate::{
+    CheckArgs, Cli, Command, ConfigCommand, Failure, ProviderTarget, SendTestArgs, SetArgs,
+    ShowArgs, Target, exit, sample,
+};
+
+/// Runs the command `cli` names.
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Providers { json } => providers(*json),
+        Command::Keygen { key_version } => keygen(*key_version),
+        Command::Config(ConfigCommand::Set(args)) => set(&cli, args).await,
+        Command::Config(ConfigCommand::Show(args)) => show(&cli, args).await,
+        Command::Config(ConfigCommand::Delete(args)) => delete(&cli, args).await,
+        Command::Enable(target) => switch(&cli, target, true).await,
+        Command::Disable(target) => switch(&cli, target, false).await,
+        Command::Check(args) => check(&cli, args).await,
+        Command::SendTest(args) => send_test(&cli, args).await,
+        Command::RotateKey { generate } => rotate_key(&cli, *generate).await,
+    }
+}
+
+fn factory(name: &str) -> Result<&'static ProviderFactory, Failure> {
+    ops_core::provider::find(name).map_err(|e| Error::from(e).into())
+}
+
+fn keyring(cli: &Cli) -> Result<Keyring, Failure> {
+    let value = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty());
+    Ok(Keyring::from_sources(
+        value.as_deref(),
+        cli.key_file.as_deref(),
+    )?)
+}
+
+async fn store(cli: &Cli) -> Result<Arc<dyn ConfigStore>, Failure> {
+    let url = cli
+        .database
+        .clone()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(config_store::url_from_env);
+    Ok(config_store::connect(&url).await?)
+}
+
+/// A manager with the key: the key is loaded first, so a key problem never touches the
+/// database.
+async fn manager(cli: &Cli) -> Result<OpsTraceManager, Failure> {
+    let keys = keyring(cli)?;
+    Ok(OpsTraceManager::new(store(cli).await?, keys).with_cache_ttl(None))
+}
+
+/// A manager for commands that never read or write a secret.
+async fn keyless_manager(cli: &Cli) -> Result<OpsTraceManager, Failure> {
+    Ok(OpsTraceManager::without_keys(store(cli).await?).with_cache_ttl(None))
+}
+
+fn describe(field: &ops_core::provider::ConfigField) -> String {
+    let mut parts = Vec::new();
+    if field.secret {
+        parts.push("secret".to_owned());
+    }
+    parts.push(
+        if field.required {
+            "required"
+        } else {
+            "optional"
+        }
+        .to_owned(),
+    );
+    if let Some(default) = field.default {
+        parts.push(format!("default {default}"));
+    }
+    if field.secret {
+        parts.push(format!("from ${}", secret_env(field.name)));
+    }
+    parts.join(", ")
+}
+
+fn providers(as_json: bool) -> Result<(), Failure> {
+    let all = ops_core::provider::registered();
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name,
+                    "display_name": f.display_name,
+                    "fields": f.fields.iter().map(|field| json!({
+                        "name": field.name,
+                        "secret": field.secret,
+                        "required": field.required,
+                        "default": field.default,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    for f in all {
+        let _ = writeln!(out, "{} ({})", f.name, f.display_name);
+        let width = f.fields.iter().map(|x| x.name.len()).max().unwrap_or(0);
+        for field in f.fields {
+            let _ = writeln!(out, "    {:width$}  {}", field.name, describe(field));
+        }
+        if f.fields.is_empty() {
+            let _ = writeln!(out, "    (no config keys)");
+        }
+    }
+    Ok(())
+}
+
+fn keygen(version: Option<u32>) -> Result<(), Failure> {
+    if version == Some(0) {
+        return Err(Failure::new(exit::USAGE, "--key-version must be 1 or more"));
+    }
+    let key = MasterKey::generate(version.unwrap_or(1))?;
+    if version.is_some() {
+        println!("{}", key.to_entry().as_str());
+    } else {
+        println!("{}", key.to_base64().as_str());
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::new(exit::OTHER, format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
+    let ProviderTarget { app, provider } = &args.target;
+    let factory = factory(provider)?;
+    let stdin = if args.stdin {
+        Some(read_stdin()?)
+    } else {
+        None
+    };
+    let collected = input::collect(factory, &args.set, &args.unset, stdin.as_deref(), |var| {
+        std::env::var(var).ok()
+    })?;
+    let manager = manager(cli).await?;
+    let saved = manager
+        .save_config(
+            &cli.tenant,
+            app,
+            factory.name,
+            &collected.update,
+            !args.no_check,
+        )
+        .await
+        .map_err(|e| {
+            let check_failed = matches!(e, Error::CheckFailed { .. });
+            let mut failure = Failure::from(e);
+            if check_failed {
+                failure.message.push_str(
+                    "\nnothing was saved; fix the credentials, or pass --no-check to save anyway",
+                );
+            }
+            failure
+        })?;
+    println!(
+        "saved {} config for app {app} (version {}, {}, {})",
+        saved.provider,
+        saved.version,
+        if saved.created { "created" } else { "updated" },
+        if saved.checked {
+            "credentials checked"
+        } else {
+            "credentials NOT checked"
+        }
+    );
+    if !collected.from_env.is_empty() {
+        println!(
+            "secrets from the environment: {}",
+            collected.from_env.join(", ")
+        );
+    }
+    if let Some(key) = &saved.project_key {
+        println!("project key: {key}");
+    }
+    if let Some(url) = &saved.project_url {
+        println!("project: {url}");
+    }
+    if args.enable {
+        let status = manager
+            .set_enabled(&cli.tenant, app, Some(factory.name), true)
+            .await?;
+        println!(
+            "tracing on for app {app}; active providers: {}",
+            status.active_providers().join(", ")
+        );
+    } else {
+        let status = manager.app_status(app).await?;
+        if !status.active_providers().contains(&factory.name) {
+            println!(
+                "not active yet; turn it on with: ops enable --app {app} --provider {}",
+                factory.name
+            );
+        }
+    }
+    if let Some(view) = manager.config_view(app, factory.name).await? {
+        print_view(&view);
+    }
+    Ok(())
+}
+
+fn print_view(view: &ConfigView) {
+    println!(
+        "[{}] {}, version {}, updated {}",
+        view.provider,
+        if view.enabled { "enabled" } else { "disabled" },
+        view.version,
+        view.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let width = view.values.keys().map(String::len).max().unwrap_or(0);
+    for (key, value) in &view.values {
+        let note = match view.key_versions.get(key) {
+            Some(v) => format!("  (secret, key v{v})"),
+            None if view.secret_keys.contains(key) => "  (secret)".to_owned(),
+            None => String::new(),
+        };
+        println!("    {key:width$}  {value}{note}");
+    }
+}
+
+fn view_json(view: &ConfigView) -> serde_json::Value {
+    json!({
+        "provider": view.provider,
+        "enabled": view.enabled,
+        "version": view.version,
+        "updated_at": view.updated_at.to_rfc3339(),
+        "values": view.values,
+        "secret_keys": view.secret_keys,
+        "key_versions": view.key_versions,
+    })
+}
+
+async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
+    let wanted = args.provider.as_deref().map(factory).transpose()?;
+    let manager = manager(cli).await?;
+    let status = manager.app_status(&args.app).await?;
+    let names: Vec<String> = match wanted {
+        Some(f) => vec![f.name.to_owned()],
+        None => status
+            .providers
+            .iter()
+            .map(|p| p.provider.clone())
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(Failure::new(
+            exit::NOT_FOUND,
+            format!(
+                "app {} has no tracing config; create one with `ops config set --app {} \
+                 --provider <name>` (see `ops providers`)",
+                args.app, args.app
+            ),
+        ));
+    }
+    let mut views = Vec::new();
+    for name in &names {
+        match manager.config_view(&args.app, name).await? {
+            Some(view) => views.push(view),
+            None => {
+                return Err(Error::NotConfigured {
+                    app_id: args.app.clone(),
+                    provider: name.clone(),
+                }
+                .into());
+            }
+        }
+    }
+    let active = status.active_providers();
+    if args.json {
+        let out = json!({
+            "app_id": status.app_id,
+            "tenant_id": status.tenant_id,
+            "enabled": status.enabled,
+            "active_providers": active,
+            "configs": views.iter().map(view_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "app {} (tenant {}): tracing {}; active providers: {}",
+        status.app_id,
+        status.tenant_id.as_deref().unwrap_or("-"),
+        if status.enabled { "on" } else { "off" },
+        if active.is_empty() {
+            "none".to_owned()
+        } else {
+            active.join(", ")
+        }
+    );
+    for view in &views {
+        print_view(view);
+    }
+    Ok(())
+}
+
+async fn delete(cli: &Cli, args: &ProviderTarget) -> Result<(), Failure> {
+    let factory = factory(&args.provider)?;
+    let manager = keyless_manager(cli).await?;
+    if !manager
+        .delete_config(&cli.tenant, &args.app, factory.name)
+        .await?
+    {
+        return Err(Error::NotConfigured {
+            app_id: args.app.clone(),
+            provider: factory.name.to_owned(),
+        }
+        .into());
+    }
+    println!("deleted the {} config of app {}", factory.name, args.app);
+    Ok(())
+}
+
+async fn switch(cli: &Cli, target: &Target, on: bool) -> Result<(), Failure> {
+    let provider = target.provider.as_deref().map(factory).transpose()?;
+    let manager = keyless_manager(cli).await?;
+    let status = manager
+        .set_enabled(&cli.tenant, &target.app, provider.map(|f| f.name), on)
+        .await?;
+    let active = status.active_providers();
+    match (provider, on) {
+        (Some(f), true) => println!("{} added to app {}", f.name, target.app),
+        (Some(f), false) => println!("{} taken out of app {}", f.name, target.app),
+        _ => {}
+    }
+    if status.enabled {
+        println!(
+            "tracing on for app {}; active providers: {}",
+            target.app,
+            if active.is_empty() {
+                "none (nothing is sent)".to_owned()
+            } else {
+                active.join(", ")
+            }
+        );
+    } else {
+        println!("tracing off for app {}", target.app);
+    }
+    Ok(())
+}
+
+async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
+    let wanted = args.provider.as_deref().map(factory).transpose()?;
+    let manager = manager(cli).await?;
+    let names: Vec<String> = match wanted {
+        Some(f) => vec![f.name.to_owned()],
+        None => manager
+            .app_status(&args.app)
+            .await?
+            .providers
+            .into_iter()
+            .map(|p| p.provider)
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(Failure::new(
+            exit::NOT_FOUND,
+            format!(
+                "app {} has no tracing config to check; create one with `ops config set --app \
+                 {} --provider <name>`",
+                args.app, args.app
+            ),
+        ));
+    }
+    let mut first_failure: Option<Failure> = None;
+    let mut failed = 0;
+    for name in &names {
+        match manager.check_app_provider(&args.app, name).await {
+            Ok(report) => {
+                println!("{name}: ok");
+                if let Some(key) = &report.project_key {
+                    println!("    project key: {key}");
+                }
+                if let Some(url) = &report.project_url {
+                    println!("    project: {url}");
+                }
+                if let Some(e) = &report.project_error {
+                    println!("    project lookup failed: {e}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{name}: FAILED: {e}");
+                first_failure.get_or_insert(Failure::from(e));
+            }
+        }
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(first) => Err(Failure::new(
+            first.code,
+            format!("{failed} of {} provider check(s) failed", names.len()),
+        )),
+    }
+}
+
+async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
+    let wanted = args.provider.as_deref().map(factory).transpose()?;
+    let manager = manager(cli).await?;
+    let state = manager.providers_for_app(&args.app).await?;
+    for (name, e) in state.errors() {
+        eprintln!("warning: {name} is left out: {e}");
+    }
+    let mut providers = manager.providers_for(&args.app).await?;
+    if let Some(f) = wanted {
+        providers.retain(|(_, p)| p.name() == f.name);
+    }
+    if providers.is_empty() {
+        let status = manager.app_status(&args.app).await?;
+        let why = match (wanted, status.enabled) {
+            (Some(f), _) => format!("{} is not an active provider of app {}", f.name, args.app),
+            (None, false) => format!("tracing is off for app {}", args.app),
+            (None, true) => format!("app {} has no working enabled provider", args.app),
+        };
+        return Err(Failure::new(
+            exit::NOT_FOUND,
+            format!(
+                "{why}; turn it on with `ops enable --app {} --provider <name>`",
+                args.app
+            ),
+        ));
+    }
+    let tenant = state.tenant_id().unwrap_or(&cli.tenant).to_owned();
+    let trace = sample::chatflow(&tenant, &args.app)
+        .and_then(|task| task.preprocess())
+        .map_err(|e| Failure::new(exit::OTHER, format!("cannot build the sample trace: {e}")))?;
+    println!(
+        "sending sample chatflow trace {} ({} observations) for app {}",
+        trace.id,
+        trace.observations.len(),
+        args.app
+    );
+    let trace = Arc::new(trace);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let mut failed = 0;
+    for (_, mut provider) in providers {
+        let name = provider.name().to_owned();
+        let outcome =
+            tokio::time::timeout(timeout, provider.export(std::slice::from_ref(&trace))).await;
+        let error = match outcome {
+            Ok(ExportOutcome::Delivered) => None,
+            Ok(ExportOutcome::Partial { error, .. }) => {
+                Some(format!("only part of the trace was accepted: {error}"))
+            }
+            Ok(ExportOutcome::Retry { error, .. }) => Some(format!("{error} (retryable)")),
+            Ok(ExportOutcome::Fatal(error)) => Some(error.to_string()),
+            Ok(other) => Some(format!("{other:?}")),
+            Err(_) => Some(format!("no answer within {}s", timeout.as_secs())),
+        };
+        match error {
+            None => {
+                println!("{name}: delivered");
+                match tokio::time::timeout(timeout, provider.project_url()).await {
+                    Ok(Ok(Some(url))) => println!("    project: {url}"),
+                    Ok(Ok(None)) => println!("    project: (this provider has no project page)"),
+                    Ok(Err(e)) => println!("    project URL lookup failed: {e}"),
+                    Err(_) => println!("    project URL lookup timed out"),
+                }
+            }
+            Some(e) => {
+                failed += 1;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+        let _ = tokio::time::timeout(timeout, provider.shutdown()).await;
+    }
+    if failed > 0 {
+        return Err(Failure::new(
+            exit::PROVIDER,
+            format!("{failed} provider(s) did not accept the test trace"),
+        ));
+    }
+    Ok(())
+}
+
+async fn rotate_key(cli: &Cli, generate: bool) -> Result<(), Failure> {
+    if generate {
+        let Some(path) = cli.key_file.as_deref() else {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!(
+                    "--generate appends to the key file: pass --key-file or set {KEY_FILE_ENV}. \
+                     With {KEY_ENV}, add the new version yourself (`ops keygen --key-version N`) \
+                     and run `ops rotate-key`"
+                ),
+            ));
+        };
+        let current = keyring(cli)?;
+        let key = MasterKey::generate(current.current_version() + 1)?;
+        let mut text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::new(exit::KEY, format!("cannot read {}: {e}", path.display())))?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&key.to_entry());
+        text.push('\n');
+        std::fs::write(path, text).map_err(|e| {
+            Failure::new(exit::KEY, format!("cannot write {}: {e}", path.display()))
+        })?;
+        println!("added key version {} to {}", key.version(), path.display());
+    }
+    let manager = manager(cli).await?;
+    let report = manager.rotate_keys().await?;
+    let moved: usize = report.resealed.values().sum();
+    let from: Vec<String> = report
+        .resealed
+        .iter()
+        .map(|(v, n)| format!("{n} from version {v}"))
+        .collect();
+    println!(
+        "re-encrypted {moved} secret(s) in {} config(s) under key version {}{}",
+        report.configs_updated,
+        report.current_version,
+        if from.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", from.join(", "))
+        }
+    );
+    println!(
+        "{} secret(s) already used key version {}",
+        report.already_current, report.current_version
+    );
+    if !report.failed.is_empty() {
+        for (app, provider, why) in &report.failed {
+            eprintln!("not rotated: app {app}, {provider}: {why}");
+        }
+        return Err(Failure::new(
+            exit::KEY,
+            format!(
+                "{} config(s) could not be re-encrypted; keep their key versions until they are",
+                report.failed.len()
+            ),
+        ));
+    }
+    let old: Vec<String> = manager
+        .keyring()
+        .map(|k| k.versions())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| *v != report.current_version)
+        .map(|v| v.to_string())
+        .collect();
+    if !old.is_empty() {
+        println!(
+            "every secret now uses key version {}; old version(s) {} can be removed once every \
+             instance has the new key",
+            report.current_version,
+            old.join(", ")
+        );
+    }
+    Ok(())
+}

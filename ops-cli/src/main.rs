@@ -1,0 +1,316 @@
+//! `ops`: configure per-app LLM tracing from the command line.
+//!
+//! Provider configs live in the config database (`OPS_CONFIG_DATABASE_URL`, or the SQLite file
+//! `OPS_CONFIG_DB`, default `./ops-config.db`) with their secrets encrypted under the master
+//! key (`OPS_ENCRYPTION_KEY` or `OPS_ENCRYPTION_KEY_FILE`). Secrets are read from the
+//! environment (`OPS_SECRET_<KEY>`) or stdin, never from the command line, and are only ever
+//! printed obfuscated. See `ops --help` for the commands and exit codes.
+
+mod commands;
+mod input;
+mod sample;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, as documented in `ops --help`.
+pub(crate) mod exit {
+    /// Success.
+    pub(crate) const OK: u8 = 0;
+    /// Anything else (reading stdin failed, the runtime could not start, ...).
+    pub(crate) const OTHER: u8 = 1;
+    /// Bad command line (clap's own code too), including a secret passed on argv.
+    pub(crate) const USAGE: u8 = 2;
+    /// Invalid config: unknown provider or key, a field that does not validate, a masked
+    /// secret with nothing stored, an id that is not usable, another tenant's app.
+    pub(crate) const INVALID: u8 = 3;
+    /// Not found: no such config, no enabled provider, tracing off for the app.
+    pub(crate) const NOT_FOUND: u8 = 4;
+    /// A provider rejected the credentials or the test trace, or did not answer.
+    pub(crate) const PROVIDER: u8 = 5;
+    /// The encryption key is missing or malformed, or a secret does not decrypt with it.
+    pub(crate) const KEY: u8 = 6;
+    /// The config database failed (unreachable, migration, concurrent change).
+    pub(crate) const STORE: u8 = 7;
+}
+
+const AFTER_HELP: &str = "\
+Environment:
+  OPS_CONFIG_DATABASE_URL  config database: postgres://user@host/db, sqlite://<path>
+  OPS_CONFIG_DB            SQLite file used when no URL is set (default ./ops-config.db)
+  OPS_ENCRYPTION_KEY       master key(s): 64 hex digits or base64 of 32 bytes; several as
+                           `<version>:<key>` separated by commas or spaces (`ops keygen`)
+  OPS_ENCRYPTION_KEY_FILE  a file holding the master key(s) instead (one per line)
+  OPS_TENANT               the tenant owning the apps (default: default)
+  OPS_SECRET_<KEY>         a secret for `ops config set`, e.g. OPS_SECRET_SECRET_KEY
+
+Exit codes:
+  0  success
+  1  other failure (stdin, runtime, I/O)
+  2  bad command line, including a secret given on the command line
+  3  invalid config: unknown provider or key, invalid value, masked secret with nothing
+     stored, unusable app or tenant id, app owned by another tenant
+  4  not found: no such config, no enabled provider, tracing is off for the app
+  5  a provider rejected the credentials or the test trace, or did not answer
+  6  encryption key missing or malformed, or a secret does not decrypt with it
+  7  config database error (unreachable, migration, concurrent change)";
+
+/// Configure per-app LLM tracing: provider configs with encrypted secrets, credential
+/// checks, test traces and key rotation.
+#[derive(Debug, Parser)]
+#[command(name = "ops", version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Config database: postgres://..., sqlite://<path> or a SQLite file path
+    /// [default: $OPS_CONFIG_DB or ./ops-config.db]
+    #[arg(
+        long,
+        global = true,
+        env = "OPS_CONFIG_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database: Option<String>,
+
+    /// The tenant (workspace) that owns the apps; its derived key encrypts their secrets.
+    #[arg(long, global = true, env = "OPS_TENANT", default_value = "default")]
+    tenant: String,
+
+    /// A file holding the master key(s), instead of $OPS_ENCRYPTION_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "OPS_ENCRYPTION_KEY_FILE",
+        value_name = "PATH"
+    )]
+    key_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the registered providers and their config keys.
+    Providers {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, show or delete an app's provider config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Turn tracing on for an app, or add one of its configured providers (which also turns
+    /// the app on).
+    Enable(Target),
+    /// Turn tracing off for an app (its providers are kept), or take one provider out.
+    Disable(Target),
+    /// Check the stored credentials of an app's providers against their APIs and print each
+    /// project URL.
+    Check(CheckArgs),
+    /// Send a sample chatflow trace through the app's enabled providers and print where to
+    /// see it.
+    SendTest(SendTestArgs),
+    /// Re-encrypt every stored secret under the newest key version.
+    ///
+    /// Add the new key as a higher version next to the old one (`2:<key>`), run this, then
+    /// remove the old version. With --generate, a new version is appended to the key file
+    /// first.
+    RotateKey {
+        /// Append a new random key version to the key file (--key-file or
+        /// $OPS_ENCRYPTION_KEY_FILE) before re-encrypting.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Print a new random master key, for $OPS_ENCRYPTION_KEY or a key file.
+    Keygen {
+        /// Print it as `<version>:<key>` with this version.
+        #[arg(long, value_name = "N")]
+        key_version: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Create or update an app's provider config; the credentials are checked before saving.
+    ///
+    /// Plain keys come from --set KEY=VALUE. Secret keys are never taken from the command
+    /// line: set OPS_SECRET_<KEY> (e.g. OPS_SECRET_SECRET_KEY) or pass --stdin and write
+    /// KEY=VALUE lines (or a JSON object) to stdin. Keys left out keep their stored values; a
+    /// secret sent in its obfuscated form (as `ops config show` prints it) keeps the stored
+    /// secret.
+    Set(SetArgs),
+    /// Show an app's tracing state and provider configs, secrets obfuscated.
+    Show(ShowArgs),
+    /// Delete an app's provider config.
+    Delete(ProviderTarget),
+}
+
+#[derive(Debug, Args)]
+struct Target {
+    /// The app.
+    #[arg(long)]
+    app: String,
+    /// One provider of the app instead of the whole app.
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ProviderTarget {
+    /// The app.
+    #[arg(long)]
+    app: String,
+    /// The provider, e.g. langfuse (see `ops providers`).
+    #[arg(long)]
+    provider: String,
+}
+
+#[derive(Debug, Args)]
+struct SetArgs {
+    #[command(flatten)]
+    target: ProviderTarget,
+    /// Set a plain (non-secret) key.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Clear a key (plain or secret).
+    #[arg(long, value_name = "KEY")]
+    unset: Vec<String>,
+    /// Read KEY=VALUE lines (or a JSON object of strings) from stdin; secrets included.
+    #[arg(long)]
+    stdin: bool,
+    /// Save without checking the credentials.
+    #[arg(long)]
+    no_check: bool,
+    /// Also add the provider to the app's providers and turn tracing on.
+    #[arg(long)]
+    enable: bool,
+}
+
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// The app.
+    #[arg(long)]
+    app: String,
+    /// Only this provider.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The app.
+    #[arg(long)]
+    app: String,
+    /// Only this provider (default: every configured provider of the app).
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SendTestArgs {
+    /// The app.
+    #[arg(long)]
+    app: String,
+    /// Only this one of the app's enabled providers.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Seconds to wait for each provider.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    timeout: u64,
+}
+
+/// A failed command: the exit code and what to tell the user.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ops_config::Error> for Failure {
+    fn from(e: ops_config::Error) -> Self {
+        use ops_config::Error as E;
+        let code = match &e {
+            E::Key(_) | E::Crypto(_) => exit::KEY,
+            E::Store(_) => exit::STORE,
+            E::Config(_)
+            | E::UnknownProvider(_)
+            | E::MaskedWithoutStored(_)
+            | E::InvalidId { .. }
+            | E::WrongTenant { .. } => exit::INVALID,
+            E::NotConfigured { .. } | E::NoProvider { .. } => exit::NOT_FOUND,
+            E::CheckFailed { .. } => exit::PROVIDER,
+            _ => exit::OTHER,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<ops_config::StoreError> for Failure {
+    fn from(e: ops_config::StoreError) -> Self {
+        ops_config::Error::from(e).into()
+    }
+}
+
+impl From<ops_config::KeyError> for Failure {
+    fn from(e: ops_config::KeyError) -> Self {
+        ops_config::Error::from(e).into()
+    }
+}
+
+/// Makes sure every provider of `ops-providers` is linked into the binary.
+///
+/// Providers register through `inventory`, whose registrations live next to each provider's
+/// code; a linker keeps that code only when something references it. Referencing one function
+/// of each provider module keeps its registration. (`ops providers` in the CLI tests fails if
+/// one goes missing.)
+fn link_providers() {
+    use ops_providers::{aliyun, arize, langfuse, mlflow, otlp, phoenix, tencent};
+    let anchors: [*const (); 8] = [
+        aliyun::Aliyun::from_config as *const (),
+        arize::Arize::from_config as *const (),
+        langfuse::Langfuse::from_config as *const (),
+        mlflow::Mlflow::tracking_server as *const (),
+        mlflow::Mlflow::databricks as *const (),
+        otlp::generic::GenericOtlp::from_config as *const (),
+        phoenix::Phoenix::from_config as *const (),
+        tencent::Tencent::from_config as *const (),
+    ];
+    std::hint::black_box(anchors);
+}
+
+fn main() -> ExitCode {
+    link_providers();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The stores: the same behaviour from SQLite (always, on temp files) and PostgreSQL (when
+//! `OPS_TEST_DATABASE_URL` is set; each run uses its own schema and drops it afterwards).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use ops_config::store::{self, ConfigStore, PostgresStore, SqliteStore, StoreError, StoredConfig};
+
+/// The PostgreSQL URL for the store tests, e.g. `postgres://postgres@127.0.0.1:5432/test`.
+const PG_ENV: &str = "OPS_TEST_DATABASE_URL";
+
+fn row(app: &str, provider: &str, tenant: &str) -> StoredConfig {
+    StoredConfig {
+        app_id: app.into(),
+        tenant_id: tenant.into(),
+        provider: provider.into(),
+        enabled: false,
+        plain: BTreeMap::from([
+            ("host".to_owned(), "https://cloud.langfuse.com".to_owned()),
+            ("project".to_owned(), "ünïcödé 🚀 'quoted' \"x\"".to_owned()),
+        ]),
+        sealed: BTreeMap::from([("secret_key".to_owned(), "enc:v1:k1:AAAA".to_owned())]),
+        version: 0,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    }
+}
+
+/// Every store must behave exactly like this.
+async fn exercise(store: Arc<dyn ConfigStore>) {
+    let started = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
+    assert_eq!(store.app("app-1").await.unwrap(), None);
+    assert!(store.apps().await.unwrap().is_empty());
+    assert_eq!(store.config("app-1", "langfuse").await.unwrap(), None);
+    assert!(
+        !store
+            .set_provider_enabled("app-1", "langfuse", true)
+            .await
+            .unwrap()
+    );
+    assert!(!store.delete_config("app-1", "langfuse").await.unwrap());
+
+    // Create: version 1, and the app row appears, disabled, owned by the tenant.
+    let mut config = row("app-1", "langfuse", "tenant-a");
+    assert_eq!(store.put_config(&config, None).await.unwrap(), 1);
+    let app = store
+        .app("app-1")
+        .await
+        .unwrap()
+        .expect("the app row is created");
+    assert_eq!((app.tenant_id.as_str(), app.enabled), ("tenant-a", false));
+    assert!(app.created_at >= started && app.updated_at >= app.created_at);
+    let got = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+    assert_eq!(got.plain, config.plain);
+    assert_eq!(got.sealed, config.sealed);
+    assert_eq!(got.tenant_id, "tenant-a");
+    assert!(!got.enabled);
+
+    // Creating it again is a conflict.
+    let err = store.put_config(&config, None).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { expected: None, .. }),
+        "{err:?}"
+    );
+
+    // Update with the right version; a stale version is a conflict and writes nothing.
+    config
+        .plain
+        .insert("host".into(), "https://eu.langfuse.com".into());
+    assert_eq!(store.put_config(&config, Some(1)).await.unwrap(), 2);
+    config
+        .plain
+        .insert("host".into(), "https://stale.example".into());
+    let err = store.put_config(&config, Some(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: Some(1),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("changed concurrently"), "{err}");
+    let got = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    assert_eq!(got.version, 2);
+    assert_eq!(got.plain["host"], "https://eu.langfuse.com");
+
+    // Several providers per app, listed by name; another app elsewhere.
+    store
+        .put_config(&row("app-1", "console", "tenant-a"), None)
+        .await
+        .unwrap();
+    store
+        .put_config(&row("app-2", "mock", "tenant-b"), None)
+        .await
+        .unwrap();
+    let names: Vec<_> = store
+        .configs("app-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.provider)
+        .collect();
+    assert_eq!(names, ["console", "langfuse"]);
+    let all: Vec<_> = store
+        .all_configs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{}/{}", c.app_id, c.provider))
+        .collect();
+    assert_eq!(all, ["app-1/console", "app-1/langfuse", "app-2/mock"]);
+
+    // Switches.
+    assert!(
+        store
+            .set_provider_enabled("app-1", "langfuse", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .config("app-1", "langfuse")
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert!(
+        !store
+            .config("app-1", "console")
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    store
+        .set_app_enabled("tenant-a", "app-1", true)
+        .await
+        .unwrap();
+    assert!(store.app("app-1").await.unwrap().unwrap().enabled);
+    // The tenant of an existing app is never changed by a switch.
+    store
+        .set_app_enabled("tenant-z", "app-1", false)
+        .await
+        .unwrap();
+    let app = store.app("app-1").await.unwrap().unwrap();
+    assert_eq!((app.tenant_id.as_str(), app.enabled), ("tenant-a", false));
+    // A switch creates the app row when missing.
+    store
+        .set_app_enabled("tenant-c", "app-3", true)
+        .await
+        .unwrap();
+    let apps: Vec<_> = store
+        .apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.app_id)
+        .collect();
+    assert_eq!(apps, ["app-1", "app-2", "app-3"]);
+    // Updating keeps `enabled` as given in the row.
+    let mut enabled = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    enabled.plain.insert("project".into(), "p2".into());
+    assert_eq!(store.put_config(&enabled, Some(2)).await.unwrap(), 3);
+    assert!(
+        store
+            .config("app-1", "langfuse")
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    // Concurrent writers with the same expected version: exactly one wins.
+    let (a, b) = tokio::join!(
+        store.put_config(&enabled, Some(3)),
+        store.put_config(&enabled, Some(3))
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    assert_eq!(
+        store
+            .config("app-1", "langfuse")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        4
+    );
+
+    // Delete.
+    assert!(store.delete_config("app-1", "console").await.unwrap());
+    assert!(!store.delete_config("app-1", "console").await.unwrap());
+    assert_eq!(store.configs("app-1").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("ops-config.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(path.exists(), "the file is created on first use");
+    exercise(Arc::new(store.clone())).await;
+    store.pool().close().await;
+
+    // Reopening runs the migrations again (a no-op) and finds the data.
+    let reopened = store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(reopened.backend(), "sqlite");
+    assert_eq!(
+        reopened
+            .config("app-1", "langfuse")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_urls_and_memory() {
+    let memory = store::connect("sqlite::memory:").await.unwrap();
+    exercise(memory).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let plain_path = dir.path().join("plain.db");
+    let store = store::connect(plain_path.to_str().unwrap()).await.unwrap();
+    store.set_app_enabled("t", "a", true).await.unwrap();
+    assert!(plain_path.exists());
+
+    let err = store::connect("mysql://u:pw@h/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported scheme") && !err.contains("pw@"),
+        "{err}"
+    );
+
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let err = SqliteStore::open(not_a_dir.join("db.sqlite"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot create directory"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store() {
+    let Ok(url) = std::env::var(PG_ENV) else {
+        // Written to stderr directly, past the test harness's capture, so the skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED postgres_store: {PG_ENV} is not set; set it (e.g. \
+             postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL store tests"
+        );
+        return;
+    };
+    let schema = format!(
+        "ops_test_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let store = PostgresStore::connect_in_schema(&url, &schema)
+        .await
+        .unwrap();
+    let result = tokio::spawn({
+        let store = store.clone();
+        async move { exercise(Arc::new(store)).await }
+    })
+    .await;
+    // Migrating a second time into the same schema is a no-op.
+    let again = PostgresStore::connect_in_schema(&url, &schema).await;
+    let kept = match &again {
+        Ok(s) => s.config("app-1", "langfuse").await.ok().flatten(),
+        Err(_) => None,
+    };
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    again.unwrap();
+    assert_eq!(kept.map(|c| c.version), Some(4));
+
+    let err = PostgresStore::connect_in_schema(&url, "bad; drop")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("schema"), "{err}");
+}
