@@ -507,3 +507,25 @@ fn oversized_fields_are_truncated_with_a_marker_not_dropped() {
     );
     assert_eq!(queue.stats().truncated, 1);
 }
+
+#[test]
+fn the_byte_budget_covers_traces_waiting_for_a_down_provider() {
+    let hung = Recorder::hanging("down");
+    let mut c = config(10, 10);
+    c.max_bytes = 20_000;
+    let queue = queue_with(c, &[&hung]);
+    let mut accepted = 0;
+    for i in 0..200 {
+        if queue.add_trace_task(task(&format!("t{i}"))).is_ok() {
+            accepted += 1;
+        }
+        if i % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // The worker moved what it drained to the provider's lane, but those bytes still count:
+    // the cap holds, and later tasks are refused.
+    assert!(accepted < 200, "accepted {accepted}");
+    assert_eq!(queue.stats().dropped(DropReason::QueueFull), 200 - accepted);
+    queue.shutdown(Duration::from_millis(50));
+}

@@ -110,6 +110,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body as sent (possibly compressed).
     pub body: Vec<u8>,
+    /// When the server received it.
+    pub received_at: std::time::Instant,
 }
 
 impl fmt::Debug for RecordedRequest {
@@ -198,6 +200,7 @@ impl Respond for Responder {
                 })
                 .collect(),
             body: request.body.clone(),
+            received_at: std::time::Instant::now(),
         };
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let routed = state
@@ -231,7 +234,16 @@ impl fmt::Debug for FakeServer {
 impl FakeServer {
     /// Starts a server on `127.0.0.1` and a free port. It stops when dropped.
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
+        Self::serve(MockServer::start().await).await
+    }
+
+    /// Starts a server on `listener`, for example to bring a backend back on the port it had
+    /// before it went down.
+    pub async fn start_on(listener: std::net::TcpListener) -> Self {
+        Self::serve(MockServer::builder().listener(listener).start().await).await
+    }
+
+    async fn serve(server: MockServer) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         Mock::given(any())
             .respond_with(Responder(Arc::clone(&state)))

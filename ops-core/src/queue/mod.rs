@@ -38,7 +38,8 @@ pub struct QueueConfig {
     pub batch_size: usize,
     /// Tasks the queue holds before it drops new ones (default 10,000).
     pub max_items: usize,
-    /// Estimated bytes the queue holds before it drops new tasks (default 64 MiB).
+    /// Estimated bytes of traces the queue may hold, queued or waiting for any provider,
+    /// before it drops new tasks (default 64 MiB). This bounds memory while a backend is down.
     pub max_bytes: usize,
     /// Traces each provider may have waiting before it drops (default 10,000).
     pub provider_backlog: usize,
@@ -429,12 +430,13 @@ impl TraceQueueManager {
                 (Some(spool), replay)
             }
         };
+        let replay_bytes: usize = replay.iter().map(|q: &Queued| q.size).sum();
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(config.max_items),
             replay: Mutex::new(replay),
             spool,
             router,
-            bytes: CachePadded::new(AtomicUsize::new(0)),
+            bytes: CachePadded::new(AtomicUsize::new(replay_bytes)),
             wake: Notify::new(),
             wake_pending: CachePadded::new(AtomicBool::new(false)),
             idle: Notify::new(),
@@ -676,8 +678,15 @@ impl Shared {
         self.wake_pending.store(false, Relaxed);
     }
 
+    /// Gives back bytes counted against `max_bytes` (never below zero).
+    pub(crate) fn release_bytes(&self, size: usize) {
+        let _ = self
+            .bytes
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(size)));
+    }
+
     fn refuse_full(&self, size: usize, pos: Option<SpoolPos>) -> EnqueueError {
-        self.bytes.fetch_sub(size, Relaxed);
+        self.release_bytes(size);
         self.resolve_everywhere(pos);
         self.counters.drop(
             DropReason::QueueFull,

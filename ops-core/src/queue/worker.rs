@@ -20,6 +20,22 @@ use crate::task::TraceTask;
 struct LaneItem {
     trace: Arc<Trace>,
     pos: Option<SpoolPos>,
+    /// Shared by every lane the trace went to: the queue's byte budget covers the trace
+    /// until the last lane is done with it, so a backend that is down cannot grow memory
+    /// past `max_bytes`.
+    _budget: Arc<Budget>,
+}
+
+/// Bytes of one trace counted against the queue's `max_bytes`, released when dropped.
+struct Budget {
+    size: usize,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        self.shared.release_bytes(self.size);
+    }
 }
 
 /// Unique lane names, in provider order: the spool acknowledges records per name.
@@ -327,6 +343,7 @@ fn retire_idle(shared: &Shared, lanes: &mut Lanes) {
 struct Prepared {
     trace: Arc<Trace>,
     pos: Option<SpoolPos>,
+    budget: Arc<Budget>,
     /// Lane names that must receive it.
     targets: Vec<String>,
 }
@@ -338,7 +355,6 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
     let mut routes: HashMap<String, Vec<String>> = HashMap::new();
     let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
-    let mut popped_bytes = 0;
     loop {
         while batch.len() < batch_size {
             let Some(Queued { task, size, extra }) = replay.next().or_else(|| shared.queue.pop())
@@ -350,7 +366,10 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
                 acked,
                 user_id,
             } = extra.map(|e| *e).unwrap_or_default();
-            popped_bytes += size;
+            let budget = Arc::new(Budget {
+                size,
+                shared: Arc::clone(shared),
+            });
             let app_id = task.app_id().map(str::to_owned);
             let Some(trace) = prepare(shared, task, user_id) else {
                 shared.resolve_everywhere(pos);
@@ -387,13 +406,10 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             batch.push(Prepared {
                 trace: Arc::new(trace),
                 pos,
+                budget,
                 targets,
             });
         }
-        shared
-            .bytes
-            .fetch_sub(popped_bytes.min(shared.bytes.load(Relaxed)), Relaxed);
-        popped_bytes = 0;
         if batch.is_empty() {
             return;
         }
@@ -407,6 +423,7 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
                     buffer.push_back(LaneItem {
                         trace: Arc::clone(&p.trace),
                         pos: p.pos,
+                        _budget: Arc::clone(&p.budget),
                     });
                     added = true;
                 } else {
