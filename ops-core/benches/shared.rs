@@ -12,7 +12,7 @@ use ops_core::{Observation, ObservationKind, Trace, TraceId, TraceTask, Usage};
 use serde_json::json;
 
 /// Accepts every batch and does nothing with it.
-pub struct Noop;
+pub(crate) struct Noop;
 
 #[ops_core::async_trait]
 impl Provider for Noop {
@@ -32,7 +32,7 @@ impl Provider for Noop {
 
 /// A trace with a root span and `observations - 1` generations under it, each with a short
 /// input, output, model and usage: the size of a typical `#[traced]` call tree.
-pub fn trace(observations: usize) -> Trace {
+pub(crate) fn trace(observations: usize) -> Trace {
     let now = Utc::now();
     let mut trace = Trace::new(TraceId::generate(), ObservationKind::Span, "handle", now);
     trace.input = Some(json!("what is the capital of France?"));
@@ -56,10 +56,10 @@ pub fn trace(observations: usize) -> Trace {
 /// Tasks enqueued between two untimed flushes. A flush moves everything queued to the provider's
 /// lane at once, and a lane holds at most `provider_backlog` (10,000) traces, so a chunk must
 /// stay below that or the flush itself drops.
-pub const CHUNK: u64 = 5_000;
+pub(crate) const CHUNK: u64 = 5_000;
 
 /// Times `op` over `iters` pre-built tasks, in chunks; `settle` runs untimed after each chunk.
-pub fn timed<S>(
+pub(crate) fn timed<S>(
     iters: u64,
     template: &Trace,
     state: &mut S,
