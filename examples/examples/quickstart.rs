@@ -5,7 +5,9 @@
 //! OPS_TRACE_FILE=traces.jsonl cargo run -p examples --example quickstart   # also JSON lines
 //! ```
 //!
-//! `ops_core::init()` reads `OPS_TRACE_PROVIDER` (default `console`: a tree on stderr).
+//! `ops_core::init()` reads `OPS_TRACE_PROVIDER` (default `console`: a tree on stderr). Every
+//! platform of `ops-providers` is linked in, so the same run goes to one with its SDK's
+//! variables, e.g. `OPS_TRACE_PROVIDER=phoenix PHOENIX_COLLECTOR_ENDPOINT=http://127.0.0.1:6006`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Set up the global queue from the environment. Keep the guard: dropping it delivers
     // whatever is still queued and shuts the queue down.
+    ops_providers::link();
     let _guard = ops_core::init()?;
     let queue = ops_core::global().expect("init() installs the global queue");
 

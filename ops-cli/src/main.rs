@@ -271,29 +271,10 @@ impl From<ops_config::KeyError> for Failure {
     }
 }
 
-/// Makes sure every provider of `ops-providers` is linked into the binary.
-///
-/// Providers register through `inventory`, whose registrations live next to each provider's
-/// code; a linker keeps that code only when something references it. Referencing one function
-/// of each provider module keeps its registration. (`ops providers` in the CLI tests fails if
-/// one goes missing.)
-fn link_providers() {
-    use ops_providers::{aliyun, arize, langfuse, mlflow, otlp, phoenix, tencent};
-    let anchors: [*const (); 8] = [
-        aliyun::Aliyun::from_config as *const (),
-        arize::Arize::from_config as *const (),
-        langfuse::Langfuse::from_config as *const (),
-        mlflow::Mlflow::tracking_server as *const (),
-        mlflow::Mlflow::databricks as *const (),
-        otlp::generic::GenericOtlp::from_config as *const (),
-        phoenix::Phoenix::from_config as *const (),
-        tencent::Tencent::from_config as *const (),
-    ];
-    std::hint::black_box(anchors);
-}
-
 fn main() -> ExitCode {
-    link_providers();
+    // Keeps every provider's registration in the binary (`ops providers` in the CLI tests
+    // fails if one goes missing).
+    ops_providers::link();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -191,10 +191,13 @@ fn providers_lists_the_registry_with_keys() {
         "databricks",
         "file",
         "langfuse",
+        "langsmith",
         "mlflow",
+        "opik",
         "otlp",
         "phoenix",
         "tencent",
+        "weave",
     ] {
         assert!(
             text.contains(&format!("\n{name} (")) || text.starts_with(&format!("{name} (")),

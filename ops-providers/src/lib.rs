@@ -2,7 +2,10 @@
 //!
 //! Trace providers for `ops`. Most platforms now take OpenTelemetry (OTLP), so there is one
 //! OTLP exporter ([`otlp`]: encoder, transport, response classification) and each platform is
-//! a [`otlp::Dialect`] of attributes, endpoint and headers on top of it.
+//! a [`otlp::Dialect`] of attributes, endpoint and headers on top of it. LangSmith, Opik and
+//! Weave also have native ingestion APIs their UIs are built around; [`langsmith`], [`opik`]
+//! and [`weave`] send to those as the official SDKs do. Every provider shares one HTTP layer
+//! ([`http`]: client, gzip, status rules, `Retry-After`, batch splitting).
 //!
 //! Each provider is a module behind its own cargo feature and registers itself with
 //! `ops_core`'s registry when the feature is on, so an app selects it by name
@@ -17,15 +20,17 @@
 //! | `aliyun` | `aliyun` | Alibaba Cloud ARMS LLM observability |
 //! | `tencent` | `tencent` | Tencent Cloud APM |
 //! | `mlflow` | `mlflow`, `databricks` | MLflow tracking server, Databricks |
+//! | `langsmith` | `langsmith` | LangSmith runs API (multipart ingestion) |
+//! | `opik` | `opik` | Opik (Comet) REST batches |
+//! | `weave` | `weave` | W&B Weave trace server calls |
 //!
 //! `full` (or `all`) enables every provider. The default feature set is empty.
 //!
 //! ```
 //! # #[cfg(feature = "phoenix")] {
 //! use ops_core::provider::{ProviderConfig, find};
-//! // Links this crate, so its providers are registered (an app that uses nothing else from
-//! // it needs this line).
-//! use ops_providers as _;
+//! // Keeps every enabled provider's registration in the binary (see [`link`]).
+//! ops_providers::link();
 //!
 //! // With the `phoenix` feature on, the provider is found by name and built from Dify's keys.
 //! let factory = find("phoenix")?;
@@ -40,8 +45,22 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "http")]
+pub(crate) mod env;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+
+#[cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))]
+pub mod native;
+
+#[cfg(feature = "langsmith")]
+pub mod langsmith;
+#[cfg(feature = "opik")]
+pub mod opik;
+#[cfg(feature = "weave")]
+pub mod weave;
 
 #[cfg(any(feature = "phoenix", feature = "arize"))]
 pub mod openinference;
@@ -58,3 +77,39 @@ pub mod mlflow;
 pub mod phoenix;
 #[cfg(feature = "tencent")]
 pub mod tencent;
+
+/// Keeps the registration of every enabled provider in the final binary.
+///
+/// Providers register through `inventory`, and a linker drops the code of a module nothing
+/// refers to, registration included; `use ops_providers as _;` is not enough. Call this once
+/// (for example at the start of `main`) in any binary that selects providers by name from the
+/// environment or a stored config and uses nothing else from this crate.
+#[inline(never)]
+pub fn link() {
+    type FromConfig = *const ();
+    let anchors: &[FromConfig] = &[
+        #[cfg(feature = "otlp")]
+        (otlp::generic::GenericOtlp::from_config as FromConfig),
+        #[cfg(feature = "langfuse")]
+        (langfuse::Langfuse::from_config as FromConfig),
+        #[cfg(feature = "phoenix")]
+        (phoenix::Phoenix::from_config as FromConfig),
+        #[cfg(feature = "arize")]
+        (arize::Arize::from_config as FromConfig),
+        #[cfg(feature = "aliyun")]
+        (aliyun::Aliyun::from_config as FromConfig),
+        #[cfg(feature = "tencent")]
+        (tencent::Tencent::from_config as FromConfig),
+        #[cfg(feature = "mlflow")]
+        (mlflow::Mlflow::tracking_server as FromConfig),
+        #[cfg(feature = "mlflow")]
+        (mlflow::Mlflow::databricks as FromConfig),
+        #[cfg(feature = "langsmith")]
+        (langsmith::LangSmith::from_config as FromConfig),
+        #[cfg(feature = "opik")]
+        (opik::Opik::from_config as FromConfig),
+        #[cfg(feature = "weave")]
+        (weave::Weave::from_config as FromConfig),
+    ];
+    std::hint::black_box(anchors);
+}

@@ -157,18 +157,7 @@ impl Dialect for Phoenix {
     }
 }
 
-/// `s` percent-encoded for one URL path segment.
-pub(crate) fn url_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub(crate) use crate::env::url_segment;
 
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     validate_url_with_path(config, "endpoint", DEFAULT_ENDPOINT, None)?;

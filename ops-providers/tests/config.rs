@@ -20,7 +20,7 @@ fn error(config: ProviderConfig) -> String {
 
 #[test]
 fn every_provider_is_registered_with_difys_keys() {
-    let expected: [(&str, &[&str], &[&str]); 8] = [
+    let expected: [(&str, &[&str], &[&str]); 11] = [
         (
             "langfuse",
             &["public_key", "secret_key"],
@@ -44,6 +44,18 @@ fn every_provider_is_registered_with_difys_keys() {
             "otlp",
             &["headers"],
             &["endpoint", "service_name", "protocol", "compression"],
+        ),
+        // Dify's keys, plus `workspace_id` (X-Tenant-Id for org-scoped keys).
+        (
+            "langsmith",
+            &["api_key"],
+            &["project", "endpoint", "workspace_id"],
+        ),
+        ("opik", &["api_key"], &["project", "url", "workspace"]),
+        (
+            "weave",
+            &["api_key"],
+            &["project", "entity", "endpoint", "host"],
         ),
     ];
     for (name, secret, other) in expected {
@@ -100,6 +112,71 @@ fn defaults_are_difys() {
     let c = validated(ProviderConfig::new("otlp").with("endpoint", "http://c:4318")).unwrap();
     assert_eq!(c.get("service_name"), Some("ops"));
     assert_eq!(c.get("protocol"), Some("http/protobuf"));
+    let c = validated(
+        ProviderConfig::new("langsmith")
+            .with("api_key", "k")
+            .with("project", " p "),
+    )
+    .unwrap();
+    assert_eq!(c.get("endpoint"), Some("https://api.smith.langchain.com"));
+    assert_eq!(c.get("project"), Some("p"));
+    let c = validated(ProviderConfig::new("opik")).unwrap();
+    assert_eq!(c.get("url"), Some("https://www.comet.com/opik/api/"));
+    assert_eq!(c.get("project"), Some("Default Project"));
+    assert_eq!(c.get("api_key"), None, "self-hosted Opik needs no key");
+    let c = validated(
+        ProviderConfig::new("weave")
+            .with("api_key", "k")
+            .with("project", "p"),
+    )
+    .unwrap();
+    assert_eq!(c.get("endpoint"), Some("https://trace.wandb.ai"));
+    assert_eq!(
+        c.get("entity"),
+        None,
+        "the key's default entity is looked up"
+    );
+}
+
+#[test]
+fn native_provider_urls_and_projects() {
+    // LangSmith keeps the path (self-hosted `/api/v1`), and http only to this machine.
+    let c = validated(
+        ProviderConfig::new("langsmith")
+            .with("api_key", "k")
+            .with("project", "p")
+            .with("endpoint", "https://ls.example.com/api/v1/"),
+    )
+    .unwrap();
+    assert_eq!(c.get("endpoint"), Some("https://ls.example.com/api/v1"));
+    let c = validated(
+        ProviderConfig::new("langsmith")
+            .with("api_key", "k")
+            .with("project", "p")
+            .with("endpoint", "http://127.0.0.1:1984"),
+    )
+    .unwrap();
+    assert_eq!(c.get("endpoint"), Some("http://127.0.0.1:1984"));
+    // Opik's URL keeps its required `/api/` suffix.
+    let c =
+        validated(ProviderConfig::new("opik").with("url", "http://localhost:5173/api/")).unwrap();
+    assert_eq!(c.get("url"), Some("http://localhost:5173/api/"));
+    // Weave takes `entity/project` in `project`, and keeps a dedicated server's path.
+    let c = validated(
+        ProviderConfig::new("weave")
+            .with("api_key", "k")
+            .with("project", "team/proj")
+            .with("endpoint", "https://acme.wandb.io/traces/"),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.get("entity"), c.get("project"), c.get("endpoint")),
+        (
+            Some("team"),
+            Some("proj"),
+            Some("https://acme.wandb.io/traces")
+        )
+    );
 }
 
 #[test]
@@ -220,6 +297,46 @@ fn bad_configs_get_errors_that_say_what_to_fix() {
                 .with("compression", "br"),
             &["`compression`", "gzip or none"],
         ),
+        (
+            ProviderConfig::new("langsmith").with("api_key", "k"),
+            &["langsmith", "`project` is required"],
+        ),
+        (
+            ProviderConfig::new("langsmith").with("project", "p"),
+            &["`api_key` is required"],
+        ),
+        (
+            ProviderConfig::new("langsmith")
+                .with("api_key", "k")
+                .with("project", "p")
+                .with("endpoint", "http://api.smith.langchain.com"),
+            &["`endpoint`", "https://"],
+        ),
+        (
+            ProviderConfig::new("opik").with("url", "http://localhost:5173/api"),
+            &["opik", "`url`", "must end with \"/api/\""],
+        ),
+        (
+            ProviderConfig::new("opik").with("url", "not a url/api/"),
+            &["`url`", "not a URL"],
+        ),
+        (
+            ProviderConfig::new("weave").with("api_key", "k"),
+            &["weave", "`project` is required"],
+        ),
+        (
+            ProviderConfig::new("weave")
+                .with("api_key", "k")
+                .with("entity", "a")
+                .with("project", "b/p"),
+            &["`project`", "entity \"b\"", "`entity` is \"a\""],
+        ),
+        (
+            ProviderConfig::new("weave")
+                .with("api_key", "k")
+                .with("project", "a/b/c"),
+            &["`project`", "entity/project"],
+        ),
     ] {
         let name = format!("{config:?}");
         let err = error(config);
@@ -248,6 +365,32 @@ fn secrets_never_show_in_debug() {
     )
     .unwrap();
     assert!(!format!("{dialect:?}").contains("very-secret"));
+    for config in [
+        ProviderConfig::new("langsmith")
+            .with("api_key", "lsv2-very-secret")
+            .with("project", "p"),
+        ProviderConfig::new("opik").with("api_key", "opik-very-secret"),
+        ProviderConfig::new("weave")
+            .with("api_key", "wandb-very-secret")
+            .with("project", "p"),
+    ] {
+        let name = config.provider().to_owned();
+        let provider = find(&name).unwrap().build(config).unwrap();
+        let dbg = format!("{provider:?}");
+        assert!(!dbg.contains("very-secret"), "{name}: {dbg}");
+    }
+    let langsmith = ops_providers::langsmith::LangSmith::new(
+        "https://api.smith.langchain.com",
+        "p",
+        "lsv2-very-secret",
+        None,
+    )
+    .unwrap();
+    let dbg = format!("{langsmith:?}");
+    assert!(
+        !dbg.contains("very-secret") && dbg.contains("x-api-key"),
+        "{dbg}"
+    );
 }
 
 const CHILD: &str = "OPS_PROVIDERS_ENV_CHILD";
@@ -295,6 +438,27 @@ fn env_child() {
     assert_eq!(c.get("license_key"), Some("lk-env"));
     let c = get("tencent");
     assert_eq!(c.get("token"), Some("tk-env"));
+    let c = get("langsmith");
+    assert_eq!(c.get("api_key"), Some("lsv2-env"));
+    assert_eq!(
+        c.get("endpoint"),
+        Some("https://eu.api.smith.langchain.com")
+    );
+    assert_eq!(c.get("project"), Some("ls-project"));
+    assert_eq!(c.get("workspace_id"), Some("ws-1"));
+    let c = get("opik");
+    assert_eq!(c.get("api_key"), Some("opik-env"));
+    assert_eq!(
+        c.get("url"),
+        Some("http://localhost:5173/api/"),
+        "the SDK's URL without the slash Dify's key requires"
+    );
+    assert_eq!(c.get("workspace"), Some("opik-ws"));
+    assert_eq!(c.get("project"), Some("opik-project"));
+    let c = get("weave");
+    assert_eq!(c.get("api_key"), Some("wandb-env"));
+    assert_eq!(c.get("endpoint"), Some("https://acme.wandb.io/traces"));
+    assert_eq!(c.get("project"), Some("team/weave-project"));
 }
 
 #[test]
@@ -325,6 +489,17 @@ fn from_env_reads_the_sdk_variables() {
         .env("ALIYUN_ARMS_LICENSE_KEY", "lk-env")
         .env("TENCENT_APM_TOKEN", "tk-env")
         .env("TENCENT_APM_ENDPOINT", "http://apm:4318")
+        .env("LANGSMITH_API_KEY", "lsv2-env")
+        .env("LANGSMITH_ENDPOINT", "https://eu.api.smith.langchain.com")
+        .env("LANGSMITH_PROJECT", "ls-project")
+        .env("LANGSMITH_WORKSPACE_ID", "ws-1")
+        .env("OPIK_API_KEY", "opik-env")
+        .env("OPIK_URL_OVERRIDE", "http://localhost:5173/api")
+        .env("OPIK_WORKSPACE", "opik-ws")
+        .env("OPIK_PROJECT_NAME", "opik-project")
+        .env("WANDB_API_KEY", "wandb-env")
+        .env("WF_TRACE_SERVER_URL", "https://acme.wandb.io/traces")
+        .env("WANDB_PROJECT", "team/weave-project")
         .status()
         .unwrap();
     assert!(
@@ -343,6 +518,8 @@ fn without_the_variables_nothing_is_configured() {
         ("aliyun", "ALIYUN_ARMS_LICENSE_KEY"),
         ("tencent", "TENCENT_APM_TOKEN"),
         ("databricks", "DATABRICKS_HOST"),
+        ("langsmith", "LANGSMITH_API_KEY"),
+        ("weave", "WANDB_API_KEY"),
     ] {
         if std::env::var_os(var).is_none() {
             assert!((find(name).unwrap().from_env)().is_none(), "{name}");

@@ -18,7 +18,6 @@
 //! [`Encoding::Json`], the OTLP JSON mapping: lowerCamelCase keys, hex ids, enums as integers,
 //! 64-bit integers as decimal strings. Either can be gzipped ([`Compression::Gzip`]).
 
-use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -86,42 +85,7 @@ impl Encoding {
     }
 }
 
-/// The compression of a request body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Compression {
-    /// Sent as is.
-    None,
-    /// `Content-Encoding: gzip` (the default, as the OpenTelemetry SDKs send it).
-    #[default]
-    Gzip,
-}
-
-impl Compression {
-    /// Parses `gzip` or `none` (the values of `OTEL_EXPORTER_OTLP_COMPRESSION`).
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "gzip" => Some(Compression::Gzip),
-            "none" | "" => Some(Compression::None),
-            _ => None,
-        }
-    }
-
-    /// Compresses `body`; returns the `Content-Encoding` to send, if any.
-    pub fn apply(self, body: Vec<u8>) -> (Vec<u8>, Option<&'static str>) {
-        match self {
-            Compression::None => (body, None),
-            Compression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4 + 64),
-                    flate2::Compression::default(),
-                );
-                gz.write_all(&body)
-                    .and_then(|()| gz.finish())
-                    .map_or((body, None), |zipped| (zipped, Some("gzip")))
-            }
-        }
-    }
-}
+pub use crate::http::Compression;
 
 /// An OTLP attribute list under construction. Setting a key that is already there replaces
 /// its value, so a list never holds a key twice (OTLP requires unique keys).

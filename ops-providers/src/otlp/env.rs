@@ -1,36 +1,10 @@
 //! Small helpers shared by the dialects: environment variables, header lists, URLs, auth.
 
-use base64::Engine as _;
 use ops_core::provider::{ConfigError, ProviderConfig};
 
-/// The value of environment variable `name`, when set and not blank.
-pub(crate) fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-/// The first of `names` that is set.
-pub(crate) fn first_var(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| var(n))
-}
-
-/// Sets `key` in `config` from the first of `names` that is set.
-pub(crate) fn set_from(config: &mut ProviderConfig, key: &str, names: &[&str]) {
-    if let Some(v) = first_var(names) {
-        config.set(key, v);
-    }
-}
-
-/// `Basic base64(user:password)`.
-#[cfg_attr(not(any(feature = "langfuse", feature = "mlflow")), allow(dead_code))]
-pub(crate) fn basic_auth(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
+#[cfg(any(feature = "langfuse", feature = "mlflow"))]
+pub(crate) use crate::env::basic_auth;
+pub(crate) use crate::env::{join, set_from, var};
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -94,15 +68,6 @@ pub(crate) fn parse_headers(
     Ok(out)
 }
 
-/// `base` with `path` appended, with exactly one `/` between them.
-pub(crate) fn join(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
-}
-
 /// A URL to POST traces to: `endpoint` as given when its path already ends with `suffix`,
 /// else `endpoint` + `suffix`.
 pub(crate) fn traces_url(endpoint: &str, suffix: &str) -> String {
@@ -145,7 +110,6 @@ mod tests {
 
     #[test]
     fn urls_and_auth() {
-        assert_eq!(join("http://h/", "/v1/traces"), "http://h/v1/traces");
         assert_eq!(
             traces_url("http://h:4318", "/v1/traces"),
             "http://h:4318/v1/traces"
@@ -155,7 +119,7 @@ mod tests {
             "http://h/v1/traces"
         );
         assert_eq!(
-            basic_auth("pk-lf-fake-public", "sk-lf-fake-secret"),
+            crate::env::basic_auth("pk-lf-fake-public", "sk-lf-fake-secret"),
             "Basic cGstbGYtZmFrZS1wdWJsaWM6c2stbGYtZmFrZS1zZWNyZXQ="
         );
     }

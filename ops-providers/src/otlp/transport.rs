@@ -20,27 +20,33 @@
 //! delivered the export is `Delivered`; when none was, it is `Retry` if any request may be
 //! retried, else `Fatal`; otherwise it is `Partial` with the failed traces, which the queue
 //! sends again alone (a trace rejected for good then fails as `Fatal` on its own).
+//!
+//! The HTTP parts (the client, the status rules, `Retry-After`, splitting a batch) live in
+//! [`crate::http`], shared with the native-API providers; this module adds what is OTLP's own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use ops_core::{ExportError, ExportOutcome};
 use prost::Message;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
+
+#[cfg(test)]
+use crate::http::RpcStatus;
+pub use crate::http::{
+    Classified, HttpReply, MAX_RETRY_AFTER, MAX_SPLIT_DEPTH, StatusRules, header_map, quote,
+    retry_after, server_message,
+};
+#[cfg(test)]
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+#[cfg(test)]
+use reqwest::header::{HeaderName, HeaderValue};
 
 use super::encode::{self, Compression, Encoding, IndexedSpan};
-
-/// The longest `Retry-After` honoured; a longer one is cut to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-/// How many times a batch answered with 413 is halved at most (so at most 2^6 = 64 requests).
-pub const MAX_SPLIT_DEPTH: u32 = 6;
-/// The longest a server message is quoted in an error.
-const MAX_QUOTE: usize = 500;
 
 /// How a [`Transport`] sends.
 #[derive(Debug, Clone)]
@@ -61,81 +67,13 @@ pub struct TransportOptions {
 impl Default for TransportOptions {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            export_deadline: Duration::from_secs(25),
+            timeout: crate::http::DEFAULT_TIMEOUT,
+            connect_timeout: crate::http::DEFAULT_CONNECT_TIMEOUT,
+            export_deadline: crate::http::DEFAULT_EXPORT_DEADLINE,
             encoding: Encoding::Protobuf,
             compression: Compression::Gzip,
         }
     }
-}
-
-/// An HTTP answer, read in full.
-#[derive(Debug, Clone)]
-pub struct HttpReply {
-    /// The status.
-    pub status: StatusCode,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpReply {
-    /// The body as JSON, when it is JSON.
-    pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// The receiver's message: see [`server_message`].
-    pub fn message(&self) -> String {
-        server_message(&self.headers, &self.body)
-    }
-
-    /// `Ok` for a 2xx answer; else an error of `provider` describing what `what` (for
-    /// example "the credentials check") got, which says the credentials are wrong for 401
-    /// and 403.
-    pub fn check(&self, provider: &str, what: &str) -> Result<(), ExportError> {
-        if self.status.is_success() {
-            return Ok(());
-        }
-        let hint = match self.status.as_u16() {
-            401 | 403 => "invalid credentials: check the keys in the tracing config; ",
-            404 => "not found: check the endpoint or host in the tracing config; ",
-            _ => "",
-        };
-        Err(ExportError::new(
-            provider,
-            format!(
-                "{what} failed: {hint}the server answered HTTP {}: {}",
-                self.status,
-                quote(&self.message())
-            ),
-        ))
-    }
-}
-
-/// What a receiver's answer means for the request that got it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Classified {
-    /// Accepted; `rejected_spans` were refused for good (OTLP `partialSuccess`).
-    Accepted {
-        /// Spans the receiver refused.
-        rejected_spans: u64,
-        /// Why, as the receiver said.
-        message: String,
-    },
-    /// The same request may succeed later.
-    Retry {
-        /// The wait the receiver asked for.
-        after: Option<Duration>,
-        /// What happened.
-        error: ExportError,
-    },
-    /// 413: the request is too large.
-    TooLarge(ExportError),
-    /// The request can never succeed.
-    Fatal(ExportError),
 }
 
 /// Sends OTLP requests to one endpoint with fixed headers.
@@ -150,33 +88,9 @@ pub struct Transport {
 }
 
 /// Builds the HTTP client every provider uses: rustls, the given timeouts, no proxy
-/// surprises beyond the system's.
+/// surprises beyond the system's (see [`crate::http::client`]).
 pub fn http_client(options: &TransportOptions) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(options.timeout)
-        .connect_timeout(options.connect_timeout)
-        .user_agent(concat!("ops/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
-/// Turns `(name, value)` pairs into a header map, naming the bad one on error.
-pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("{k:?} is not a valid HTTP header name"))?;
-        let mut value = HeaderValue::from_str(v)
-            .map_err(|_| format!("the value of header {k:?} has characters HTTP does not allow"))?;
-        if matches!(
-            name.as_str(),
-            "authorization" | "x-api-key" | "api_key" | "api-key" | "x-arms-license-key"
-        ) {
-            value.set_sensitive(true);
-        }
-        map.insert(name, value);
-    }
-    Ok(map)
+    crate::http::client(options.timeout, options.connect_timeout)
 }
 
 impl Transport {
@@ -230,40 +144,7 @@ impl Transport {
     /// Sends `request` and reads the whole answer. A connection failure or timeout is an
     /// error that says so.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<HttpReply, ExportError> {
-        let response = request.send().await.map_err(|e| self.network_error(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.network_error(&e))?
-            .to_vec();
-        Ok(HttpReply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    fn network_error(&self, e: &reqwest::Error) -> ExportError {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else {
-            "failed"
-        };
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        ExportError::new(
-            &self.provider,
-            format!("request to {} {what}: {detail}", self.endpoint),
-        )
+        crate::http::send(&self.provider, &self.endpoint, request).await
     }
 
     /// Posts one encoded OTLP request body and classifies the answer.
@@ -303,161 +184,54 @@ impl Transport {
         if spans.is_empty() {
             return ExportOutcome::Delivered;
         }
-        let deadline = Instant::now() + self.options.export_deadline;
-        let mut failed = vec![false; traces];
-        let mut retry: Option<(Option<Duration>, ExportError)> = None;
-        let mut fatal: Option<ExportError> = None;
-        let mut work: Vec<(Vec<IndexedSpan>, u32)> = vec![(spans, 0)];
-        let max_requests = 2usize.pow(MAX_SPLIT_DEPTH + 1);
-        let mut sent = 0usize;
-        while let Some((chunk, depth)) = work.pop() {
-            let mark = |failed: &mut Vec<bool>| {
-                for s in &chunk {
-                    if let Some(f) = failed.get_mut(s.trace) {
-                        *f = true;
-                    }
-                }
-            };
-            if sent >= max_requests || Instant::now() >= deadline {
-                mark(&mut failed);
-                retry.get_or_insert((
-                    None,
-                    ExportError::new(
-                        &self.provider,
-                        format!(
-                            "export to {} ran out of time after {sent} requests; the rest is sent again later",
-                            self.endpoint
-                        ),
-                    ),
-                ));
-                continue;
-            }
-            sent += 1;
+        let mut splitter = crate::http::Splitter::new(
+            &self.provider,
+            &self.endpoint,
+            vec![spans],
+            traces,
+            self.options.export_deadline,
+            |s: &IndexedSpan| s.trace,
+        );
+        while let Some(left) = splitter.next_chunk() {
             let request = encode::request(
                 resource,
                 scope,
-                chunk.iter().map(|s| s.span.clone()).collect(),
+                splitter.current().iter().map(|s| s.span.clone()).collect(),
             );
-            let left = deadline.saturating_duration_since(Instant::now());
             let body = self.options.encoding.encode(&request);
-            match self.post_within(body, extra, left).await {
-                Classified::Accepted {
+            let classified = self.post_within(body, extra, left).await;
+            if let Classified::Accepted {
+                rejected_spans,
+                message,
+            } = &classified
+                && *rejected_spans > 0
+            {
+                self.rejected.fetch_add(*rejected_spans, Ordering::Relaxed);
+                tracing::warn!(
+                    provider = %self.provider,
                     rejected_spans,
-                    message,
-                } => {
-                    if rejected_spans > 0 {
-                        self.rejected.fetch_add(rejected_spans, Ordering::Relaxed);
-                        tracing::warn!(
-                            provider = %self.provider,
-                            rejected_spans,
-                            message = %message,
-                            "ops: the OTLP receiver rejected some spans (partial success)"
-                        );
-                    }
-                }
-                Classified::TooLarge(error) => {
-                    if chunk.len() > 1 && depth < MAX_SPLIT_DEPTH {
-                        let mut first = chunk;
-                        let second = first.split_off(first.len() / 2);
-                        // Popped last-in first-out: the first half goes first.
-                        work.push((second, depth + 1));
-                        work.push((first, depth + 1));
-                    } else {
-                        mark(&mut failed);
-                        fatal.get_or_insert(ExportError::new(
-                            &self.provider,
-                            format!(
-                                "{} (even {} span(s) alone are too large; nothing more to split)",
-                                error.message,
-                                chunk.len()
-                            ),
-                        ));
-                    }
-                }
-                Classified::Retry { after, error } => {
-                    mark(&mut failed);
-                    let after = match (retry.as_ref().and_then(|r| r.0), after) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        (a, b) => a.or(b),
-                    };
-                    let error = retry.take().map_or(error, |r| r.1);
-                    retry = Some((after, error));
-                }
-                Classified::Fatal(error) => {
-                    mark(&mut failed);
-                    fatal.get_or_insert(error);
-                }
+                    message = %message,
+                    "ops: the OTLP receiver rejected some spans (partial success)"
+                );
             }
+            splitter.done(classified);
         }
-        let failed: Vec<usize> = (0..traces).filter(|i| failed[*i]).collect();
-        if failed.is_empty() {
-            return ExportOutcome::Delivered;
-        }
-        if failed.len() == traces {
-            return match (retry, fatal) {
-                (Some((after, error)), _) => ExportOutcome::Retry { after, error },
-                (None, Some(error)) => ExportOutcome::Fatal(error),
-                (None, None) => unreachable!("a trace only fails with an error"),
-            };
-        }
-        let error = fatal
-            .or(retry.map(|r| r.1))
-            .expect("a trace only fails with an error");
-        ExportOutcome::Partial { failed, error }
+        let report = splitter.finish();
+        report.outcome(traces)
     }
 }
 
-/// Classifies a receiver's answer to an OTLP export (see the module docs).
+/// Classifies a receiver's answer to an OTLP export (see the module docs): the common rules
+/// of [`crate::http::classify_status`], and a 2xx's `partialSuccess`.
 pub fn classify(provider: &str, endpoint: &str, reply: &HttpReply, now: SystemTime) -> Classified {
-    let status = reply.status;
-    if status.is_success() {
+    if reply.status.is_success() {
         let (rejected_spans, message) = partial_success(reply);
         return Classified::Accepted {
             rejected_spans,
             message,
         };
     }
-    let error = ExportError::new(
-        provider,
-        format!(
-            "{} answered HTTP {}: {}{}",
-            endpoint,
-            status,
-            quote(&reply.message()),
-            match status.as_u16() {
-                401 | 403 => "; check the credentials in the tracing config",
-                404 => "; check the endpoint in the tracing config",
-                415 => "; the receiver does not take this content type",
-                _ => "",
-            }
-        ),
-    );
-    match status.as_u16() {
-        408 | 429 | 502 | 503 | 504 => Classified::Retry {
-            after: retry_after(&reply.headers, now),
-            error,
-        },
-        413 => Classified::TooLarge(error),
-        _ => Classified::Fatal(error),
-    }
-}
-
-/// `Retry-After` as a wait: delay-seconds or an HTTP date (a past date means now), capped at
-/// [`MAX_RETRY_AFTER`]. `None` when absent or unreadable.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    let wait = match value.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => {
-            let at = httpdate::parse_http_date(value).ok()?;
-            at.duration_since(now).unwrap_or(Duration::ZERO)
-        }
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
+    crate::http::classify_status(provider, endpoint, reply, now, StatusRules::default())
 }
 
 fn partial_success(reply: &HttpReply) -> (u64, String) {
@@ -499,66 +273,6 @@ fn partial_success(reply: &HttpReply) -> (u64, String) {
         }),
         Err(_) => (0, String::new()),
     }
-}
-
-/// `google.rpc.Status`, the body OTLP receivers answer errors with in protobuf.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-/// The message in an error answer: the `message` of a protobuf `google.rpc.Status`; the
-/// `error` (or its `message`), `message`, `detail` or `error_code` of a JSON object; else the
-/// body as text. Empty bodies give `(empty body)`.
-pub fn server_message(headers: &HeaderMap, body: &[u8]) -> String {
-    if body.is_empty() {
-        return "(empty body)".into();
-    }
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type.contains("protobuf")
-        && let Ok(status) = RpcStatus::decode(body)
-        && !status.message.is_empty()
-    {
-        return status.message;
-    }
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
-        let pick = |v: &serde_json::Value| -> Option<String> {
-            match v {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Object(o) => {
-                    o.get("message").and_then(|m| m.as_str()).map(str::to_owned)
-                }
-                serde_json::Value::Array(a) if !a.is_empty() => {
-                    Some(serde_json::Value::Array(a.clone()).to_string())
-                }
-                _ => None,
-            }
-        };
-        if let Some(obj) = json.as_object() {
-            for key in ["error", "message", "detail", "error_code"] {
-                if let Some(m) = obj.get(key).and_then(pick) {
-                    return m;
-                }
-            }
-        }
-        return json.to_string();
-    }
-    String::from_utf8_lossy(body).trim().to_owned()
-}
-
-/// `message` in double quotes, cut to a readable length.
-pub fn quote(message: &str) -> String {
-    let mut cut: String = message.chars().take(MAX_QUOTE).collect();
-    if cut.len() < message.len() {
-        cut.push('…');
-    }
-    format!("{cut:?}")
 }
 
 #[cfg(test)]

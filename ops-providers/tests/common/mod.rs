@@ -491,3 +491,5 @@ pub fn assert_tree(trace: &Trace, request: &ExportTraceServiceRequest) {
         }
     }
 }
+
+pub mod native;

@@ -31,9 +31,3 @@ pub fn rss_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
-
-/// Keeps the generic OTLP provider's registration in the test binary: the linker drops a
-/// provider module nothing refers to, and its `inventory` entry with it.
-pub fn link_otlp() {
-    std::hint::black_box(ops_providers::otlp::generic::GenericOtlp::from_config as fn(_) -> _);
-}

@@ -48,7 +48,7 @@ async fn a_backend_down_for_30_s_gets_every_trace_when_it_is_back() {
         .local_addr()
         .unwrap();
     let endpoint = format!("http://{port}/v1/traces");
-    ops_fault_tests::link_otlp();
+    ops_providers::link();
     let otlp = provider::find("otlp")
         .unwrap()
         .build(ProviderConfig::new("otlp").with("endpoint", endpoint))

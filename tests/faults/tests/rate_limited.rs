@@ -21,7 +21,7 @@ async fn a_429_storm_is_waited_out_exactly_as_told() {
     for _ in 0..STORM {
         server.push(FakeResponse::status(429).header("Retry-After", "1"));
     }
-    ops_fault_tests::link_otlp();
+    ops_providers::link();
     let otlp = provider::find("otlp")
         .unwrap()
         .build(ProviderConfig::new("otlp").with("endpoint", server.url("/v1/traces")))

@@ -1,0 +1,756 @@
+//! W&B Weave through its trace server's calls API (`weave` provider), as the official SDK
+//! sends it.
+//!
+//! - **Endpoints**: `POST {endpoint}/call/upsert_batch` with a `start` and an `end` item per
+//!   call (`{"batch": [{"mode": "start", "req": {"start": {...}}}, ...]}`), or, for a project
+//!   in calls-complete mode, `POST {endpoint}/v2/{entity}/{project}/calls/complete` with one
+//!   finished call per item. The provider starts with `upsert_batch`, which every trace server
+//!   takes; when the server answers that the project needs calls-complete mode
+//!   (`CALLS_COMPLETE_MODE_REQUIRED`) it switches and re-sends, and a server without the v2
+//!   endpoint (404) switches it back.
+//! - **Project**: `project_id` is `entity/project`; without an entity, the key's default
+//!   entity is looked up once (W&B GraphQL `viewer`).
+//! - **Auth**: HTTP Basic `api:<key>` (`wb_at_…` tokens as Bearer).
+//! - **Calls**: one per observation, ids UUIDv7 ([`crate::native::IdDeriver`]); `op_name` is
+//!   the observation's name (the SDK publishes ops as `weave:///…` refs, which needs objects
+//!   this provider does not create); `summary.usage` per model and `summary.status_counts`
+//!   over the call and its descendants in the export, as the SDK rolls them up; `exception`
+//!   as a string; the session as `thread_id`, with the trace's root call as `turn_id`.
+//! - **Limits**: at most 31 MiB per request (the server takes 32 MiB); split on 413.
+//!
+//! Config keys (Dify's): `api_key` (secret), `project` (required; `entity/project` also
+//! works), `entity` (optional), `endpoint` (the trace server, default
+//! `https://trace.wandb.ai`, path kept for dedicated `…/traces` servers), `host` (the W&B API,
+//! default `https://api.wandb.ai`). Environment (the SDK's): `WANDB_API_KEY`,
+//! `WF_TRACE_SERVER_URL`, `WANDB_BASE_URL`, `WANDB_ENTITY`, `WANDB_PROJECT`.
+//!
+//! The credentials check asks W&B who the key belongs to (GraphQL `viewer`); the project URL
+//! is `https://wandb.ai/{entity}/{project}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ops_core::limits::split_batches;
+use ops_core::provider::{
+    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    validate_url_with_path,
+};
+use ops_core::{ExportOutcome, Level, Observation, Trace, async_trait};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::env;
+use crate::http::{Classified, HttpClient, Splitter, StatusRules};
+use crate::native::{
+    IdDeriver, as_object, attribute_metadata, error_text, iso, observations, tags,
+};
+
+/// The registry name.
+pub const NAME: &str = "weave";
+/// Dify's default trace server.
+pub const DEFAULT_ENDPOINT: &str = "https://trace.wandb.ai";
+/// The W&B API host.
+pub const DEFAULT_HOST: &str = "https://api.wandb.ai";
+/// The most bytes per request: the client keeps 1 MiB below the server's 32 MiB.
+pub const MAX_BYTES: usize = 31 * 1024 * 1024;
+/// The most calls per request.
+pub const MAX_CALLS: usize = 1000;
+/// The error code of a project that only takes `calls/complete`.
+pub const CALLS_COMPLETE_MODE_REQUIRED: &str = "CALLS_COMPLETE_MODE_REQUIRED";
+/// The client capabilities sent with every request: `end` items carry `trace_id`.
+pub const CLIENT_CAPABILITIES: &str = "trace_id_on_end";
+
+const DEFAULT_ENTITY_QUERY: &str = "query DefaultEntity {\n  viewer {\n    username\n    defaultEntity {\n      name\n    }\n  }\n}";
+
+/// The config keys.
+pub const FIELDS: &[ConfigField] = &[
+    ConfigField::secret("api_key"),
+    ConfigField::optional("entity"),
+    ConfigField::optional("project").required(),
+    ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
+    ConfigField::optional("host"),
+];
+
+/// How calls are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `POST /call/upsert_batch` with start and end items.
+    UpsertBatch,
+    /// `POST /v2/{entity}/{project}/calls/complete` with finished calls.
+    CallsComplete,
+}
+
+/// One call: its `start` and `end` requests and its calls-complete item, with the index of
+/// the trace it came from.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The trace's index in the exported batch.
+    pub trace: usize,
+    /// The `start` object.
+    pub start: Map<String, Value>,
+    /// The `end` object; `None` while the call is still running.
+    pub end: Option<Map<String, Value>>,
+    size: usize,
+}
+
+impl Call {
+    /// The call as one `calls/complete` item: the start's fields and the end's (an unfinished
+    /// call ends when it started, and says so in `attributes.ops.unfinished`).
+    pub fn complete(&self) -> Value {
+        let mut m = self.start.clone();
+        match &self.end {
+            Some(end) => {
+                for k in [
+                    "ended_at",
+                    "exception",
+                    "output",
+                    "summary",
+                    "wb_run_step_end",
+                ] {
+                    m.insert(k.into(), end.get(k).cloned().unwrap_or(Value::Null));
+                }
+            }
+            None => {
+                m.insert(
+                    "ended_at".into(),
+                    m.get("started_at").cloned().unwrap_or(Value::Null),
+                );
+                for k in ["exception", "output", "wb_run_step_end"] {
+                    m.insert(k.into(), Value::Null);
+                }
+                m.insert("summary".into(), json!({}));
+                if let Some(ops) = m
+                    .get_mut("attributes")
+                    .and_then(|a| a.get_mut("ops"))
+                    .and_then(Value::as_object_mut)
+                {
+                    ops.insert("unfinished".into(), json!(true));
+                }
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// The call's `upsert_batch` items: a start, and an end once it ended.
+    pub fn upsert_items(&self) -> Vec<Value> {
+        let mut items = vec![json!({"mode": "start", "req": {"start": self.start}})];
+        if let Some(end) = &self.end {
+            items.push(json!({"mode": "end", "req": {"end": end}}));
+        }
+        items
+    }
+}
+
+/// The Weave provider.
+pub struct Weave {
+    endpoint: String,
+    host: String,
+    entity: Option<String>,
+    project: String,
+    http: HttpClient,
+    mode: Mode,
+    ids: IdDeriver,
+}
+
+impl fmt::Debug for Weave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Weave")
+            .field("endpoint", &self.endpoint)
+            .field("host", &self.host)
+            .field("entity", &self.entity)
+            .field("project", &self.project)
+            .field("mode", &self.mode)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `Authorization` of a W&B key: Basic `api:<key>`, or Bearer for `wb_at_` tokens.
+pub fn authorization(api_key: &str) -> String {
+    if api_key.starts_with("wb_at_") {
+        format!("Bearer {api_key}")
+    } else {
+        env::basic_auth("api", api_key)
+    }
+}
+
+/// Usage per model and status counts of a call and its descendants.
+#[derive(Debug, Clone, Default)]
+struct Rollup {
+    usage: BTreeMap<String, [u64; 4]>,
+    success: u64,
+    error: u64,
+}
+
+impl Rollup {
+    fn summary(&self) -> Value {
+        let usage: Map<String, Value> = self
+            .usage
+            .iter()
+            .map(|(model, [requests, prompt, completion, total])| {
+                (
+                    model.clone(),
+                    json!({
+                        "requests": requests,
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": total,
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "usage": usage,
+            "status_counts": {"success": self.success, "error": self.error},
+        })
+    }
+}
+
+/// The roll-ups of every observation of `obs`: its own usage and status plus its
+/// descendants'.
+fn rollups(obs: &[Observation]) -> HashMap<Uuid, Rollup> {
+    let index: HashMap<Uuid, usize> = obs.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
+    let mut out: HashMap<Uuid, Rollup> = HashMap::new();
+    for o in obs {
+        let usage = o.usage.as_ref().filter(|u| !u.is_empty()).map(|u| {
+            (
+                o.model.clone().unwrap_or_else(|| "unknown".into()),
+                [
+                    1,
+                    u.input.unwrap_or(0),
+                    u.output.unwrap_or(0),
+                    u.total().unwrap_or(0),
+                ],
+            )
+        });
+        let failed = o.level == Level::Error;
+        // Walk up the ancestors, at most once around any cycle.
+        let mut at = Some(o.id);
+        for _ in 0..=obs.len() {
+            let Some(id) = at else {
+                break;
+            };
+            let r = out.entry(id).or_default();
+            if failed {
+                r.error += 1;
+            } else {
+                r.success += 1;
+            }
+            if let Some((model, counts)) = &usage {
+                let slot = r.usage.entry(model.clone()).or_default();
+                for (s, c) in slot.iter_mut().zip(counts) {
+                    *s = s.saturating_add(*c);
+                }
+            }
+            at = index
+                .get(&id)
+                .and_then(|i| obs[*i].parent_id)
+                .filter(|p| index.contains_key(p) && *p != id);
+        }
+    }
+    out
+}
+
+impl Weave {
+    /// A provider for the trace server at `endpoint` and the W&B API at `host`, writing to
+    /// `entity/project` (the key's default entity when `entity` is `None`).
+    pub fn new(
+        endpoint: &str,
+        host: Option<&str>,
+        entity: Option<&str>,
+        project: &str,
+        api_key: &str,
+    ) -> Result<Self, ConfigError> {
+        let headers = vec![("authorization".to_owned(), authorization(api_key))];
+        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
+            provider: NAME.into(),
+            message,
+        })?;
+        Ok(Self {
+            endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
+            host: host
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .unwrap_or(DEFAULT_HOST)
+                .trim_end_matches('/')
+                .to_owned(),
+            entity: entity
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned),
+            project: project.trim().to_owned(),
+            http,
+            mode: Mode::UpsertBatch,
+            ids: IdDeriver::default(),
+        })
+    }
+
+    /// The provider of a validated config.
+    pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        Self::new(
+            config.get("endpoint").unwrap_or(DEFAULT_ENDPOINT),
+            config.get("host"),
+            config.get("entity"),
+            config.require("project")?,
+            config.require("api_key")?,
+        )
+    }
+
+    /// Replaces the timeouts: one request, connecting, a whole export.
+    pub fn with_timeouts(
+        mut self,
+        timeout: Duration,
+        connect: Duration,
+        export: Duration,
+    ) -> Result<Self, String> {
+        self.http = self.http.with_timeouts(timeout, connect, export)?;
+        Ok(self)
+    }
+
+    /// Starts in `mode` (the provider finds the right one by itself; this saves a request).
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How calls are written now.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The entity, once known.
+    pub fn entity(&self) -> Option<&str> {
+        self.entity.as_deref()
+    }
+
+    /// `entity/project`, with `entity` standing in for an unknown entity.
+    fn project_id(&self) -> String {
+        format!(
+            "{}/{}",
+            self.entity.as_deref().unwrap_or("entity"),
+            self.project
+        )
+    }
+
+    async fn viewer(&self) -> Result<Value, ExportError> {
+        self.viewer_or_why().await.map_err(|(e, _)| e)
+    }
+
+    /// W&B's `viewer` of the key; on failure, the error and whether it is for good (the key
+    /// is refused) rather than worth retrying.
+    async fn viewer_or_why(&self) -> Result<Value, (ExportError, bool)> {
+        let url = env::join(&self.host, "/graphql");
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .timeout(Duration::from_secs(5))
+            .body(json!({ "query": DEFAULT_ENTITY_QUERY }).to_string());
+        let reply = self
+            .http
+            .send(&url, request)
+            .await
+            .map_err(|e| (e, false))?;
+        let refused = matches!(reply.status.as_u16(), 401 | 403);
+        reply
+            .check(NAME, "the credentials check (W&B GraphQL viewer)")
+            .map_err(|e| (e, refused))?;
+        let viewer = reply
+            .json()
+            .and_then(|j| j.pointer("/data/viewer").cloned())
+            .filter(|v| !v.is_null());
+        viewer.ok_or_else(|| {
+            let e = ExportError::new(
+                NAME,
+                format!(
+                    "the credentials check failed: {url} does not know this API key; check `api_key` (and `host` for a dedicated W&B)"
+                ),
+            );
+            (e, true)
+        })
+    }
+
+    /// The entity: the configured one, else the key's default entity (asked once).
+    async fn ensure_entity(&mut self) -> Result<String, (ExportError, bool)> {
+        if let Some(e) = &self.entity {
+            return Ok(e.clone());
+        }
+        let viewer = self.viewer_or_why().await?;
+        let entity = viewer
+            .pointer("/defaultEntity/name")
+            .or_else(|| viewer.get("entity"))
+            .or_else(|| viewer.get("username"))
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                let e = ExportError::new(
+                    NAME,
+                    "W&B did not say which entity this key writes to; set `entity` in the tracing config",
+                );
+                (e, true)
+            })?;
+        self.entity = Some(entity.clone());
+        Ok(entity)
+    }
+
+    /// The calls `batch` is sent as, at time `now` (which bounds the ids). Their
+    /// `project_id` says `entity/…` until the entity is known (an export looks it up first).
+    pub fn calls(&mut self, batch: &[Arc<Trace>], now: DateTime<Utc>) -> Vec<Call> {
+        let project_id = self.project_id();
+        let mut out = Vec::new();
+        for (index, trace) in batch.iter().enumerate() {
+            let trace_id = self.ids.trace_id(trace, now);
+            let obs = observations(trace);
+            let rollups = rollups(&obs);
+            let root = obs
+                .iter()
+                .find(|o| crate::native::is_root(trace, o))
+                .map(|o| self.ids.observation_id(o.id, trace_id, now));
+            for o in obs.iter() {
+                let id = self.ids.observation_id(o.id, trace_id, now);
+                let session = trace.attributes_of(o).session_id;
+                let mut ops = Map::new();
+                ops.insert("kind".into(), json!(o.kind.as_str()));
+                let tags = tags(trace, o);
+                if !tags.is_empty() {
+                    ops.insert("tags".into(), json!(tags));
+                }
+                let mut metadata = o.metadata.clone();
+                attribute_metadata(trace, o, &mut metadata);
+                if !metadata.is_empty() {
+                    ops.insert("metadata".into(), Value::Object(metadata));
+                }
+                if let Some(m) = &o.model {
+                    ops.insert("model".into(), json!(m));
+                }
+                if let Some(p) = &o.model_provider {
+                    ops.insert("model_provider".into(), json!(p));
+                }
+                if !o.model_parameters.is_empty() {
+                    ops.insert(
+                        "model_parameters".into(),
+                        Value::Object(o.model_parameters.clone()),
+                    );
+                }
+                if o.level != Level::Default {
+                    ops.insert("level".into(), json!(o.level.as_str()));
+                }
+                let mut start = Map::new();
+                start.insert("project_id".into(), json!(project_id));
+                start.insert("id".into(), json!(id));
+                start.insert("op_name".into(), json!(o.name));
+                start.insert("display_name".into(), Value::Null);
+                start.insert("trace_id".into(), json!(trace_id));
+                start.insert(
+                    "parent_id".into(),
+                    o.parent_id.filter(|p| *p != o.id).map_or(Value::Null, |p| {
+                        json!(self.ids.observation_id(p, trace_id, now))
+                    }),
+                );
+                start.insert(
+                    "thread_id".into(),
+                    session.as_ref().map_or(Value::Null, |s| json!(s)),
+                );
+                start.insert(
+                    "turn_id".into(),
+                    match (&session, root) {
+                        (Some(_), Some(r)) => json!(r),
+                        _ => Value::Null,
+                    },
+                );
+                start.insert("started_at".into(), json!(iso(o.start_time)));
+                start.insert(
+                    "attributes".into(),
+                    json!({
+                        "weave": {
+                            "source": "ops",
+                            "client_version": env!("CARGO_PKG_VERSION"),
+                            "sys_version": "rust",
+                        },
+                        "ops": ops,
+                    }),
+                );
+                start.insert(
+                    "inputs".into(),
+                    Value::Object(
+                        o.input
+                            .as_ref()
+                            .map_or_else(Map::new, |v| as_object(v, "input")),
+                    ),
+                );
+                start.insert("otel_dump".into(), Value::Null);
+                start.insert("wb_run_id".into(), Value::Null);
+                start.insert("wb_run_step".into(), Value::Null);
+                let end = o.end_time.map(|ended| {
+                    let mut end = Map::new();
+                    end.insert("project_id".into(), json!(project_id));
+                    end.insert("id".into(), json!(id));
+                    end.insert("trace_id".into(), json!(trace_id));
+                    end.insert("is_eval".into(), json!(false));
+                    end.insert("ended_at".into(), json!(iso(ended)));
+                    end.insert("started_at".into(), json!(iso(o.start_time)));
+                    end.insert(
+                        "exception".into(),
+                        error_text(o).map_or(Value::Null, Value::String),
+                    );
+                    end.insert("output".into(), o.output.clone().unwrap_or(Value::Null));
+                    end.insert(
+                        "summary".into(),
+                        rollups.get(&o.id).cloned().unwrap_or_default().summary(),
+                    );
+                    end.insert("wb_run_step_end".into(), Value::Null);
+                    end
+                });
+                let size = 256
+                    + ops_core::limits::measure(&Value::Object(start.clone())).0
+                    + end.as_ref().map_or(0, |e| {
+                        ops_core::limits::measure(&Value::Object(e.clone())).0
+                    });
+                out.push(Call {
+                    trace: index,
+                    start,
+                    end,
+                    size,
+                });
+            }
+        }
+        out
+    }
+
+    fn upsert_url(&self) -> String {
+        env::join(&self.endpoint, "/call/upsert_batch")
+    }
+
+    fn complete_url(&self) -> String {
+        let entity = self.entity.as_deref().unwrap_or("entity");
+        format!(
+            "{}/v2/{}/{}/calls/complete",
+            self.endpoint,
+            env::url_segment(entity),
+            env::url_segment(&self.project)
+        )
+    }
+
+    /// The request of `calls` in `mode`: URL and body.
+    pub fn request_body(&self, calls: &[Call], mode: Mode) -> (String, Value) {
+        match mode {
+            Mode::UpsertBatch => {
+                // All starts before all ends, as the SDK batches them.
+                let (mut starts, mut ends) = (Vec::new(), Vec::new());
+                for c in calls {
+                    let mut items = c.upsert_items().into_iter();
+                    starts.extend(items.next());
+                    ends.extend(items);
+                }
+                starts.extend(ends);
+                (self.upsert_url(), json!({ "batch": starts }))
+            }
+            Mode::CallsComplete => (
+                self.complete_url(),
+                json!({ "batch": calls.iter().map(Call::complete).collect::<Vec<_>>() }),
+            ),
+        }
+    }
+
+    async fn post(
+        &self,
+        calls: &[Call],
+        mode: Mode,
+        left: Duration,
+    ) -> (Classified, Option<(u16, Option<Value>)>) {
+        let (url, body) = self.request_body(calls, mode);
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .header("x-weave-retry-id", Uuid::now_v7().to_string())
+            .header("x-weave-client-capabilities", CLIENT_CAPABILITIES)
+            .body(body.to_string());
+        let (classified, reply) = self
+            .http
+            .send_classified(&url, request, left, StatusRules::NATIVE)
+            .await;
+        (classified, reply.map(|r| (r.status.as_u16(), r.json())))
+    }
+}
+
+/// Whether an answer says the project only takes `calls/complete`.
+pub fn needs_calls_complete(status: u16, body: Option<&Value>) -> bool {
+    status == 400
+        && body
+            .and_then(|b| b.get("error_code"))
+            .and_then(Value::as_str)
+            == Some(CALLS_COMPLETE_MODE_REQUIRED)
+}
+
+#[async_trait]
+impl Provider for Weave {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        match self.ensure_entity().await {
+            Ok(_) => {}
+            Err((error, true)) => return ExportOutcome::Fatal(error),
+            Err((error, false)) => return ExportOutcome::retry(error),
+        }
+        let calls = self.calls(batch, Utc::now());
+        let chunks = split_batches(calls, MAX_CALLS, MAX_BYTES, |c| c.size);
+        let mut splitter = Splitter::new(
+            NAME,
+            &self.endpoint,
+            chunks,
+            batch.len(),
+            self.http.export_deadline,
+            |c: &Call| c.trace,
+        );
+        while let Some(left) = splitter.next_chunk() {
+            let chunk = splitter.current();
+            let (mut answer, reply) = self.post(chunk, self.mode, left).await;
+            let switch = match (self.mode, &reply) {
+                (Mode::UpsertBatch, Some((status, body)))
+                    if needs_calls_complete(*status, body.as_ref()) =>
+                {
+                    Some(Mode::CallsComplete)
+                }
+                (Mode::CallsComplete, Some((404 | 405, _))) => Some(Mode::UpsertBatch),
+                _ => None,
+            };
+            if let Some(mode) = switch {
+                tracing::info!(?mode, "ops: weave switches how it writes calls");
+                self.mode = mode;
+                answer = self.post(chunk, mode, left).await.0;
+            }
+            splitter.done(answer);
+        }
+        splitter.finish().outcome(batch.len())
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        self.viewer().await.map(|_| ())
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let entity = match &self.entity {
+            Some(e) => e.clone(),
+            None => self
+                .viewer()
+                .await?
+                .pointer("/defaultEntity/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_default(),
+        };
+        Ok((!entity.is_empty()).then(|| format!("{entity}/{}", self.project)))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let ui = match self.host.as_str() {
+            DEFAULT_HOST => "https://wandb.ai".to_owned(),
+            other => other.to_owned(),
+        };
+        Ok(self.project_key().await?.map(|key| format!("{ui}/{key}")))
+    }
+}
+
+fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
+    config.apply_field_rules()?;
+    validate_url_with_path(config, "endpoint", DEFAULT_ENDPOINT, None)?;
+    if config.get("host").is_some() {
+        let host = config.get("host").unwrap_or(DEFAULT_HOST).to_owned();
+        validate_url_with_path(config, "host", &host, None)?;
+    }
+    let project = config.require("project")?.trim().to_owned();
+    let entity = config.get("entity").map(|e| e.trim().to_owned());
+    match project.split_once('/') {
+        Some((e, p)) if !e.is_empty() && !p.is_empty() && !p.contains('/') => {
+            if entity.as_deref().is_some_and(|x| x != e) {
+                return Err(config.invalid(
+                    "project",
+                    format!(
+                        "{project:?} names entity {e:?} but `entity` is {:?}; set one of them",
+                        entity.unwrap_or_default()
+                    ),
+                ));
+            }
+            config.set("entity", e);
+            config.set("project", p);
+        }
+        Some(_) => {
+            return Err(config.invalid(
+                "project",
+                format!("{project:?} must be a project name, or `entity/project`"),
+            ));
+        }
+        None => config.set("project", project),
+    }
+    Ok(())
+}
+
+fn from_env() -> Option<ProviderConfig> {
+    let key = env::var("WANDB_API_KEY")?;
+    let mut config = ProviderConfig::new(NAME).with("api_key", key);
+    env::set_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"]);
+    env::set_from(&mut config, "host", &["WANDB_BASE_URL"]);
+    env::set_from(&mut config, "entity", &["WANDB_ENTITY"]);
+    env::set_from(&mut config, "project", &["WANDB_PROJECT", "WEAVE_PROJECT"]);
+    Some(config)
+}
+
+fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Weave::from_config(config)?))
+}
+
+ops_core::inventory::submit! {
+    ProviderFactory::new(NAME, "W&B Weave", FIELDS, build)
+        .with_validate(validate)
+        .with_env(from_env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ops_core::{ObservationKind, Usage};
+
+    #[test]
+    fn auth_follows_the_key_kind() {
+        assert_eq!(authorization("k"), "Basic YXBpOms=");
+        assert_eq!(authorization("wb_at_x"), "Bearer wb_at_x");
+    }
+
+    #[test]
+    fn usage_and_statuses_roll_up_to_ancestors() {
+        let root = Observation::new(ObservationKind::Span, "root");
+        let mut mid = Observation::new(ObservationKind::Span, "mid");
+        mid.parent_id = Some(root.id);
+        mid.level = Level::Error;
+        let mut llm = Observation::new(ObservationKind::Generation, "llm");
+        llm.parent_id = Some(mid.id);
+        llm.model = Some("m".into());
+        llm.usage = Some(Usage::tokens(12, 1));
+        let r = rollups(&[root.clone(), mid.clone(), llm.clone()]);
+        assert_eq!(
+            r[&root.id].summary(),
+            json!({"usage": {"m": {"requests": 1, "prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13}},
+                   "status_counts": {"success": 2, "error": 1}})
+        );
+        assert_eq!(r[&llm.id].success, 1);
+        assert_eq!(r[&mid.id].error, 1);
+    }
+
+    #[test]
+    fn the_calls_complete_error_is_recognised() {
+        let body = json!({"reason": "upgrade", "error_code": CALLS_COMPLETE_MODE_REQUIRED});
+        assert!(needs_calls_complete(400, Some(&body)));
+        assert!(!needs_calls_complete(500, Some(&body)));
+        assert!(!needs_calls_complete(400, Some(&json!({"reason": "bad"}))));
+    }
+}
