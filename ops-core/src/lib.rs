@@ -29,6 +29,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod context;
 mod global;
 pub mod limits;
 pub mod local;
@@ -43,6 +44,10 @@ mod task;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use context::{
+    ObservationContext, ObservationUpdate, TraceFutureExt, TraceUpdate, spawn, spawn_blocking,
+    spawn_thread, update_current_observation, update_current_trace,
+};
 pub use global::{
     DefaultGuard, PROVIDER_ENV, TracingGuard, builder_from_env, current_queue, global, init,
     is_enabled, scope_default, set_default, set_global, shutdown, with_default,

@@ -1,6 +1,12 @@
-//! Not a stable API: used only by code `#[traced]` generates and by the queue's worker.
+//! Not a stable API: used only by code `#[traced]` generates and by the queue's worker. Every
+//! path generated code names is under here, so a mismatch between `ops-macros` and `ops-core`
+//! fails to compile instead of misbehaving.
 
 use std::cell::Cell;
+
+pub use crate::context::reduce::{Ignore, collect};
+pub use crate::context::seam::*;
+pub use crate::model::{Level, ObservationKind};
 
 thread_local! {
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
@@ -15,5 +21,5 @@ pub fn suppress_current_thread() {
 /// Whether tracing is suppressed on this thread.
 #[inline]
 pub fn is_suppressed() -> bool {
-    SUPPRESSED.with(Cell::get)
+    SUPPRESSED.try_with(Cell::get).unwrap_or(true)
 }

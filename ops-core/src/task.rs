@@ -49,6 +49,11 @@ enum Payload {
     Trace {
         trace: Box<Trace>,
     },
+    /// A trace recorded by `#[traced]`: its captured inputs and outputs become JSON (and are
+    /// masked) in `preprocess`, on the worker.
+    Pending {
+        trace: crate::context::PendingTrace,
+    },
 }
 
 /// Why a task could not become a trace.
@@ -170,6 +175,15 @@ impl TraceTask {
         }
     }
 
+    /// A task for a trace recorded by `#[traced]`, serialized on the worker.
+    pub(crate) fn pending(trace: crate::context::PendingTrace) -> Self {
+        Self {
+            app_id: trace.app_id(),
+            trace_id: trace.trace_id(),
+            payload: Payload::Pending { trace },
+        }
+    }
+
     /// Sets the app the task belongs to (used for routing to the app's providers).
     #[must_use]
     pub fn with_app_id(mut self, app_id: impl Into<String>) -> Self {
@@ -194,6 +208,7 @@ impl TraceTask {
             Payload::Info { .. } => 2048,
             Payload::WorkflowRun { nodes, .. } => 2048 + 1024 * nodes.len(),
             Payload::MessageRun { .. } => 2048,
+            Payload::Pending { trace } => trace.approx_size(),
         }
     }
 
@@ -210,6 +225,7 @@ impl TraceTask {
                 message_trace(self.trace_id, &message_info(*message))
             }
             Payload::Info { info } => info_trace(self.trace_id, *info),
+            Payload::Pending { trace } => trace.into_trace(),
         };
         if trace.attributes.app_id.is_none() {
             trace.attributes.app_id = self.app_id;

@@ -1,0 +1,204 @@
+//! Masking: a hook that rewrites every captured input and output before it reaches a provider.
+
+use std::sync::{Arc, LazyLock, RwLock};
+
+use serde_json::Value;
+
+/// What a masked value is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// The keys [`RedactKeys::default`] redacts. A key matches when, lowercased and with `-`
+/// read as `_`, it contains one of these.
+pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "authorization",
+    "access_token",
+    "refresh_token",
+    "private_key",
+    "cookie",
+];
+
+/// A hook that rewrites captured inputs and outputs (for example to remove personal data).
+///
+/// It runs on every input, output and trace-level input/output `#[traced]` records, when the
+/// value is turned into JSON on the queue's worker, so it costs the caller nothing; it always
+/// runs before any provider sees the value. The mask used is the one in effect when the trace
+/// was handed to the queue (when its root ended), so changing it never affects traces already
+/// queued. A mask that panics makes the value `"[REDACTED]"`, never the unmasked value.
+///
+/// Any `Fn(&mut serde_json::Value) + Send + Sync + 'static` is a mask:
+///
+/// ```
+/// ops_core::context::set_mask(|v: &mut serde_json::Value| {
+///     if let Some(s) = v.as_str() {
+///         *v = s.replace("@", " at ").into();
+///     }
+/// });
+/// # ops_core::context::reset_mask();
+/// ```
+pub trait Mask: Send + Sync + 'static {
+    /// Rewrites `value` in place.
+    fn mask(&self, value: &mut Value);
+}
+
+impl<F: Fn(&mut Value) + Send + Sync + 'static> Mask for F {
+    fn mask(&self, value: &mut Value) {
+        self(value)
+    }
+}
+
+/// The default mask: replaces the value of every object key that looks like a credential
+/// (see [`DEFAULT_REDACTED_KEYS`]) with `"[REDACTED]"`, at any depth. A traced function's
+/// inputs are an object keyed by parameter name, so a parameter named `api_key` is redacted
+/// too.
+#[derive(Debug, Clone)]
+pub struct RedactKeys {
+    keys: Vec<String>,
+}
+
+impl Default for RedactKeys {
+    fn default() -> Self {
+        Self::new(DEFAULT_REDACTED_KEYS.iter().copied())
+    }
+}
+
+impl RedactKeys {
+    /// Redacts keys that contain any of `keys` (case-insensitive, `-` read as `_`).
+    pub fn new<S: Into<String>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            keys: keys.into_iter().map(|k| normalize(&k.into())).collect(),
+        }
+    }
+
+    /// Also redacts keys containing `key`.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.keys.push(normalize(&key.into()));
+        self
+    }
+
+    /// Whether a key is redacted.
+    pub fn matches(&self, key: &str) -> bool {
+        let key = normalize(key);
+        self.keys.iter().any(|k| key.contains(k.as_str()))
+    }
+
+    fn walk(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.matches(k) {
+                        *v = Value::String(REDACTED.to_owned());
+                    } else {
+                        self.walk(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.walk(v)),
+            _ => {}
+        }
+    }
+}
+
+fn normalize(key: &str) -> String {
+    key.to_ascii_lowercase().replace('-', "_")
+}
+
+impl Mask for RedactKeys {
+    fn mask(&self, value: &mut Value) {
+        self.walk(value);
+    }
+}
+
+enum Setting {
+    Default,
+    Custom(Arc<dyn Mask>),
+    Off,
+}
+
+static SETTING: RwLock<Setting> = RwLock::new(Setting::Default);
+static DEFAULT: LazyLock<Arc<dyn Mask>> = LazyLock::new(|| Arc::new(RedactKeys::default()));
+
+/// Replaces the mask for the whole process (the default is [`RedactKeys::default`]).
+pub fn set_mask(mask: impl Mask) {
+    *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Custom(Arc::new(mask));
+}
+
+/// Turns masking off: values reach providers as captured.
+pub fn disable_mask() {
+    *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Off;
+}
+
+/// Restores the default mask, [`RedactKeys::default`].
+pub fn reset_mask() {
+    *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Default;
+}
+
+/// The mask in effect, if any.
+pub(crate) fn current_mask() -> Option<Arc<dyn Mask>> {
+    match &*SETTING.read().unwrap_or_else(|e| e.into_inner()) {
+        Setting::Default => Some(Arc::clone(&DEFAULT)),
+        Setting::Custom(m) => Some(Arc::clone(m)),
+        Setting::Off => None,
+    }
+}
+
+/// Applies `mask` to `value`; a panicking mask redacts the whole value.
+pub(crate) fn apply(mask: Option<&dyn Mask>, value: &mut Value) {
+    let Some(mask) = mask else { return };
+    let masked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mask.mask(value)));
+    if masked.is_err() {
+        *value = Value::String(REDACTED.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_keys_are_redacted_at_any_depth() {
+        let mut v = json!({
+            "query": "hi",
+            "api_key": "sk-1",
+            "headers": {"Authorization": "Bearer x", "X-Api-Key": "k", "accept": "json"},
+            "users": [{"name": "a", "password": "p"}],
+            "max_tokens": 5,
+        });
+        RedactKeys::default().mask(&mut v);
+        assert_eq!(
+            v,
+            json!({
+                "query": "hi",
+                "api_key": "[REDACTED]",
+                "headers": {"Authorization": "[REDACTED]", "X-Api-Key": "[REDACTED]", "accept": "json"},
+                "users": [{"name": "a", "password": "[REDACTED]"}],
+                "max_tokens": 5,
+            })
+        );
+    }
+
+    #[test]
+    fn keys_are_configurable() {
+        let mask = RedactKeys::new(["ssn"]).with_key("Email");
+        let mut v = json!({"ssn": "1", "email_address": "a@b", "password": "kept"});
+        mask.mask(&mut v);
+        assert_eq!(
+            v,
+            json!({"ssn": "[REDACTED]", "email_address": "[REDACTED]", "password": "kept"})
+        );
+    }
+
+    #[test]
+    fn a_panicking_mask_redacts_everything() {
+        let mask = |_: &mut Value| panic!("boom");
+        let mut v = json!({"a": 1});
+        apply(Some(&mask), &mut v);
+        assert_eq!(v, json!("[REDACTED]"));
+    }
+}

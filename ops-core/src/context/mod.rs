@@ -1,0 +1,76 @@
+//! The runtime behind [`#[traced]`](crate::traced): the current observation, the trace a root
+//! starts, updates from inside a traced function, and the helpers that carry the context into
+//! tasks and threads.
+//!
+//! # How a traced call is recorded
+//!
+//! - **Off:** when no queue is installed anywhere ([`crate::is_enabled`] is false) and no
+//!   trace is alive, a traced call runs its body after two relaxed atomic loads, and nothing
+//!   else. (A live trace keeps recording: a task spawned in a capture scope that has since
+//!   ended still reports to the trace's queue.)
+//! - **Parent:** the parent is the observation current on the caller's thread. An async
+//!   traced call makes its observation current on every poll and restores the previous one
+//!   after, so the context survives `.await` and concurrent requests on one runtime never mix.
+//!   [`spawn`], [`spawn_blocking`], [`spawn_thread`] and [`TraceFutureExt::in_current_trace`]
+//!   carry it into tasks and threads; `parent = ..` overrides it.
+//! - **Root:** a call with no parent starts a trace, bound to [`crate::current_queue`] (the
+//!   task's scoped default, else the thread's, else the global queue). Its kind is the trace's
+//!   kind: a `message` root makes a message trace. Children inherit the trace and its queue.
+//! - **Sampling** is decided at the root ([`set_sample_rate`], `OPS_TRACE_SAMPLE_RATE`, or
+//!   `#[traced(sample_rate = ..)]`) and inherited: the calls of an unsampled trace cost about
+//!   what calls with tracing off cost.
+//! - **Delivery:** finished observations are buffered in the trace. When the root ends they
+//!   are queued as one [`crate::TraceTask`]; observations that finish later (in a task spawned
+//!   with [`spawn`] that outlives the root) are queued when the trace is dropped, that is when
+//!   its last observation and its last [`ObservationContext`] are gone. A trace never buffers
+//!   more than [`PART_MAX_OBSERVATIONS`] observations or about [`PART_MAX_BYTES`]: past that it
+//!   is delivered in parts sharing the trace id (providers upsert by id; the testkit merges
+//!   them).
+//! - **Capture:** parameters and return values are captured by clone where the type allows
+//!   (owned, `'static`, `Clone + Serialize + Send + Sync`) and serialized on the queue's
+//!   worker; other `Serialize` values are serialized on the caller. The [`Mask`] runs when
+//!   values become JSON on the worker, before any provider sees them.
+//! - **Cost:** see `benches/traced.rs`. Off, a call costs two relaxed atomic loads. On, a call
+//!   costs two clock reads, a UUIDv7 from a per-thread generator, one reference count, one
+//!   uncontended lock to buffer the finished observation, and no allocation unless it captures
+//!   something.
+
+mod capture;
+mod config;
+mod current;
+mod future;
+mod ids;
+mod mask;
+mod span;
+mod stream;
+mod trace;
+mod update;
+
+pub use config::{InvalidSampleRate, SAMPLE_RATE_ENV, sample_rate, set_sample_rate};
+pub use current::{ContextGuard, ObservationContext};
+pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
+pub use mask::{
+    DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, reset_mask, set_mask,
+};
+pub use stream::{StreamReducer, TracedStream, reduce};
+pub use trace::{PART_MAX_BYTES, PART_MAX_OBSERVATIONS};
+pub use update::{
+    ObservationUpdate, TraceUpdate, update_current_observation, update_current_trace,
+};
+
+pub(crate) use trace::PendingTrace;
+
+/// What `ops_core::__private` re-exports for generated code.
+pub(crate) mod seam {
+    pub use super::capture::{
+        Cap, CaptureInput, CaptureLater, CaptureOutput, CaptureOutputLater, Captured, ErrRef,
+        ErrorDebug, ErrorDisplay, ErrorInfo, Out, OutCap, Split, SplitResult,
+    };
+    pub use super::current::ObservationContext;
+    pub use super::future::box_pin;
+    pub use super::future::{TracedFuture, traced_future};
+    pub use super::span::{
+        ActiveSpan, AttrValue, IntoParent, Site, Span, call, capture, is_enabled, recording, start,
+    };
+    pub use super::stream::traced_stream;
+}

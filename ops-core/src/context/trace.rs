@@ -1,0 +1,507 @@
+//! The trace a root starts: it buffers the finished observations of every thread and task in
+//! the trace, and hands them to the root's queue as one task when the root ends.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::capture::Captured;
+use super::mask::{self, Mask};
+use super::span::Site;
+use super::update::{ObservationUpdate, TraceUpdate};
+use crate::model::{Level, Observation, ObservationKind, Trace, TraceAttributes, TraceId};
+use crate::queue::TraceQueueManager;
+use crate::task::TraceTask;
+
+/// A trace whose buffer reaches this many finished observations is delivered in parts: the
+/// buffered observations are queued as one task, with the same trace id, and the trace goes
+/// on. Providers upsert by id, so the parts join up on the platform.
+pub const PART_MAX_OBSERVATIONS: usize = 512;
+
+/// A trace whose buffered observations reach this many estimated bytes (inputs and outputs
+/// included) is delivered in parts too, so a trace never holds more than about this much.
+pub const PART_MAX_BYTES: usize = 4 << 20;
+
+/// What a call captured, allocated only when it captured something.
+#[derive(Debug, Default)]
+pub(crate) struct SpanData {
+    pub(crate) inputs: Vec<(&'static str, Captured)>,
+    pub(crate) output: Option<Captured>,
+    pub(crate) status_message: Option<String>,
+    pub(crate) extra: ObservationUpdate,
+}
+
+impl SpanData {
+    fn size(&self) -> usize {
+        self.inputs
+            .iter()
+            .map(|(k, v)| 24 + k.len() + v.size())
+            .sum::<usize>()
+            + self.output.as_ref().map_or(0, Captured::size)
+            + self.status_message.as_ref().map_or(0, String::len)
+            + self.extra.size()
+    }
+}
+
+/// One finished observation, with its captures not yet turned into JSON.
+pub(crate) struct SpanRecord {
+    pub(crate) id: Uuid,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) depth: u32,
+    pub(crate) level: Level,
+    pub(crate) site: &'static Site,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    pub(crate) data: Option<Box<SpanData>>,
+}
+
+impl SpanRecord {
+    fn size(&self) -> usize {
+        128 + self.data.as_ref().map_or(0, |d| d.size())
+    }
+
+    fn into_observation(self, mask: Option<&dyn Mask>) -> Observation {
+        let masked = |c: &Captured| {
+            let mut v = c.to_value();
+            mask::apply(mask, &mut v);
+            v
+        };
+        let mut o = Observation {
+            id: self.id,
+            parent_id: self.parent_id,
+            name: self.site.name.to_owned(),
+            kind: self.site.kind,
+            start_time: DateTime::<Utc>::from(self.start),
+            end_time: Some(DateTime::<Utc>::from(self.end)),
+            input: None,
+            output: None,
+            metadata: Map::new(),
+            tags: Vec::new(),
+            level: self.level,
+            status_message: None,
+            usage: None,
+            model: None,
+            model_provider: None,
+            model_parameters: Map::new(),
+            completion_start_time: None,
+            attributes: TraceAttributes::default(),
+        };
+        let Some(data) = self.data else {
+            return o;
+        };
+        let SpanData {
+            inputs,
+            output,
+            status_message,
+            extra: e,
+        } = *data;
+        if !inputs.is_empty() {
+            o.input = Some(masked(&Captured::object(inputs)));
+        }
+        o.output = output.as_ref().map(masked);
+        o.status_message = status_message;
+        if let Some(name) = e.name {
+            o.name = name;
+        }
+        if let Some(input) = &e.input {
+            o.input = Some(masked(input));
+        }
+        if let Some(output) = &e.output {
+            o.output = Some(masked(output));
+        }
+        o.metadata = e.metadata;
+        o.tags = e.tags;
+        if let Some(level) = e.level {
+            o.level = level;
+        }
+        if e.status_message.is_some() {
+            o.status_message = e.status_message;
+        }
+        o.usage = e.usage;
+        o.model = e.model;
+        o.model_provider = e.model_provider;
+        o.model_parameters = e.model_parameters;
+        o.completion_start_time = e.completion_start_time.map(DateTime::<Utc>::from);
+        o.attributes = e.attributes;
+        o
+    }
+}
+
+/// Traces alive in the process. A call inside one is recorded even when no queue is installed
+/// any more (a task spawned in a scope that has since ended): the trace holds its queue.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any trace is alive.
+#[inline(always)]
+pub(crate) fn any_live() -> bool {
+    LIVE.load(Relaxed) != 0
+}
+
+struct TraceState {
+    buffer: Vec<SpanRecord>,
+    bytes: usize,
+    root_end: Option<SystemTime>,
+    updates: Option<TraceUpdate>,
+    /// Updates made with `update_current_observation` to observations still running.
+    pending: Vec<(Uuid, ObservationUpdate)>,
+}
+
+impl TraceState {
+    fn new() -> Self {
+        Self {
+            buffer: Vec::new(),
+            bytes: 0,
+            root_end: None,
+            updates: None,
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// The trace a root started, shared by every observation in it.
+pub(crate) struct ActiveTrace {
+    pub(crate) id: TraceId,
+    queue: TraceQueueManager,
+    name: &'static str,
+    kind: ObservationKind,
+    start: SystemTime,
+    pub(crate) root_id: Uuid,
+    state: Mutex<TraceState>,
+}
+
+impl ActiveTrace {
+    pub(crate) fn new(
+        queue: TraceQueueManager,
+        id: TraceId,
+        name: &'static str,
+        kind: ObservationKind,
+        start: SystemTime,
+        root_id: Uuid,
+    ) -> Self {
+        LIVE.fetch_add(1, Relaxed);
+        Self {
+            id,
+            queue,
+            name,
+            kind,
+            start,
+            root_id,
+            state: Mutex::new(TraceState::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TraceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn update(&self, update: TraceUpdate) {
+        let mut state = self.lock();
+        match state.updates.as_mut() {
+            Some(existing) => existing.merge(update),
+            None => state.updates = Some(update),
+        }
+    }
+
+    /// Keeps an update for a running observation until it finishes.
+    pub(crate) fn update_observation(&self, id: Uuid, update: ObservationUpdate) {
+        let mut state = self.lock();
+        match state.pending.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, existing)) => existing.merge(update),
+            None => state.pending.push((id, update)),
+        }
+    }
+
+    /// Buffers a finished observation. The buffer is delivered when the root ends, when it is
+    /// full, and when the trace is dropped (the last observation or context of it is gone:
+    /// observations that finish after the root are delivered then).
+    pub(crate) fn finish(&self, mut record: SpanRecord) {
+        let is_root = record.id == self.root_id;
+        let mut state = self.lock();
+        if !state.pending.is_empty()
+            && let Some(at) = state.pending.iter().position(|(id, _)| *id == record.id)
+        {
+            let (_, update) = state.pending.swap_remove(at);
+            record
+                .data
+                .get_or_insert_with(Default::default)
+                .extra
+                .merge(update);
+        }
+        state.bytes += record.size();
+        if is_root {
+            state.root_end = Some(record.end);
+        }
+        state.buffer.push(record);
+        let full = state.buffer.len() >= PART_MAX_OBSERVATIONS || state.bytes >= PART_MAX_BYTES;
+        if is_root || full {
+            let part = self.take_part(&mut state);
+            drop(state);
+            self.deliver(part);
+        }
+    }
+
+    fn take_part(&self, state: &mut TraceState) -> PartData {
+        let records = std::mem::take(&mut state.buffer);
+        let size = std::mem::take(&mut state.bytes);
+        PartData {
+            id: self.id.clone(),
+            name: self.name,
+            kind: self.kind,
+            start: self.start,
+            root_id: self.root_id,
+            root_end: state.root_end,
+            updates: state.updates.clone(),
+            records,
+            size,
+            mask: mask::current_mask(),
+        }
+    }
+
+    fn deliver(&self, part: PartData) {
+        if part.records.is_empty() {
+            return;
+        }
+        // A full queue drops the task and counts it; tracing never fails the caller.
+        let _ = self
+            .queue
+            .add_trace_task(TraceTask::pending(PendingTrace(Arc::new(
+                PendingInner::Records(part),
+            ))));
+    }
+}
+
+impl Drop for ActiveTrace {
+    /// Delivers what is left: observations that finished after the root ended (in tasks that
+    /// outlived it). The trace is dropped when its last observation and context are gone.
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Relaxed);
+        let mut state = std::mem::replace(
+            self.state.get_mut().unwrap_or_else(|e| e.into_inner()),
+            TraceState::new(),
+        );
+        if !state.buffer.is_empty() {
+            let part = self.take_part(&mut state);
+            self.deliver(part);
+        }
+    }
+}
+
+/// The observations of one part of a trace, as recorded.
+struct PartData {
+    id: TraceId,
+    name: &'static str,
+    kind: ObservationKind,
+    start: SystemTime,
+    root_id: Uuid,
+    root_end: Option<SystemTime>,
+    updates: Option<TraceUpdate>,
+    records: Vec<SpanRecord>,
+    size: usize,
+    /// The mask in effect when the part was queued: a later change never applies to it.
+    mask: Option<Arc<dyn Mask>>,
+}
+
+enum PendingInner {
+    Records(PartData),
+    Ready(Trace),
+}
+
+/// A trace recorded by `#[traced]` whose captured values are turned into JSON (and masked)
+/// when the queue's worker preprocesses it. Serializes as the [`Trace`] it becomes.
+#[derive(Clone)]
+pub(crate) struct PendingTrace(Arc<PendingInner>);
+
+impl PendingTrace {
+    pub(crate) fn trace_id(&self) -> TraceId {
+        match &*self.0 {
+            PendingInner::Records(p) => p.id.clone(),
+            PendingInner::Ready(t) => t.id.clone(),
+        }
+    }
+
+    /// The app the trace is for, when it was set.
+    pub(crate) fn app_id(&self) -> Option<String> {
+        match &*self.0 {
+            PendingInner::Records(p) => p
+                .updates
+                .as_ref()
+                .and_then(|u| u.attributes.app_id.clone())
+                .or_else(|| {
+                    p.records
+                        .iter()
+                        .find(|r| r.id == p.root_id)
+                        .and_then(|r| r.data.as_ref()?.extra.attributes.app_id.clone())
+                }),
+            PendingInner::Ready(t) => t.attributes.app_id.clone(),
+        }
+    }
+
+    pub(crate) fn approx_size(&self) -> usize {
+        match &*self.0 {
+            PendingInner::Records(p) => 256 + p.size,
+            PendingInner::Ready(t) => t.approx_size(),
+        }
+    }
+
+    /// The trace, with every capture serialized and masked.
+    pub(crate) fn into_trace(self) -> Trace {
+        match Arc::try_unwrap(self.0) {
+            Ok(PendingInner::Records(part)) => build(part),
+            Ok(PendingInner::Ready(trace)) => trace,
+            Err(shared) => PendingTrace(shared).to_trace(),
+        }
+    }
+
+    fn to_trace(&self) -> Trace {
+        match &*self.0 {
+            PendingInner::Ready(trace) => trace.clone(),
+            PendingInner::Records(part) => {
+                // Shared (the task was cloned): build from a copy of the JSON.
+                let records = part
+                    .records
+                    .iter()
+                    .map(|r| SpanRecord {
+                        id: r.id,
+                        parent_id: r.parent_id,
+                        depth: r.depth,
+                        level: r.level,
+                        site: r.site,
+                        start: r.start,
+                        end: r.end,
+                        data: r.data.as_ref().map(|d| {
+                            Box::new(SpanData {
+                                inputs: d
+                                    .inputs
+                                    .iter()
+                                    .map(|(k, v)| (*k, Captured::json(v.to_value())))
+                                    .collect(),
+                                output: d.output.as_ref().map(|c| Captured::json(c.to_value())),
+                                status_message: d.status_message.clone(),
+                                extra: copy_update(&d.extra),
+                            })
+                        }),
+                    })
+                    .collect();
+                build(PartData {
+                    id: part.id.clone(),
+                    name: part.name,
+                    kind: part.kind,
+                    start: part.start,
+                    root_id: part.root_id,
+                    root_end: part.root_end,
+                    updates: part.updates.clone(),
+                    records,
+                    size: part.size,
+                    mask: part.mask.clone(),
+                })
+            }
+        }
+    }
+}
+
+fn copy_update(e: &ObservationUpdate) -> ObservationUpdate {
+    ObservationUpdate {
+        name: e.name.clone(),
+        input: e.input.as_ref().map(|c| Captured::json(c.to_value())),
+        output: e.output.as_ref().map(|c| Captured::json(c.to_value())),
+        metadata: e.metadata.clone(),
+        tags: e.tags.clone(),
+        level: e.level,
+        status_message: e.status_message.clone(),
+        usage: e.usage.clone(),
+        model: e.model.clone(),
+        model_provider: e.model_provider.clone(),
+        model_parameters: e.model_parameters.clone(),
+        completion_start_time: e.completion_start_time,
+        attributes: e.attributes.clone(),
+    }
+}
+
+/// Turns a part into the trace providers see.
+fn build(part: PartData) -> Trace {
+    let mask = part.mask.as_deref();
+    let mut trace = Trace::new(
+        part.id,
+        part.kind,
+        part.name,
+        DateTime::<Utc>::from(part.start),
+    );
+    trace.end_time = part.root_end.map(DateTime::<Utc>::from);
+    let mut records = part.records;
+    records.sort_by_key(|r| (r.start, r.depth));
+    trace.observations = records
+        .into_iter()
+        .map(|r| r.into_observation(mask))
+        .collect();
+    if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
+        trace.name = root.name.clone();
+        trace.input = root.input.clone();
+        trace.output = root.output.clone();
+        trace.tags = root.tags.clone();
+        trace.attributes = root.attributes.clone();
+    }
+    // Attributes set on any observation fill what the root left unset.
+    for o in &trace.observations {
+        trace.attributes = trace.attributes.or(&o.attributes);
+    }
+    if let Some(u) = part.updates {
+        if let Some(name) = u.name {
+            trace.name = name;
+        }
+        trace.attributes = u.attributes.or(&trace.attributes);
+        for tag in u.tags {
+            if !trace.tags.contains(&tag) {
+                trace.tags.push(tag);
+            }
+        }
+        trace.metadata = u.metadata;
+        let masked = |mut v: Value| {
+            mask::apply(mask, &mut v);
+            v
+        };
+        if let Some(input) = u.input {
+            trace.input = Some(masked(input));
+        }
+        if let Some(output) = u.output {
+            trace.output = Some(masked(output));
+        }
+    }
+    trace
+}
+
+impl fmt::Debug for PendingTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            PendingInner::Records(p) => f
+                .debug_struct("PendingTrace")
+                .field("id", &p.id)
+                .field("observations", &p.records.len())
+                .finish_non_exhaustive(),
+            PendingInner::Ready(t) => f.debug_tuple("PendingTrace").field(t).finish(),
+        }
+    }
+}
+
+impl PartialEq for PendingTrace {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.to_trace() == other.to_trace()
+    }
+}
+
+impl Serialize for PendingTrace {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_trace().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingTrace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Trace::deserialize(deserializer).map(|t| PendingTrace(Arc::new(PendingInner::Ready(t))))
+    }
+}

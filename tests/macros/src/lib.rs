@@ -1,0 +1,1 @@
+//! Compile tests of `#[traced]`; everything is under `tests/`.

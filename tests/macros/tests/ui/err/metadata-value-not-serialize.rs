@@ -1,0 +1,6 @@
+struct Opaque;
+
+#[ops_core::traced(metadata(thing = Opaque))]
+fn f() {}
+
+fn main() {}

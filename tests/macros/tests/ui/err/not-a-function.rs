@@ -1,0 +1,6 @@
+#[ops_core::traced]
+struct Config {
+    url: String,
+}
+
+fn main() {}

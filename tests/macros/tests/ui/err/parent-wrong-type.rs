@@ -1,0 +1,4 @@
+#[ops_core::traced(parent = 42)]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+struct Handle;
+
+#[ops_core::traced]
+fn open() -> Handle {
+    Handle
+}
+
+fn main() {}

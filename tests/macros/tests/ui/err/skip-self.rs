@@ -1,0 +1,8 @@
+struct S;
+
+impl S {
+    #[ops_core::traced(skip(self))]
+    fn f(&self) {}
+}
+
+fn main() {}
