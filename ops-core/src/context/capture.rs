@@ -644,6 +644,9 @@ impl<E: fmt::Debug + ?Sized> ErrorDebug for &ErrRef<'_, E> {
 }
 
 #[cfg(test)]
+// The tests call the probes through `&&` exactly as the generated code does: which method the
+// autoref chain picks is what they check.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
     use serde_json::json;
