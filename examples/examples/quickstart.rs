@@ -1,4 +1,5 @@
-//! Quickstart: trace a finished chatflow run and see its tree. Needs no account.
+//! Quickstart: trace a chatflow twice, once as it runs with `#[traced]` and once from the data
+//! of a finished run, and see both trees. Needs no account.
 //!
 //! ```text
 //! cargo run -p examples --example quickstart
@@ -11,6 +12,60 @@
 
 use std::process::ExitCode;
 use std::time::Duration;
+
+use ops_core::{Usage, traced, update_current_observation};
+
+#[derive(Debug)]
+struct AppError(String);
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// The message: the root of the trace, so the trace is a message trace.
+#[traced(kind = "message", user_id = user, session_id = conversation, tags("quickstart"))]
+async fn answer(user: &str, conversation: &str, query: &str) -> Result<String, AppError> {
+    run_workflow(query).await
+}
+
+#[traced(kind = "workflow")]
+async fn run_workflow(query: &str) -> Result<String, AppError> {
+    let guides = retrieve(query, 2).await;
+    let weather = forecast("Lisbon").await?;
+    complete(&format!("{query}\n{}\n{weather}", guides.join("\n"))).await
+}
+
+#[traced(kind = "dataset_retrieval")]
+async fn retrieve(query: &str, top_k: usize) -> Vec<String> {
+    (1..=top_k)
+        .map(|i| format!("packing guide {i} for: {query}"))
+        .collect()
+}
+
+#[traced(kind = "tool")]
+async fn forecast(city: &str) -> Result<String, AppError> {
+    Ok(format!("{city}: 24°C, sunny"))
+}
+
+#[traced(
+    kind = "llm",
+    model = "gpt-4o-mini",
+    model_parameters(temperature = 0.3)
+)]
+async fn complete(prompt: &str) -> Result<String, AppError> {
+    // What the model's API reported, recorded on this generation.
+    update_current_observation(|o| {
+        o.usage(Usage::tokens(612, 148).with_cost(0.000_180_6, "USD"));
+    });
+    Ok(format!(
+        "Pack light: {} lines of context used.",
+        prompt.lines().count()
+    ))
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -29,9 +84,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let _guard = ops_core::init()?;
     let queue = ops_core::global().expect("init() installs the global queue");
 
-    // A chatflow run the app already has: the run (with its message and conversation) and
-    // its node executions. `trace_workflow_run` queues it without blocking; the queue's
-    // worker builds the tree message → workflow → nodes and hands it to the providers.
+    // 1. As it runs: each `#[traced]` call is an observation, nested by who called whom.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let reply = runtime.block_on(answer(
+        "traveller-42",
+        "trip-planning",
+        "What should I pack?",
+    ))?;
+    println!("answer: {reply}");
+
+    // 2. After the fact: a chatflow run the app already has (the run, with its message and
+    // conversation, and its node executions). `trace_workflow_run` queues it without
+    // blocking; the worker builds the tree message → workflow → nodes.
     let (run, nodes) = examples::chatflow_run();
     queue.trace_workflow_run(run, nodes)?;
 

@@ -1,6 +1,6 @@
 //! What `#[traced]` costs the caller.
 //!
-//! - `off`: nothing installed anywhere (two relaxed atomic loads), against the same plain fn.
+//! - `off`: nothing installed anywhere (one relaxed atomic load), against the same plain fn.
 //! - `on_capture_off`: a queue with a no-op provider; a traced call with `skip_all,
 //!   capture_output = false`, as a child inside an open root (the per-observation cost, parts
 //!   of 512 included) and as a root (a whole trace queued per call).

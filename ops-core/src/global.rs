@@ -26,11 +26,22 @@ tokio::task_local! {
     static TASK_DEFAULT: TraceQueueManager;
 }
 
-/// Whether any queue could receive traces: a global one or a scoped default anywhere in the
-/// process. One relaxed atomic load: this is all the disabled path costs.
+/// Whether anything could record a trace: a global queue, a scoped default anywhere in the
+/// process, or a trace still alive (a task spawned in a scope that has since ended keeps
+/// recording into its trace). One relaxed atomic load: this is all the disabled path costs.
 #[inline]
 pub fn is_enabled() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// Counts a trace that started recording (see [`is_enabled`]).
+pub(crate) fn trace_started() {
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a trace that stopped recording.
+pub(crate) fn trace_ended() {
+    ACTIVE.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The queue new traces on this thread or task go to: the task's scoped default

@@ -175,6 +175,30 @@ impl TraceTask {
         }
     }
 
+    /// Whether the task holds a trace recorded by `#[traced]` (or one already masked), which
+    /// is masked as its captures become JSON rather than afterwards.
+    pub(crate) fn is_recorded(&self) -> bool {
+        matches!(self.payload, Payload::Pending { .. })
+    }
+
+    /// The task as it can be written to the spool: built and masked now, so no unmasked
+    /// value reaches the disk. Recorded traces already serialize masked.
+    pub(crate) fn for_spool(self) -> Result<Self, TaskError> {
+        if self.is_recorded() {
+            return Ok(self);
+        }
+        let app_id = self.app_id.clone();
+        let trace_id = self.trace_id.clone();
+        let trace = self.preprocess()?;
+        Ok(Self {
+            app_id,
+            trace_id,
+            payload: Payload::Pending {
+                trace: crate::context::PendingTrace::ready(trace),
+            },
+        })
+    }
+
     /// A task for a trace recorded by `#[traced]`, serialized on the worker.
     pub(crate) fn pending(trace: crate::context::PendingTrace) -> Self {
         Self {
@@ -214,7 +238,11 @@ impl TraceTask {
 
     /// Builds the observation tree, deriving what Dify's `preprocess` derives: latency, token
     /// totals, the prompt/completion split summed over nodes, and the metadata keys.
+    ///
+    /// Inputs, outputs and metadata pass the mask in effect (see
+    /// [`crate::context::set_mask`]) before any provider sees them.
     pub fn preprocess(self) -> Result<Trace, TaskError> {
+        let recorded = self.is_recorded();
         let mut trace = match self.payload {
             Payload::Trace { trace } => *trace,
             Payload::WorkflowRun { run, nodes } => {
@@ -227,6 +255,9 @@ impl TraceTask {
             Payload::Info { info } => info_trace(self.trace_id, *info),
             Payload::Pending { trace } => trace.into_trace(),
         };
+        if !recorded {
+            crate::context::mask::mask_trace(&mut trace);
+        }
         if trace.attributes.app_id.is_none() {
             trace.attributes.app_id = self.app_id;
         }

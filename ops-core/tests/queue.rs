@@ -529,3 +529,28 @@ fn the_byte_budget_covers_traces_waiting_for_a_down_provider() {
     assert_eq!(queue.stats().dropped(DropReason::QueueFull), 200 - accepted);
     queue.shutdown(Duration::from_millis(50));
 }
+
+#[test]
+fn explicit_traces_are_masked_before_a_provider_sees_them() {
+    let rec = Recorder::named("rec");
+    let queue = queue_with(config(10, 10), &[&rec]);
+    let mut trace = Trace::new(
+        TraceId::generate(),
+        ObservationKind::Span,
+        "login",
+        Utc::now(),
+    );
+    let mut o = ops_core::Observation::new(ObservationKind::Span, "login");
+    o.input = Some(serde_json::json!({"user": "ana", "password": "hunter2"}));
+    o.output = Some(serde_json::json!({"session": {"access_token": "tok-123"}}));
+    trace.observations.push(o);
+    queue.add_trace_task(TraceTask::from_trace(trace)).unwrap();
+    assert!(!queue.flush(Duration::from_secs(5)).timed_out);
+    let got = &rec.traces()[0].observations[0];
+    assert_eq!(got.input.as_ref().unwrap()["user"], "ana");
+    assert_eq!(got.input.as_ref().unwrap()["password"], "[REDACTED]");
+    assert_eq!(
+        got.output.as_ref().unwrap()["session"]["access_token"],
+        "[REDACTED]"
+    );
+}

@@ -319,3 +319,38 @@ fn sigkill_mid_export_loses_no_acknowledged_record() {
         "at most the batch in flight at the kill is re-sent (same ids, so the platform upserts): {resent}"
     );
 }
+
+#[test]
+fn secrets_are_masked_before_they_reach_the_disk_or_a_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::named("rec");
+    let q = queue(dir.path(), &[&rec]);
+    let mut trace = Trace::new(
+        ops_core::TraceId::generate(),
+        ops_core::ObservationKind::Tool,
+        "call",
+        chrono::Utc::now(),
+    );
+    let mut o = ops_core::Observation::new(ops_core::ObservationKind::Tool, "search");
+    o.input = Some(serde_json::json!({"query": "rust", "api_key": "sk-live-SECRET"}));
+    o.metadata.insert(
+        "headers".into(),
+        serde_json::json!({"Authorization": "Bearer SECRET-TOKEN"}),
+    );
+    trace.observations.push(o);
+    q.add_trace_task(ops_core::TraceTask::from_trace(trace))
+        .unwrap();
+    let on_disk: Vec<u8> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let text = String::from_utf8_lossy(&on_disk);
+    assert!(text.contains("rust"), "the record is there");
+    assert!(!text.contains("SECRET"), "no secret on disk: {text}");
+    assert!(!q.flush(Duration::from_secs(5)).timed_out);
+    let delivered = serde_json::to_string(&*rec.traces()[0]).unwrap();
+    assert!(!delivered.contains("SECRET"), "{delivered}");
+    assert!(delivered.contains("[REDACTED]"), "{delivered}");
+}

@@ -21,8 +21,12 @@ fn calls_in_a_live_trace_are_recorded_after_its_scope_ended() {
     let capture = ops_testkit::capture();
     let ctx = capture.run(keep_context);
     assert!(
-        !ops_core::is_enabled(),
+        ops_core::current_queue().is_none(),
         "no queue is installed anywhere now"
+    );
+    assert!(
+        ops_core::is_enabled(),
+        "but a trace is alive, so calls check for it"
     );
     // Outside any traced call and with no queue installed, a root is not recorded...
     assert_eq!(later(1), 1);

@@ -45,8 +45,8 @@ use proc_macro::TokenStream;
 ///
 /// With a queue installed (`ops_core::init()`, or a test's `ops_testkit::capture()`), a call
 /// of `answer` records one message trace: `answer` with the children `retrieve` and
-/// `complete`. With none installed, the functions run as if untraced, after two relaxed
-/// atomic loads.
+/// `complete`. With none installed, the functions run as if untraced, after one relaxed
+/// atomic load.
 ///
 /// # Arguments
 ///
@@ -131,7 +131,7 @@ use proc_macro::TokenStream;
 /// fn add(a: u32, b: u32) -> u32 {
 ///     static __OPS_SITE: ::ops_core::__private::Site =
 ///         ::ops_core::__private::Site::new("add", ::ops_core::__private::ObservationKind::Tool);
-///     // Off: two relaxed atomic loads (a queue installed? a trace alive?).
+///     // Off: one relaxed atomic load (a queue installed or a trace alive?).
 ///     let mut __ops_span = if ::ops_core::__private::is_enabled() {
 ///         ::ops_core::__private::start(&__OPS_SITE, None, None)
 ///     } else {

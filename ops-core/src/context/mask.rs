@@ -147,6 +147,23 @@ pub(crate) fn current_mask() -> Option<Arc<dyn Mask>> {
     }
 }
 
+/// Applies the mask in effect to every input, output and metadata value of a trace built by
+/// the explicit API (traces from `#[traced]` are masked as their captures become JSON).
+pub(crate) fn mask_trace(trace: &mut crate::model::Trace) {
+    let Some(mask) = current_mask() else { return };
+    let mask = Some(&*mask);
+    let values = [&mut trace.input, &mut trace.output].into_iter().flatten();
+    for v in values.chain(trace.metadata.values_mut()) {
+        apply(mask, v);
+    }
+    for o in &mut trace.observations {
+        let values = [&mut o.input, &mut o.output].into_iter().flatten();
+        for v in values.chain(o.metadata.values_mut()) {
+            apply(mask, v);
+        }
+    }
+}
+
 /// Applies `mask` to `value`; a panicking mask redacts the whole value.
 pub(crate) fn apply(mask: Option<&dyn Mask>, value: &mut Value) {
     let Some(mask) = mask else { return };

@@ -4,9 +4,9 @@
 //!
 //! # How a traced call is recorded
 //!
-//! - **Off:** when no queue is installed anywhere ([`crate::is_enabled`] is false) and no
-//!   trace is alive, a traced call runs its body after two relaxed atomic loads, and nothing
-//!   else. (A live trace keeps recording: a task spawned in a capture scope that has since
+//! - **Off:** when no queue is installed anywhere and no trace is alive
+//!   ([`crate::is_enabled`] is false), a traced call runs its body after one relaxed atomic
+//!   load, and nothing else. (A live trace keeps recording: a task spawned in a capture scope that has since
 //!   ended still reports to the trace's queue.)
 //! - **Parent:** the parent is the observation current on the caller's thread. An async
 //!   traced call makes its observation current on every poll and restores the previous one
@@ -30,7 +30,7 @@
 //!   (owned, `'static`, `Clone + Serialize + Send + Sync`) and serialized on the queue's
 //!   worker; other `Serialize` values are serialized on the caller. The [`Mask`] runs when
 //!   values become JSON on the worker, before any provider sees them.
-//! - **Cost:** see `benches/traced.rs`. Off, a call costs two relaxed atomic loads. On, a call
+//! - **Cost:** see `benches/traced.rs`. Off, a call costs one relaxed atomic load. On, a call
 //!   costs two clock reads, a UUIDv7 from a per-thread generator, one reference count, one
 //!   uncontended lock to buffer the finished observation, and no allocation unless it captures
 //!   something.
@@ -40,7 +40,7 @@ mod config;
 mod current;
 mod future;
 mod ids;
-mod mask;
+pub(crate) mod mask;
 mod span;
 mod stream;
 mod trace;

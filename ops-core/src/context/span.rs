@@ -64,10 +64,10 @@ pub struct ActiveSpan {
 }
 
 /// Whether a traced call could be recorded: a queue is installed somewhere, or a trace is
-/// alive (two relaxed atomic loads when both are false).
+/// alive (one relaxed atomic load).
 #[inline(always)]
 pub fn is_enabled() -> bool {
-    crate::global::is_enabled() || super::trace::any_live()
+    crate::global::is_enabled()
 }
 
 /// Starts a traced call: `None` when nothing is to be recorded (suppressed thread, a callee in

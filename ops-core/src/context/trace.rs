@@ -2,7 +2,6 @@
 //! the trace, and hands them to the root's queue as one task when the root ends.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -133,16 +132,6 @@ impl SpanRecord {
     }
 }
 
-/// Traces alive in the process. A call inside one is recorded even when no queue is installed
-/// any more (a task spawned in a scope that has since ended): the trace holds its queue.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether any trace is alive.
-#[inline(always)]
-pub(crate) fn any_live() -> bool {
-    LIVE.load(Relaxed) != 0
-}
-
 struct TraceState {
     buffer: Vec<SpanRecord>,
     bytes: usize,
@@ -184,7 +173,7 @@ impl ActiveTrace {
         start: SystemTime,
         root_id: Uuid,
     ) -> Self {
-        LIVE.fetch_add(1, Relaxed);
+        crate::global::trace_started();
         Self {
             id,
             queue,
@@ -280,7 +269,7 @@ impl Drop for ActiveTrace {
     /// Delivers what is left: observations that finished after the root ended (in tasks that
     /// outlived it). The trace is dropped when its last observation and context are gone.
     fn drop(&mut self) {
-        LIVE.fetch_sub(1, Relaxed);
+        crate::global::trace_ended();
         let mut state = std::mem::replace(
             self.state.get_mut().unwrap_or_else(|e| e.into_inner()),
             TraceState::new(),
@@ -350,6 +339,11 @@ impl PendingTrace {
     }
 
     /// The trace, with every capture serialized and masked.
+    /// A trace that is already built and masked (an explicit task about to be spooled).
+    pub(crate) fn ready(trace: Trace) -> Self {
+        PendingTrace(Arc::new(PendingInner::Ready(trace)))
+    }
+
     pub(crate) fn into_trace(self) -> Trace {
         match Arc::try_unwrap(self.0) {
             Ok(PendingInner::Records(part)) => build(part),

@@ -483,6 +483,21 @@ impl TraceQueueManager {
         if shared.spool.is_some() && shared.queue.is_full() {
             return Err(shared.refuse_full(size, None));
         }
+        let task = match &shared.spool {
+            None => task,
+            Some(_) => match task.for_spool() {
+                Ok(task) => task,
+                Err(e) => {
+                    shared.release_bytes(size);
+                    shared.counters.drop(
+                        DropReason::Invalid,
+                        1,
+                        "a task could not be preprocessed",
+                    );
+                    return Err(e.into());
+                }
+            },
+        };
         let pos = match &shared.spool {
             None => None,
             Some(spool) => match spool.append(&task) {
