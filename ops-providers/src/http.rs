@@ -728,24 +728,26 @@ impl HttpClient {
     }
 }
 
+/// A reply as a server would give it, for the unit tests of the HTTP providers.
+#[cfg(test)]
+pub(crate) fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    HttpReply {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers: map,
+        body: body.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        HttpReply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: map,
-            body: body.to_vec(),
-        }
-    }
 
     #[test]
     fn native_rules_retry_server_errors_and_bisect_rejections() {

@@ -41,10 +41,6 @@ pub use crate::http::{
     Classified, HttpReply, MAX_RETRY_AFTER, MAX_SPLIT_DEPTH, StatusRules, header_map, quote,
     retry_after, server_message,
 };
-#[cfg(test)]
-use reqwest::StatusCode;
-#[cfg(test)]
-use reqwest::header::{HeaderName, HeaderValue};
 
 use super::encode::{self, Compression, Encoding, IndexedSpan};
 
@@ -278,21 +274,7 @@ fn partial_success(reply: &HttpReply) -> (u64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        HttpReply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: map,
-            body: body.to_vec(),
-        }
-    }
+    use crate::http::reply;
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
