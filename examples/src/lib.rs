@@ -14,7 +14,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 // Links the custom provider crate into every example, so `OPS_TRACE_PROVIDER=summary` works
 // for all of them: a provider crate is available once something in the binary references it.
-use ops_core::model::{BaseTraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
+use ops_core::model::{WorkflowNodeTraceInfo, WorkflowRun};
 use ops_custom_provider_example as _;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -51,25 +51,11 @@ fn node(
     start: DateTime<Utc>,
     elapsed_time: f64,
 ) -> WorkflowNodeTraceInfo {
-    WorkflowNodeTraceInfo {
-        base: BaseTraceInfo {
-            message_id: run.message_id.clone(),
-            start_time: Some(start),
-            ..BaseTraceInfo::default()
-        },
-        workflow_id: run.workflow_id.clone(),
-        workflow_run_id: run.id.clone(),
-        tenant_id: run.tenant_id.clone(),
-        node_execution_id: Uuid::now_v7().to_string(),
-        node_id: (1_717_000_000_000_i64 + index).to_string(),
-        node_type: node_type.to_owned(),
-        title: title.to_owned(),
-        status: "succeeded".to_owned(),
-        elapsed_time,
-        index,
-        invoked_by: Some(format!("end_user:{USER_ID}")),
-        ..WorkflowNodeTraceInfo::default()
-    }
+    let node_id = (1_717_000_000_000_i64 + index).to_string();
+    let mut node =
+        WorkflowNodeTraceInfo::of_run(run, index, node_id, node_type, title, start, elapsed_time);
+    node.invoked_by = Some(format!("end_user:{USER_ID}"));
+    node
 }
 
 /// A finished chatflow run that started about three seconds ago, with its five node

@@ -2,7 +2,7 @@
 //! retrieval, an LLM call with usage and an answer node.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ops_core::model::{BaseTraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
+use ops_core::model::{WorkflowNodeTraceInfo, WorkflowRun};
 use ops_core::{TaskError, TraceId, TraceTask};
 use serde_json::{Map, Value, json};
 
@@ -20,24 +20,7 @@ fn node(
     start: DateTime<Utc>,
     elapsed: f64,
 ) -> WorkflowNodeTraceInfo {
-    WorkflowNodeTraceInfo {
-        base: BaseTraceInfo {
-            start_time: Some(start),
-            end_time: Some(start + TimeDelta::milliseconds((elapsed * 1000.0) as i64)),
-            ..BaseTraceInfo::default()
-        },
-        workflow_id: run.workflow_id.clone(),
-        workflow_run_id: run.id.clone(),
-        tenant_id: run.tenant_id.clone(),
-        node_execution_id: TraceId::generate().to_string(),
-        node_id: node_id.into(),
-        node_type: node_type.into(),
-        title: title.into(),
-        status: "succeeded".into(),
-        elapsed_time: elapsed,
-        index,
-        ..WorkflowNodeTraceInfo::default()
-    }
+    WorkflowNodeTraceInfo::of_run(run, index, node_id, node_type, title, start, elapsed)
 }
 
 /// A finished chatflow run of `app_id` (ids generated, times ending now), as a task.

@@ -373,6 +373,41 @@ pub struct WorkflowNodeTraceInfo {
     pub invoked_by: Option<String>,
 }
 
+impl WorkflowNodeTraceInfo {
+    /// A succeeded execution of node `node_id` in `run`, with a fresh UUIDv7 execution id,
+    /// started at `start` and lasting `elapsed_time` seconds: the shape
+    /// [`crate::TraceQueueManager::trace_workflow_run`] takes. Set what else the app knows
+    /// (inputs, outputs, `process_data` with prompts and usage, status, error) on the result.
+    pub fn of_run(
+        run: &super::WorkflowRun,
+        index: i64,
+        node_id: impl Into<String>,
+        node_type: impl Into<String>,
+        title: impl Into<String>,
+        start: DateTime<Utc>,
+        elapsed_time: f64,
+    ) -> Self {
+        Self {
+            base: BaseTraceInfo {
+                message_id: run.message_id.clone(),
+                start_time: Some(start),
+                ..BaseTraceInfo::default()
+            },
+            workflow_id: run.workflow_id.clone(),
+            workflow_run_id: run.id.clone(),
+            tenant_id: run.tenant_id.clone(),
+            node_execution_id: uuid::Uuid::now_v7().to_string(),
+            node_id: node_id.into(),
+            node_type: node_type.into(),
+            title: title.into(),
+            status: "succeeded".into(),
+            elapsed_time,
+            index,
+            ..Self::default()
+        }
+    }
+}
+
 /// Any info record, in Dify's `{trace_info_type, trace_info}` envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "trace_info_type", content = "trace_info")]
@@ -659,6 +694,43 @@ mod tests {
         ] {
             round_trip(info);
         }
+    }
+
+    #[test]
+    fn a_node_of_a_run_belongs_to_it() {
+        let run = super::super::WorkflowRun {
+            id: "run-1".into(),
+            tenant_id: "t".into(),
+            workflow_id: "wf".into(),
+            message_id: Some("m".into()),
+            ..Default::default()
+        };
+        let start: DateTime<Utc> = "2026-01-02T03:04:05Z".parse().unwrap();
+        let n = WorkflowNodeTraceInfo::of_run(&run, 2, "llm-1", "llm", "LLM", start, 1.5);
+        assert_eq!(
+            (
+                n.workflow_run_id.as_str(),
+                n.workflow_id.as_str(),
+                n.tenant_id.as_str()
+            ),
+            ("run-1", "wf", "t")
+        );
+        assert_eq!(
+            (n.node_id.as_str(), n.node_type.as_str(), n.title.as_str()),
+            ("llm-1", "llm", "LLM")
+        );
+        assert_eq!(
+            (n.index, n.elapsed_time, n.status.as_str()),
+            (2, 1.5, "succeeded")
+        );
+        assert_eq!(n.base.start_time, Some(start));
+        assert_eq!(n.base.message_id.as_deref(), Some("m"));
+        assert_eq!(
+            uuid::Uuid::parse_str(&n.node_execution_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
     }
 
     #[test]
