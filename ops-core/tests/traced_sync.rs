@@ -590,3 +590,104 @@ fn threads_inherit_the_context_through_the_helpers() {
         ),
     );
 }
+
+#[traced]
+fn step(i: u32) -> u32 {
+    i
+}
+
+#[traced(parent = None)]
+fn side_job() -> u32 {
+    step(100) + step(101)
+}
+
+#[traced]
+fn main_job(n: u32) -> u32 {
+    // More calls than a thread keeps before handing them to their trace, on both sides of a
+    // call that starts a trace of its own.
+    let before: u32 = (0..n).map(step).sum();
+    let side = side_job();
+    let after: u32 = (0..n).map(step).sum();
+    before + side + after
+}
+
+#[test]
+fn a_thread_that_switches_traces_keeps_each_traces_calls_apart() {
+    let capture = ops_testkit::capture();
+    let n = 150;
+    capture.run(|| main_job(n));
+    capture.flush();
+    let traces = capture.traces();
+    assert_eq!(traces.len(), 2, "{}", capture.render());
+    let main = traces.iter().find(|t| t.name == "main_job").unwrap();
+    let side = traces.iter().find(|t| t.name == "side_job").unwrap();
+    assert_eq!(main.observations.len(), 1 + 2 * n as usize);
+    let root = main.roots().next().unwrap();
+    let steps: Vec<u64> = main
+        .children_of(root.id)
+        .map(|o| {
+            assert_eq!(o.name, "step");
+            o.input.as_ref().unwrap()["i"].as_u64().unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = (0..u64::from(n)).chain(0..u64::from(n)).collect();
+    assert_eq!(
+        steps, expected,
+        "every step of main_job, in order, and no other"
+    );
+    assert_eq!(side.observations.len(), 3);
+    let side_root = side.roots().next().unwrap();
+    let side_steps: Vec<_> = side
+        .children_of(side_root.id)
+        .map(|o| o.input.clone().unwrap())
+        .collect();
+    assert_eq!(side_steps, vec![json!({"i": 100}), json!({"i": 101})]);
+}
+
+#[traced]
+fn timed_leaf() {
+    std::thread::sleep(std::time::Duration::from_millis(5));
+}
+
+#[traced]
+fn timed_root() {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    timed_leaf();
+    timed_leaf();
+}
+
+#[test]
+fn times_nest_follow_the_wall_clock_and_match_the_ids() {
+    let capture = ops_testkit::capture();
+    let before = chrono::Utc::now();
+    capture.run(timed_root);
+    let after = chrono::Utc::now();
+    let trace = &capture.traces()[0];
+    let root = trace.roots().next().unwrap();
+    let slack = chrono::TimeDelta::milliseconds(2);
+    assert!(
+        root.start_time >= before - slack,
+        "{} vs {before}",
+        root.start_time
+    );
+    let root_end = root.end_time.unwrap();
+    assert!(root_end <= after + slack, "{root_end} vs {after}");
+    assert_eq!(trace.start_time, root.start_time);
+    assert_eq!(trace.end_time, Some(root_end));
+    assert!(root.duration().unwrap() >= chrono::TimeDelta::milliseconds(12));
+    let leaves: Vec<_> = trace.children_of(root.id).collect();
+    assert_eq!(leaves.len(), 2);
+    for leaf in &leaves {
+        let end = leaf.end_time.unwrap();
+        assert!(leaf.start_time >= root.start_time + chrono::TimeDelta::milliseconds(2));
+        assert!(end <= root_end);
+        assert!(leaf.duration().unwrap() >= chrono::TimeDelta::milliseconds(5));
+    }
+    assert!(leaves[1].start_time >= leaves[0].end_time.unwrap());
+    // Observation ids are UUIDv7 carrying the observation's start, to the millisecond.
+    for o in &trace.observations {
+        let (secs, nanos) = o.id.get_timestamp().unwrap().to_unix();
+        let id_millis = secs as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert_eq!(id_millis, o.start_time.timestamp_millis(), "{}", o.name);
+    }
+}

@@ -1,14 +1,17 @@
 //! The current observation: a thread-local slot that traced calls and context wrappers swap
-//! their context into while they run, and swap back out of when they return or yield.
+//! their context into while they run, and swap back out of when they return or yield. The
+//! slot also holds the observations of its trace that finished on this thread, handed to the
+//! trace in batches so a call does not lock it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::trace::ActiveTrace;
+use super::ids::Rng;
+use super::trace::{ActiveTrace, SpanRecord};
 use crate::model::TraceId;
 
 /// A live observation that children can attach to and updates can reach: its trace, id and
@@ -32,6 +35,22 @@ pub(crate) enum Current {
     Span(SpanRef),
 }
 
+impl Current {
+    fn trace(&self) -> Option<&Arc<ActiveTrace>> {
+        match self {
+            Current::Span(span) => Some(&span.trace),
+            _ => None,
+        }
+    }
+
+    fn same_trace(&self, other: &Current) -> bool {
+        match (self.trace(), other.trace()) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Debug for Current {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -42,55 +61,232 @@ impl fmt::Debug for Current {
     }
 }
 
-thread_local! {
-    static CURRENT: Cell<Current> = const { Cell::new(Current::None) };
-    /// Whether `CURRENT` is `Unsampled`, kept beside it so the calls of an unsampled trace can
-    /// check it with one plain load (this thread-local has no destructor to register).
-    static UNSAMPLED: Cell<bool> = const { Cell::new(false) };
+/// A trace's identity while a call holds no reference to it: its address, compared only
+/// against a trace the thread's context keeps alive.
+pub(crate) fn trace_key(trace: &Arc<ActiveTrace>) -> usize {
+    Arc::as_ptr(trace).addr()
 }
 
-/// Whether the current context is an unsampled trace.
+/// The thread's context, and the observations of its trace that finished on this thread.
+struct Slot {
+    current: Current,
+    /// Finished observations of `current`'s trace (never of another): handed to the trace
+    /// when the thread leaves it, or when [`LOCAL_MAX_RECORDS`] or [`LOCAL_MAX_BYTES`] is
+    /// reached.
+    finished: Vec<SpanRecord>,
+    finished_bytes: usize,
+    /// Draws the ids of the observations started here.
+    rng: Rng,
+}
+
+/// How many finished observations a thread keeps before handing them to their trace.
+const LOCAL_MAX_RECORDS: usize = 64;
+/// How many estimated bytes of finished observations a thread keeps before handing them over.
+const LOCAL_MAX_BYTES: usize = 256 << 10;
+
+impl Slot {
+    const fn new() -> Self {
+        Self {
+            current: Current::None,
+            finished: Vec::new(),
+            finished_bytes: 0,
+            rng: Rng::new(),
+        }
+    }
+
+    /// Takes the finished records out, to hand them over once the slot is released.
+    fn take_finished(&mut self) -> Vec<SpanRecord> {
+        self.finished_bytes = 0;
+        std::mem::take(&mut self.finished)
+    }
+}
+
+impl Drop for Slot {
+    /// A thread that ends inside a context (a leaked guard) still hands over what it holds.
+    fn drop(&mut self) {
+        if !self.finished.is_empty()
+            && let Some(trace) = self.current.trace()
+        {
+            trace.finish_many(&mut self.finished);
+        }
+    }
+}
+
+const UNSAMPLED: u8 = 1;
+const SUPPRESSED: u8 = 2;
+
+thread_local! {
+    static SLOT: RefCell<Slot> = const { RefCell::new(Slot::new()) };
+    /// Whether the slot's context is `Unsampled`, and whether the thread is one whose calls
+    /// are never traced: checked with one plain load (this thread-local has no destructor to
+    /// register).
+    static FLAGS: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Runs `f` on the thread's slot: `None` when the thread is shutting down. `f` runs no user
+/// code and drops no trace, so the slot is never borrowed twice.
 #[inline]
-pub(crate) fn in_unsampled_trace() -> bool {
-    UNSAMPLED.try_with(Cell::get).unwrap_or(false)
+fn with_slot<R>(f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+    SLOT.try_with(|slot| slot.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+        .ok()
+        .flatten()
+}
+
+/// Gives back an emptied buffer of finished records, so the next ones reuse its memory.
+fn give_back(mut buffer: Vec<SpanRecord>) {
+    buffer.clear();
+    with_slot(|s| {
+        if s.finished.capacity() == 0 {
+            std::mem::swap(&mut s.finished, &mut buffer);
+        }
+    });
+}
+
+/// Marks this thread as one whose calls are never traced.
+pub(crate) fn suppress_thread() {
+    let _ = FLAGS.try_with(|f| f.set(f.get() | SUPPRESSED));
+}
+
+/// Whether this thread's calls are never traced.
+#[inline]
+pub(crate) fn is_suppressed() -> bool {
+    FLAGS
+        .try_with(|f| f.get() & SUPPRESSED != 0)
+        .unwrap_or(true)
+}
+
+/// Whether a call without an explicit parent may be recorded here: false on a suppressed
+/// thread and inside an unsampled trace.
+#[inline]
+pub(crate) fn may_record() -> bool {
+    FLAGS.try_with(Cell::get).unwrap_or(SUPPRESSED) == 0
 }
 
 /// A clone of the current context.
 pub(crate) fn current() -> Current {
-    CURRENT
-        .try_with(|c| {
-            let value = c.take();
-            let copy = value.clone();
-            c.set(value);
-            copy
-        })
-        .unwrap_or_default()
+    with_slot(|s| s.current.clone()).unwrap_or_default()
 }
 
-/// Runs `f` on the current context without cloning it. `f` must not touch the context slot
-/// (it is empty while `f` runs).
-pub(crate) fn with_current<R>(f: impl FnOnce(&Current) -> R) -> R {
-    let mut f = Some(f);
-    let result = CURRENT.try_with(|slot| {
-        let value = slot.take();
-        let f = f.take().expect("called once");
-        let r = f(&value);
-        slot.set(value);
-        r
-    });
-    match (result, f) {
-        (Ok(r), _) => r,
-        // The thread is shutting down: there is no context.
-        (Err(_), Some(f)) => f(&Current::None),
-        (Err(_), None) => unreachable!("try_with fails before running its closure"),
+/// What a new synchronous call finds current on this thread.
+pub(crate) enum Entered {
+    /// No observation: the call starts a trace.
+    None,
+    /// Inside an unsampled trace: nothing is recorded.
+    Unsampled,
+    /// The call is now the current observation, as a child of `parent`.
+    Child {
+        trace: usize,
+        parent: Uuid,
+        id: Uuid,
+        depth: u32,
+    },
+}
+
+/// Makes a call starting at `at` (clock ticks) the current observation, as a child of the
+/// current one, when there is one.
+#[inline]
+pub(crate) fn enter_child(at: u64) -> Entered {
+    with_slot(|s| {
+        let Slot { current, rng, .. } = s;
+        match current {
+            Current::None => Entered::None,
+            Current::Unsampled => Entered::Unsampled,
+            Current::Span(span) => {
+                let parent = span.id;
+                span.id = rng.uuid_v7(span.trace.anchor.unix_millis(at));
+                span.depth += 1;
+                Entered::Child {
+                    trace: trace_key(&span.trace),
+                    parent,
+                    id: span.id,
+                    depth: span.depth,
+                }
+            }
+        }
+    })
+    .unwrap_or(Entered::None)
+}
+
+/// Moves the context from the observation `id` back to its parent. False, changing nothing,
+/// when the context is not at `id` (it was changed under the call).
+fn leave(current: &mut Current, trace: usize, id: u128, parent: u128) -> bool {
+    match current {
+        Current::Span(span) if span.id.as_u128() == id && trace_key(&span.trace) == trace => {
+            span.id = Uuid::from_u128(parent);
+            span.depth -= 1;
+            true
+        }
+        _ => false,
     }
 }
 
-/// Puts `value` in the slot and returns what was there.
+/// Ends a call entered with [`enter_child`]: its parent becomes current again, and its record
+/// is kept to be handed to the trace with others. Gives the record back when the context was
+/// changed under the call.
+#[inline]
+pub(crate) fn finish_child(trace: usize, record: SpanRecord) -> Result<(), SpanRecord> {
+    let mut record = Some(record);
+    let full = with_slot(|s| {
+        let r = record.as_ref()?;
+        if !leave(&mut s.current, trace, r.id, r.parent_id) {
+            return None;
+        }
+        let r = record.take()?;
+        s.finished_bytes += r.size();
+        s.finished.push(r);
+        if s.finished.len() < LOCAL_MAX_RECORDS && s.finished_bytes < LOCAL_MAX_BYTES {
+            return None;
+        }
+        let trace = Arc::clone(s.current.trace()?);
+        Some((trace, s.take_finished()))
+    })
+    .flatten();
+    if let Some((trace, mut records)) = full {
+        trace.finish_many(&mut records);
+        give_back(records);
+    }
+    match record {
+        Some(record) => Err(record),
+        None => Ok(()),
+    }
+}
+
+/// Moves the context from a call entered with [`enter_child`] back to its parent, and returns
+/// the call's trace: for a call that goes on beyond this thread's stack (a future or a stream)
+/// and must hold its trace. `None` when the context was changed under the call.
+pub(crate) fn detach_child(trace: usize, id: Uuid, parent: Uuid) -> Option<Arc<ActiveTrace>> {
+    with_slot(|s| {
+        if leave(&mut s.current, trace, id.as_u128(), parent.as_u128()) {
+            s.current.trace().cloned()
+        } else {
+            None
+        }
+    })
+    .flatten()
+}
+
+/// Puts `value` in the slot and returns what was there. Leaving a trace hands it the
+/// observations that finished here.
 pub(crate) fn replace(value: Current) -> Current {
     let unsampled = matches!(value, Current::Unsampled);
-    let previous = CURRENT.try_with(|c| c.replace(value)).unwrap_or_default();
-    let _ = UNSAMPLED.try_with(|u| u.set(unsampled));
+    let _ = FLAGS.try_with(|f| f.set((f.get() & !UNSAMPLED) | u8::from(unsampled)));
+    let swapped = with_slot(move |s| {
+        let finished = if !s.finished.is_empty() && !s.current.same_trace(&value) {
+            Some(s.take_finished())
+        } else {
+            None
+        };
+        (std::mem::replace(&mut s.current, value), finished)
+    });
+    let Some((previous, finished)) = swapped else {
+        return Current::None;
+    };
+    if let Some(mut finished) = finished {
+        if let Some(trace) = previous.trace() {
+            trace.finish_many(&mut finished);
+        }
+        give_back(finished);
+    }
     previous
 }
 

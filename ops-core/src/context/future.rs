@@ -170,7 +170,10 @@ where
             rec: None,
         },
         Some(mut span) => TracedFuture {
-            inner: span.run(make),
+            inner: {
+                span.detach();
+                span.run(make)
+            },
             span: Some(span),
             rec: Some(rec),
         },

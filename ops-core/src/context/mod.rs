@@ -19,23 +19,33 @@
 //! - **Sampling** is decided at the root ([`set_sample_rate`], `OPS_TRACE_SAMPLE_RATE`, or
 //!   `#[traced(sample_rate = ..)]`) and inherited: the calls of an unsampled trace cost about
 //!   what calls with tracing off cost.
-//! - **Delivery:** finished observations are buffered in the trace. When the root ends they
+//! - **Delivery:** a synchronous call's finished observation waits on its thread, which hands
+//!   the trace its observations in batches: when the thread leaves the trace's context (the
+//!   root returns, an async call yields, a scope ends) or every 64 observations. Async calls
+//!   and streams hand theirs over when they end. When the root ends, the trace's observations
 //!   are queued as one [`crate::TraceTask`]; observations that finish later (in a task spawned
 //!   with [`spawn`] that outlives the root) are queued when the trace is dropped, that is when
 //!   its last observation and its last [`ObservationContext`] are gone. A trace never buffers
 //!   more than [`PART_MAX_OBSERVATIONS`] observations or about [`PART_MAX_BYTES`]: past that it
 //!   is delivered in parts sharing the trace id (providers upsert by id; the testkit merges
 //!   them).
+//! - **Time:** a trace reads the wall clock once, when its root starts; every observation is
+//!   timed from there with the CPU's time-stamp counter (through `quanta`; the OS's monotonic
+//!   clock where the counter is not invariant). Times within a trace never go backwards, even
+//!   if the system clock is stepped meanwhile.
 //! - **Capture:** parameters and return values are captured by clone where the type allows
 //!   (owned, `'static`, `Clone + Serialize + Send + Sync`) and serialized on the queue's
 //!   worker; other `Serialize` values are serialized on the caller. The [`Mask`] runs when
 //!   values become JSON on the worker, before any provider sees them.
-//! - **Cost:** see `benches/traced.rs`. Off, a call costs one relaxed atomic load. On, a call
-//!   costs two clock reads, a UUIDv7 from a per-thread generator, one reference count, one
-//!   uncontended lock to buffer the finished observation, and no allocation unless it captures
-//!   something.
+//! - **Cost:** see `benches/traced.rs`. Off, a call costs one relaxed atomic load. On, a
+//!   synchronous call costs two reads of the time-stamp counter, a UUIDv7 from a per-thread
+//!   generator and a push onto its thread's buffer: no reference count, no lock, and no
+//!   allocation unless it captures something. An async call or a stream also holds a
+//!   reference to its trace. A [`ContextGuard`] leaked with `mem::forget` strands the calls
+//!   running under it; they are counted by [`lost_observations`].
 
 mod capture;
+mod clock;
 mod config;
 mod current;
 mod future;
@@ -52,12 +62,15 @@ pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_threa
 pub use mask::{
     DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, reset_mask, set_mask,
 };
+pub use span::lost_observations;
 pub use stream::{StreamReducer, TracedStream, reduce};
 pub use trace::{PART_MAX_BYTES, PART_MAX_OBSERVATIONS};
 pub use update::{
     ObservationUpdate, TraceUpdate, update_current_observation, update_current_trace,
 };
 
+pub(crate) use clock::warm_up as warm_up_clock;
+pub(crate) use current::{is_suppressed, suppress_thread};
 pub(crate) use trace::PendingTrace;
 
 /// What `ops_core::__private` re-exports for generated code.

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -12,8 +13,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::capture::{Captured, ErrorInfo};
+use super::clock::{self, Anchor};
 use super::config::{sample_rate, sampled};
-use super::current::{Current, ObservationContext, SpanRef, Swap, with_current};
+use super::current::{self, Current, Entered, ObservationContext, SpanRef, Swap};
 use super::ids;
 use super::trace::{ActiveTrace, SpanData, SpanRecord};
 use super::update::ObservationUpdate;
@@ -52,15 +54,46 @@ enum State {
 /// it costs little: what is captured lives in `data`, allocated only when something is.
 #[derive(Debug)]
 pub struct ActiveSpan {
-    /// The call's own context while it is not running; the caller's while it runs.
-    slot: Current,
-    id: Uuid,
-    parent_id: Option<Uuid>,
-    depth: u32,
-    level: Level,
-    site: &'static Site,
-    start: SystemTime,
-    data: Option<Box<SpanData>>,
+    owner: Owner,
+    /// The record the call becomes, built in place: its `end` is set when the call ends.
+    record: SpanRecord,
+}
+
+/// How a call reaches its trace.
+#[derive(Debug)]
+enum Owner {
+    /// A child of the observation current on this thread, run synchronously here: it reaches
+    /// its trace through the thread's context, so it holds no reference to it, and its record
+    /// waits on the thread to be handed over with others. `trace` is the trace's key.
+    Thread(usize),
+    /// A call that carries its own context (a root, a call given its parent, an async call, a
+    /// stream): the slot holds the call's context while it is not running and the caller's
+    /// while it runs.
+    Slot(Current),
+    /// The thread's context was changed under the call (a `ContextGuard` leaked with
+    /// `mem::forget`): it cannot reach its trace, and is counted as lost when it ends.
+    Lost,
+}
+
+static LOST: AtomicU64 = AtomicU64::new(0);
+
+/// How many traced calls this process could not record because the thread's context was
+/// changed while they ran, which only a [`ContextGuard`](super::ContextGuard) leaked with
+/// `mem::forget` does. The first loss is also logged as a warning.
+pub fn lost_observations() -> u64 {
+    LOST.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn lost(site: &'static Site) {
+    if LOST.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(
+            target: "ops_core",
+            function = site.name,
+            "a traced call could not be recorded: the thread's trace context changed while it \
+             ran (was a ContextGuard leaked with mem::forget?); see ops_core::context::lost_observations()"
+        );
+    }
 }
 
 /// Whether a traced call could be recorded: a queue is installed somewhere, or a trace is
@@ -73,105 +106,133 @@ pub fn is_enabled() -> bool {
 /// Starts a traced call: `None` when nothing is to be recorded (suppressed thread, a callee in
 /// an unsampled trace, or no queue for a new root). `parent` overrides the current context;
 /// `rate` overrides the sample rate when the call starts a trace.
-#[inline(never)]
+#[inline]
 pub fn start(
     site: &'static Site,
     parent: Option<ObservationContext>,
     rate: Option<f64>,
 ) -> Option<Span> {
-    if crate::__private::is_suppressed() {
+    // Suppressed, or a callee in an unsampled trace: one thread-local load, in line.
+    if parent.is_none() && !current::may_record() {
         return None;
     }
-    if parent.is_none() && super::current::in_unsampled_trace() {
-        // A callee in an unsampled trace: nothing to do, the context already says so.
-        return None;
-    }
-    let explicit = parent.is_some();
-    let outcome = match parent {
-        Some(p) => decide(site, &p.current, explicit),
-        None => with_current(|c| decide(site, c, false)),
-    };
-    let state = match outcome {
-        Decision::Skip => return None,
-        Decision::Unsampled => State::Unsampled(Current::Unsampled),
-        Decision::Child(span) => State::Active(span),
-        Decision::Root => {
-            let rate = rate.filter(|r| (0.0..=1.0).contains(r));
-            if !sampled(rate.unwrap_or_else(sample_rate)) {
-                State::Unsampled(Current::Unsampled)
-            } else {
-                let queue = crate::global::current_queue()?;
-                State::Active(root(site, queue))
+    start_call(site, parent, rate)
+}
+
+#[inline(never)]
+fn start_call(
+    site: &'static Site,
+    parent: Option<ObservationContext>,
+    rate: Option<f64>,
+) -> Option<Span> {
+    let state = match parent {
+        None => {
+            let at = clock::ticks();
+            match current::enter_child(at) {
+                Entered::Child {
+                    trace,
+                    parent,
+                    id,
+                    depth,
+                } => State::Active(ActiveSpan::new(
+                    site,
+                    Owner::Thread(trace),
+                    id,
+                    Some(parent),
+                    depth,
+                    at,
+                )),
+                Entered::Unsampled => return None,
+                Entered::None => root(site, rate)?,
             }
         }
+        Some(_) if current::is_suppressed() => return None,
+        Some(parent) => match parent.current {
+            // An explicit unsampled parent makes this call's own callees unsampled.
+            Current::Unsampled => State::Unsampled(Current::Unsampled),
+            Current::Span(node) => State::Active(child_of(site, node)),
+            Current::None => root(site, rate)?,
+        },
     };
     Some(Span { state })
 }
 
-enum Decision {
-    Skip,
-    Unsampled,
-    Child(ActiveSpan),
-    Root,
-}
-
-fn decide(site: &'static Site, parent: &Current, explicit: bool) -> Decision {
-    match parent {
-        // Already unsampled here: nothing to do. An explicit unsampled parent must also make
-        // this call's own callees unsampled.
-        Current::Unsampled if explicit => Decision::Unsampled,
-        Current::Unsampled => Decision::Skip,
-        Current::Span(node) => Decision::Child(child(site, node)),
-        Current::None => Decision::Root,
-    }
-}
-
-fn child(site: &'static Site, parent: &SpanRef) -> ActiveSpan {
-    let start = SystemTime::now();
+/// A child of a context given to the call: it holds the trace.
+fn child_of(site: &'static Site, parent: SpanRef) -> ActiveSpan {
+    let at = clock::ticks();
+    let id = ids::uuid_v7_millis(parent.trace.anchor.unix_millis(at));
+    let depth = parent.depth + 1;
     let span = SpanRef {
-        trace: Arc::clone(&parent.trace),
-        id: ids::uuid_v7(start),
-        depth: parent.depth + 1,
+        trace: parent.trace,
+        id,
+        depth,
     };
-    ActiveSpan::new(site, span, Some(parent.id), start)
+    ActiveSpan::new(
+        site,
+        Owner::Slot(Current::Span(span)),
+        id,
+        Some(parent.id),
+        depth,
+        at,
+    )
 }
 
-fn root(site: &'static Site, queue: crate::TraceQueueManager) -> ActiveSpan {
+/// A new trace, if sampling keeps it and there is a queue to deliver it to.
+fn root(site: &'static Site, rate: Option<f64>) -> Option<State> {
+    let rate = rate.filter(|r| (0.0..=1.0).contains(r));
+    if !sampled(rate.unwrap_or_else(sample_rate)) {
+        return Some(State::Unsampled(Current::Unsampled));
+    }
+    let queue = crate::global::current_queue()?;
+    let anchor = Anchor::now();
     let start = SystemTime::now();
     let id = ids::uuid_v7(start);
     let trace_id = TraceId::new(ids::uuid_v7(start).hyphenated().to_string())
         .expect("a hyphenated UUID is a valid trace id");
     let trace = Arc::new(ActiveTrace::new(
-        queue, trace_id, site.name, site.kind, start, id,
+        queue, trace_id, site.name, site.kind, anchor, id,
     ));
-    ActiveSpan::new(
+    let span = SpanRef {
+        trace,
+        id,
+        depth: 0,
+    };
+    Some(State::Active(ActiveSpan::new(
         site,
-        SpanRef {
-            trace,
-            id,
-            depth: 0,
-        },
+        Owner::Slot(Current::Span(span)),
+        id,
         None,
-        start,
-    )
+        0,
+        anchor.ticks(),
+    )))
 }
 
 impl ActiveSpan {
-    fn new(site: &'static Site, span: SpanRef, parent_id: Option<Uuid>, start: SystemTime) -> Self {
+    fn new(
+        site: &'static Site,
+        owner: Owner,
+        id: Uuid,
+        parent_id: Option<Uuid>,
+        depth: u32,
+        start: u64,
+    ) -> Self {
         Self {
-            id: span.id,
-            depth: span.depth,
-            slot: Current::Span(span),
-            parent_id,
-            level: Level::Default,
-            site,
-            start,
-            data: None,
+            owner,
+            record: SpanRecord {
+                id: id.as_u128(),
+                parent_id: parent_id.map_or(0, |p| p.as_u128()),
+                depth,
+                level: Level::Default,
+                site,
+                start,
+                end: start,
+                data: None,
+            },
         }
     }
 
     fn data(&mut self) -> &mut SpanData {
-        self.data.get_or_insert_with(Default::default)
+        self.record.data.get_or_insert_with(Default::default)
     }
 
     fn extra(&mut self) -> &mut ObservationUpdate {
@@ -191,7 +252,7 @@ impl ActiveSpan {
     }
 
     fn set_status(&mut self, level: Level, message: String) {
-        self.level = level;
+        self.record.level = level;
         self.data().status_message = Some(message);
     }
 
@@ -224,7 +285,7 @@ impl ActiveSpan {
 
     /// Sets the starting level.
     pub fn level(&mut self, level: Level) {
-        self.level = level;
+        self.record.level = level;
     }
 
     /// Sets the model.
@@ -288,24 +349,8 @@ impl ActiveSpan {
         self.extra().completion_start_time.get_or_insert(at);
     }
 
-    /// The finished record and its trace. `None` only if the context slot was corrupted (a
-    /// `ContextGuard` leaked with `mem::forget` while the call ran): the call is then lost
-    /// rather than failing the caller.
-    fn into_record(self, end: SystemTime) -> Option<(Arc<ActiveTrace>, SpanRecord)> {
-        let Current::Span(span) = self.slot else {
-            return None;
-        };
-        let record = SpanRecord {
-            id: self.id,
-            parent_id: self.parent_id,
-            depth: self.depth,
-            site: self.site,
-            start: self.start,
-            end,
-            level: self.level,
-            data: self.data,
-        };
-        Some((span.trace, record))
+    fn id(&self) -> Uuid {
+        Uuid::from_u128(self.record.id)
     }
 }
 
@@ -322,20 +367,50 @@ impl Span {
     /// Runs `body` with this call as the current context. A panic is recorded (level ERROR,
     /// its message as the status), the call is finished, and the panic goes on.
     pub(crate) fn run<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        let slot = match &mut self.state {
-            State::Active(a) => &mut a.slot,
-            State::Unsampled(slot) => slot,
+        let result = match &mut self.state {
+            State::Active(a) => match &mut a.owner {
+                // Made current when it started; made the parent again when it finishes.
+                Owner::Thread { .. } => catch_unwind(AssertUnwindSafe(body)),
+                Owner::Slot(slot) => {
+                    let swap = Swap::enter(slot);
+                    let result = catch_unwind(AssertUnwindSafe(body));
+                    drop(swap);
+                    result
+                }
+                Owner::Lost => return body(),
+            },
+            State::Unsampled(slot) => {
+                let swap = Swap::enter(slot);
+                let result = catch_unwind(AssertUnwindSafe(body));
+                drop(swap);
+                result
+            }
             State::Done => return body(),
         };
-        let swap = Swap::enter(slot);
-        let result = catch_unwind(AssertUnwindSafe(body));
-        drop(swap);
         match result {
             Ok(value) => value,
             Err(payload) => {
                 self.panicked(&*payload);
                 resume_unwind(payload)
             }
+        }
+    }
+
+    /// Makes the call carry its own context, for a call that goes on beyond the caller's stack
+    /// (a future or a stream): it takes a reference to its trace.
+    pub(crate) fn detach(&mut self) {
+        if let State::Active(a) = &mut self.state
+            && let Owner::Thread(trace) = a.owner
+        {
+            let parent = Uuid::from_u128(a.record.parent_id);
+            a.owner = match current::detach_child(trace, a.id(), parent) {
+                Some(trace) => Owner::Slot(Current::Span(SpanRef {
+                    trace,
+                    id: a.id(),
+                    depth: a.record.depth,
+                })),
+                None => Owner::Lost,
+            };
         }
     }
 
@@ -371,10 +446,22 @@ impl Span {
 
     /// Ends the call now and hands it to its trace.
     pub(crate) fn finish(&mut self) {
-        if let State::Active(a) = std::mem::replace(&mut self.state, State::Done)
-            && let Some((trace, record)) = a.into_record(SystemTime::now())
-        {
-            trace.finish(record);
+        let State::Active(ActiveSpan { owner, mut record }) =
+            std::mem::replace(&mut self.state, State::Done)
+        else {
+            return;
+        };
+        record.end = clock::ticks();
+        let site = record.site;
+        match owner {
+            Owner::Thread(trace) => {
+                if let Err(record) = current::finish_child(trace, record) {
+                    drop(record);
+                    lost(site);
+                }
+            }
+            Owner::Slot(Current::Span(span)) => span.trace.finish(record),
+            Owner::Slot(_) | Owner::Lost => lost(site),
         }
     }
 
@@ -430,12 +517,12 @@ where
 {
     match span {
         None => body(),
-        Some(span) => call_recorded(span, body, rec),
+        Some(mut span) => call_recorded(&mut span, body, rec),
     }
 }
 
 #[inline(never)]
-fn call_recorded<R, B, C>(mut span: Span, body: B, rec: C) -> R
+fn call_recorded<R, B, C>(span: &mut Span, body: B, rec: C) -> R
 where
     B: FnOnce() -> R,
     C: FnOnce(&R, &mut ActiveSpan),

@@ -230,7 +230,10 @@ where
 {
     let (inner, span) = match span {
         None => (make(), None),
-        Some(mut span) => (span.run(make), Some(span)),
+        Some(mut span) => {
+            span.detach();
+            (span.run(make), Some(span))
+        }
     };
     TracedStream {
         inner,

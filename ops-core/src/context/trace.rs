@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::capture::Captured;
+use super::clock::Anchor;
 use super::mask::{self, Mask};
 use super::span::Site;
 use super::update::{ObservationUpdate, TraceUpdate};
@@ -49,35 +49,48 @@ impl SpanData {
 }
 
 /// One finished observation, with its captures not yet turned into JSON.
+#[derive(Debug)]
 pub(crate) struct SpanRecord {
-    pub(crate) id: Uuid,
-    pub(crate) parent_id: Option<Uuid>,
+    /// The observation's UUID (kept as an integer: aligned, so moving a record is cheap).
+    pub(crate) id: u128,
+    /// The parent's UUID; 0 (the nil UUID) for the root.
+    pub(crate) parent_id: u128,
     pub(crate) depth: u32,
     pub(crate) level: Level,
     pub(crate) site: &'static Site,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    /// Clock ticks, turned into wall time with the trace's anchor.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
     pub(crate) data: Option<Box<SpanData>>,
 }
 
 impl SpanRecord {
-    fn size(&self) -> usize {
-        128 + self.data.as_ref().map_or(0, |d| d.size())
+    pub(crate) fn id(&self) -> Uuid {
+        Uuid::from_u128(self.id)
     }
 
-    fn into_observation(self, mask: Option<&dyn Mask>) -> Observation {
+    /// An estimate of the memory the record holds.
+    #[inline]
+    pub(crate) fn size(&self) -> usize {
+        match &self.data {
+            None => 128,
+            Some(data) => 128 + data.size(),
+        }
+    }
+
+    fn into_observation(self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
         let masked = |c: &Captured| {
             let mut v = c.to_value();
             mask::apply(mask, &mut v);
             v
         };
         let mut o = Observation {
-            id: self.id,
-            parent_id: self.parent_id,
+            id: self.id(),
+            parent_id: (self.parent_id != 0).then(|| Uuid::from_u128(self.parent_id)),
             name: self.site.name.to_owned(),
             kind: self.site.kind,
-            start_time: DateTime::<Utc>::from(self.start),
-            end_time: Some(DateTime::<Utc>::from(self.end)),
+            start_time: DateTime::<Utc>::from(anchor.time(self.start)),
+            end_time: Some(DateTime::<Utc>::from(anchor.time(self.end))),
             input: None,
             output: None,
             metadata: Map::new(),
@@ -135,13 +148,18 @@ impl SpanRecord {
 struct TraceState {
     buffer: Vec<SpanRecord>,
     bytes: usize,
-    root_end: Option<SystemTime>,
+    /// Clock ticks.
+    root_end: Option<u64>,
     updates: Option<TraceUpdate>,
     /// Updates made with `update_current_observation` to observations still running.
     pending: Vec<(Uuid, ObservationUpdate)>,
 }
 
 impl TraceState {
+    fn is_full(&self) -> bool {
+        self.buffer.len() >= PART_MAX_OBSERVATIONS || self.bytes >= PART_MAX_BYTES
+    }
+
     fn new() -> Self {
         Self {
             buffer: Vec::new(),
@@ -159,7 +177,8 @@ pub(crate) struct ActiveTrace {
     queue: TraceQueueManager,
     name: &'static str,
     kind: ObservationKind,
-    start: SystemTime,
+    /// When the root started, on both clocks.
+    pub(crate) anchor: Anchor,
     pub(crate) root_id: Uuid,
     state: Mutex<TraceState>,
 }
@@ -170,7 +189,7 @@ impl ActiveTrace {
         id: TraceId,
         name: &'static str,
         kind: ObservationKind,
-        start: SystemTime,
+        anchor: Anchor,
         root_id: Uuid,
     ) -> Self {
         crate::global::trace_started();
@@ -179,7 +198,7 @@ impl ActiveTrace {
             queue,
             name,
             kind,
-            start,
+            anchor,
             root_id,
             state: Mutex::new(TraceState::new()),
         }
@@ -209,11 +228,44 @@ impl ActiveTrace {
     /// Buffers a finished observation. The buffer is delivered when the root ends, when it is
     /// full, and when the trace is dropped (the last observation or context of it is gone:
     /// observations that finish after the root are delivered then).
-    pub(crate) fn finish(&self, mut record: SpanRecord) {
-        let is_root = record.id == self.root_id;
+    pub(crate) fn finish(&self, record: SpanRecord) {
+        let is_root = record.id == self.root_id.as_u128();
         let mut state = self.lock();
+        if is_root {
+            state.root_end = Some(record.end);
+        }
+        Self::buffer(&mut state, record);
+        self.deliver_if(state, is_root);
+    }
+
+    /// Buffers observations that finished on one thread, handed over together. Leaves
+    /// `records` empty, its memory kept for the thread's next ones.
+    pub(crate) fn finish_many(&self, records: &mut Vec<SpanRecord>) {
+        let mut state = self.lock();
+        let mut records = records.drain(..);
+        loop {
+            for record in records.by_ref() {
+                Self::buffer(&mut state, record);
+                if state.is_full() {
+                    break;
+                }
+            }
+            if !state.is_full() {
+                return;
+            }
+            let part = self.take_part(&mut state);
+            drop(state);
+            self.deliver(part);
+            state = self.lock();
+        }
+    }
+
+    fn buffer(state: &mut TraceState, mut record: SpanRecord) {
         if !state.pending.is_empty()
-            && let Some(at) = state.pending.iter().position(|(id, _)| *id == record.id)
+            && let Some(at) = state
+                .pending
+                .iter()
+                .position(|(id, _)| id.as_u128() == record.id)
         {
             let (_, update) = state.pending.swap_remove(at);
             record
@@ -223,12 +275,11 @@ impl ActiveTrace {
                 .merge(update);
         }
         state.bytes += record.size();
-        if is_root {
-            state.root_end = Some(record.end);
-        }
         state.buffer.push(record);
-        let full = state.buffer.len() >= PART_MAX_OBSERVATIONS || state.bytes >= PART_MAX_BYTES;
-        if is_root || full {
+    }
+
+    fn deliver_if(&self, mut state: std::sync::MutexGuard<'_, TraceState>, root_ended: bool) {
+        if root_ended || state.is_full() {
             let part = self.take_part(&mut state);
             drop(state);
             self.deliver(part);
@@ -242,7 +293,7 @@ impl ActiveTrace {
             id: self.id.clone(),
             name: self.name,
             kind: self.kind,
-            start: self.start,
+            anchor: self.anchor,
             root_id: self.root_id,
             root_end: state.root_end,
             updates: state.updates.clone(),
@@ -286,9 +337,10 @@ struct PartData {
     id: TraceId,
     name: &'static str,
     kind: ObservationKind,
-    start: SystemTime,
+    anchor: Anchor,
     root_id: Uuid,
-    root_end: Option<SystemTime>,
+    /// Clock ticks.
+    root_end: Option<u64>,
     updates: Option<TraceUpdate>,
     records: Vec<SpanRecord>,
     size: usize,
@@ -324,7 +376,7 @@ impl PendingTrace {
                 .or_else(|| {
                     p.records
                         .iter()
-                        .find(|r| r.id == p.root_id)
+                        .find(|r| r.id == p.root_id.as_u128())
                         .and_then(|r| r.data.as_ref()?.extra.attributes.app_id.clone())
                 }),
             PendingInner::Ready(t) => t.attributes.app_id.clone(),
@@ -386,7 +438,7 @@ impl PendingTrace {
                     id: part.id.clone(),
                     name: part.name,
                     kind: part.kind,
-                    start: part.start,
+                    anchor: part.anchor,
                     root_id: part.root_id,
                     root_end: part.root_end,
                     updates: part.updates.clone(),
@@ -424,14 +476,16 @@ fn build(part: PartData) -> Trace {
         part.id,
         part.kind,
         part.name,
-        DateTime::<Utc>::from(part.start),
+        DateTime::<Utc>::from(part.anchor.time(part.anchor.ticks())),
     );
-    trace.end_time = part.root_end.map(DateTime::<Utc>::from);
+    trace.end_time = part
+        .root_end
+        .map(|end| DateTime::<Utc>::from(part.anchor.time(end)));
     let mut records = part.records;
     records.sort_by_key(|r| (r.start, r.depth));
     trace.observations = records
         .into_iter()
-        .map(|r| r.into_observation(mask))
+        .map(|r| r.into_observation(&part.anchor, mask))
         .collect();
     if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
         trace.name = root.name.clone();

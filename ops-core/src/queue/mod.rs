@@ -272,6 +272,8 @@ impl TraceQueueBuilder {
 
     /// Starts the worker thread and returns the queue.
     pub fn build(mut self) -> Result<TraceQueueManager, QueueError> {
+        // Traced calls need the clock calibrated; do it here, off their path.
+        crate::context::warm_up_clock();
         self.config.interval = match self.interval {
             Some(i) => i,
             None => env_parse(
