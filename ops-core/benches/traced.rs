@@ -10,6 +10,12 @@
 //!   serialized on the worker), one capturing it by serializing now, and
 //!   `serde_json::to_string` / `to_value` of the same value, in the same run.
 //!
+//! - `vs_fastrace` / `off` (`tracing_instrument`): the same bare function under fastrace's
+//!   `#[trace]` (with a reporter that discards) and under `tracing`'s `#[instrument]` with no
+//!   subscriber, next to `#[traced]`, in the same run. The `vs_fastrace` cases start a root
+//!   every 256 calls (fastrace keeps at most 10240 spans per root on a thread) and report the
+//!   time per call, the root's share included.
+//!
 //! The `*_worker_idle` groups repeat some cases with a queue that refuses every task, so the
 //! worker does nothing: on a 2-core machine the worker otherwise competes with the caller for
 //! a core, and the numbers then include that competition.
@@ -80,6 +86,47 @@ fn open_root(f: impl FnOnce()) {
     f()
 }
 
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn instrumented(a: u64, b: u64) -> u64 {
+    black_box(a).wrapping_add(b)
+}
+
+#[fastrace::trace]
+#[inline(never)]
+fn fastraced(a: u64, b: u64) -> u64 {
+    black_box(a).wrapping_add(b)
+}
+
+/// Discards what fastrace collects, as the no-op provider does for `#[traced]`.
+struct DiscardSpans;
+
+impl fastrace::collector::Reporter for DiscardSpans {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+/// Times `iters` calls of `call`, made under a root started every 256 calls by `root`.
+fn per_call_with_roots(
+    iters: u64,
+    root: impl Fn(&dyn Fn()),
+    call: impl Fn(),
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(256);
+        root(&|| {
+            for _ in 0..n {
+                call();
+            }
+        });
+        left -= n;
+    }
+    start.elapsed()
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Message {
     role: String,
@@ -133,7 +180,48 @@ fn off(c: &mut Criterion) {
     g.bench_function("traced_fn", |b| {
         b.iter(|| traced_full(black_box(1), black_box(2)))
     });
+    g.bench_function("tracing_instrument", |b| {
+        b.iter(|| instrumented(black_box(1), black_box(2)))
+    });
     g.finish();
+}
+
+fn vs_fastrace(c: &mut Criterion) {
+    let queue = queue();
+    let _guard = ops_core::set_default(queue.clone());
+    fastrace::set_reporter(DiscardSpans, fastrace::collector::Config::default());
+    let mut g = c.benchmark_group("vs_fastrace");
+    g.bench_function("plain_fn", |b| b.iter(|| plain(black_box(1), black_box(2))));
+    g.bench_function("traced_child_root_every_256", |b| {
+        b.iter_custom(|iters| {
+            per_call_with_roots(
+                iters,
+                |f| open_root(f),
+                || {
+                    traced_bare(black_box(1), black_box(2));
+                },
+            )
+        })
+    });
+    g.bench_function("fastrace_child_root_every_256", |b| {
+        b.iter_custom(|iters| {
+            per_call_with_roots(
+                iters,
+                |f| {
+                    let root =
+                        fastrace::Span::root("open_root", fastrace::prelude::SpanContext::random());
+                    let _parent = root.set_local_parent();
+                    f();
+                },
+                || {
+                    fastraced(black_box(1), black_box(2));
+                },
+            )
+        })
+    });
+    g.finish();
+    queue.flush(Duration::from_secs(10));
+    fastrace::flush();
 }
 
 fn on_capture_off(c: &mut Criterion) {
@@ -229,5 +317,12 @@ fn capture_10kb(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, off, on_capture_off, unsampled, capture_10kb);
+criterion_group!(
+    benches,
+    off,
+    on_capture_off,
+    vs_fastrace,
+    unsampled,
+    capture_10kb
+);
 criterion_main!(benches);

@@ -132,15 +132,15 @@ fn expand(args: &Args, plan: &Plan, func: ItemFn) -> TokenStream {
         #(#attrs)*
         #vis #sig {
             static __OPS_SITE: #pv::Site = #pv::Site::new(#name, #pv::ObservationKind::#kind);
-            #[allow(unused_mut)]
-            let mut __ops_span = if #pv::is_enabled() {
-                #pv::start(&__OPS_SITE, #parent, #rate)
+            let __ops_span = if #pv::is_enabled() {
+                let mut __ops_span = #pv::start(&__OPS_SITE, #parent, #rate);
+                #pv::capture(&mut __ops_span, |__ops_s: &mut #pv::ActiveSpan| {
+                    #captures
+                });
+                __ops_span
             } else {
                 ::core::option::Option::None
             };
-            #pv::capture(&mut __ops_span, |__ops_s: &mut #pv::ActiveSpan| {
-                #captures
-            });
             #body
         }
     }

@@ -132,25 +132,26 @@ use proc_macro::TokenStream;
 ///     static __OPS_SITE: ::ops_core::__private::Site =
 ///         ::ops_core::__private::Site::new("add", ::ops_core::__private::ObservationKind::Tool);
 ///     // Off: one relaxed atomic load (a queue installed or a trace alive?).
-///     let mut __ops_span = if ::ops_core::__private::is_enabled() {
-///         ::ops_core::__private::start(&__OPS_SITE, None, None)
+///     let __ops_span = if ::ops_core::__private::is_enabled() {
+///         let mut __ops_span = ::ops_core::__private::start(&__OPS_SITE, None, None);
+///         // Recorded: capture the inputs (out of line) before the body can move them.
+///         ::ops_core::__private::capture(&mut __ops_span, |__ops_s: &mut ::ops_core::__private::ActiveSpan| {
+///             use ::ops_core::__private::CaptureLater as _;
+///             {
+///                 #[allow(non_camel_case_types, dead_code)]
+///                 struct a {}
+///                 __ops_s.input("a", (&&::ops_core::__private::Cap::<_, a>::new(&a)).__ops_capture());
+///             }
+///             {
+///                 #[allow(non_camel_case_types, dead_code)]
+///                 struct b {}
+///                 __ops_s.input("b", (&&::ops_core::__private::Cap::<_, b>::new(&b)).__ops_capture());
+///             }
+///         });
+///         __ops_span
 ///     } else {
 ///         None
 ///     };
-///     // Recorded: capture the inputs (out of line) before the body can move them.
-///     ::ops_core::__private::capture(&mut __ops_span, |__ops_s: &mut ::ops_core::__private::ActiveSpan| {
-///         use ::ops_core::__private::CaptureLater as _;
-///         {
-///             #[allow(non_camel_case_types, dead_code)]
-///             struct a {}
-///             __ops_s.input("a", (&&::ops_core::__private::Cap::<_, a>::new(&a)).__ops_capture());
-///         }
-///         {
-///             #[allow(non_camel_case_types, dead_code)]
-///             struct b {}
-///             __ops_s.input("b", (&&::ops_core::__private::Cap::<_, b>::new(&b)).__ops_capture());
-///         }
-///     });
 ///     // Run the body in the observation's context; capture the result.
 ///     ::ops_core::__private::call(
 ///         __ops_span,

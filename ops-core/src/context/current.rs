@@ -265,29 +265,29 @@ pub(crate) fn detach_child(trace: usize, id: Uuid, parent: Uuid) -> Option<Arc<A
     .flatten()
 }
 
-/// Puts `value` in the slot and returns what was there. Leaving a trace hands it the
-/// observations that finished here.
-pub(crate) fn replace(value: Current) -> Current {
-    let unsampled = matches!(value, Current::Unsampled);
-    let _ = FLAGS.try_with(|f| f.set((f.get() & !UNSAMPLED) | u8::from(unsampled)));
-    let swapped = with_slot(move |s| {
-        let finished = if !s.finished.is_empty() && !s.current.same_trace(&value) {
-            Some(s.take_finished())
-        } else {
-            None
-        };
-        (std::mem::replace(&mut s.current, value), finished)
-    });
-    let Some((previous, finished)) = swapped else {
-        return Current::None;
-    };
+/// Exchanges `context` with the thread's, in place. Leaving a trace hands it the observations
+/// that finished here.
+pub(crate) fn swap(context: &mut Current) {
+    let unsampled = u8::from(matches!(context, Current::Unsampled));
+    let _ = FLAGS.try_with(|f| f.set((f.get() & !UNSAMPLED) | unsampled));
+    let finished = with_slot(|s| {
+        let leaving = !s.finished.is_empty() && !s.current.same_trace(context);
+        std::mem::swap(&mut s.current, context);
+        leaving.then(|| s.take_finished())
+    })
+    .flatten();
     if let Some(mut finished) = finished {
-        if let Some(trace) = previous.trace() {
+        if let Some(trace) = context.trace() {
             trace.finish_many(&mut finished);
         }
         give_back(finished);
     }
-    previous
+}
+
+/// Puts `value` in the slot and returns what was there.
+pub(crate) fn replace(mut value: Current) -> Current {
+    swap(&mut value);
+    value
 }
 
 /// Swaps a context into the thread's slot for as long as it lives, then swaps it back: the
@@ -299,8 +299,7 @@ pub(crate) struct Swap<'a> {
 
 impl<'a> Swap<'a> {
     pub(crate) fn enter(slot: &'a mut Current) -> Self {
-        let previous = replace(std::mem::take(slot));
-        *slot = previous;
+        swap(slot);
         Swap {
             slot,
             _not_send: PhantomData,
@@ -310,8 +309,7 @@ impl<'a> Swap<'a> {
 
 impl Drop for Swap<'_> {
     fn drop(&mut self) {
-        let ours = replace(std::mem::take(self.slot));
-        *self.slot = ours;
+        swap(self.slot);
     }
 }
 

@@ -88,14 +88,6 @@ pub(crate) fn unit() -> f64 {
     (next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A UUIDv7 whose timestamp is `at`.
-pub(crate) fn uuid_v7(at: SystemTime) -> Uuid {
-    let millis = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    uuid_v7_millis(millis)
-}
-
 /// A UUIDv7 whose timestamp is `millis` since the Unix epoch.
 pub(crate) fn uuid_v7_millis(millis: u64) -> Uuid {
     with_rng(|r| r.uuid_v7(millis))
@@ -107,14 +99,13 @@ mod tests {
 
     #[test]
     fn ids_are_v7_unique_and_carry_the_time() {
-        let at = SystemTime::now();
-        let a = uuid_v7(at);
-        let b = uuid_v7(at);
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let a = uuid_v7_millis(at.as_millis() as u64);
+        let b = uuid_v7_millis(at.as_millis() as u64);
         assert_ne!(a, b);
         assert_eq!(a.get_version_num(), 7);
         let (secs, _) = a.get_timestamp().unwrap().to_unix();
-        let expected = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
-        assert_eq!(secs, expected);
+        assert_eq!(secs, at.as_secs());
     }
 
     #[test]

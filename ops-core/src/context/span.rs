@@ -185,9 +185,9 @@ fn root(site: &'static Site, rate: Option<f64>) -> Option<State> {
     }
     let queue = crate::global::current_queue()?;
     let anchor = Anchor::now();
-    let start = SystemTime::now();
-    let id = ids::uuid_v7(start);
-    let trace_id = TraceId::new(ids::uuid_v7(start).hyphenated().to_string())
+    let millis = anchor.unix_millis(anchor.ticks());
+    let id = ids::uuid_v7_millis(millis);
+    let trace_id = TraceId::new(ids::uuid_v7_millis(millis).hyphenated().to_string())
         .expect("a hyphenated UUID is a valid trace id");
     let trace = Arc::new(ActiveTrace::new(
         queue, trace_id, site.name, site.kind, anchor, id,

@@ -150,7 +150,8 @@ struct TraceState {
     bytes: usize,
     /// Clock ticks.
     root_end: Option<u64>,
-    updates: Option<TraceUpdate>,
+    /// Boxed: large, and rarely set.
+    updates: Option<Box<TraceUpdate>>,
     /// Updates made with `update_current_observation` to observations still running.
     pending: Vec<(Uuid, ObservationUpdate)>,
 }
@@ -212,7 +213,7 @@ impl ActiveTrace {
         let mut state = self.lock();
         match state.updates.as_mut() {
             Some(existing) => existing.merge(update),
-            None => state.updates = Some(update),
+            None => state.updates = Some(Box::new(update)),
         }
     }
 
@@ -296,7 +297,7 @@ impl ActiveTrace {
             anchor: self.anchor,
             root_id: self.root_id,
             root_end: state.root_end,
-            updates: state.updates.clone(),
+            updates: state.updates.as_deref().cloned(),
             records,
             size,
             mask: mask::current_mask(),
