@@ -236,7 +236,7 @@ impl ActiveSpan {
     }
 
     fn extra(&mut self) -> &mut ObservationUpdate {
-        &mut self.data().extra
+        self.data().extra.get_or_insert_with(Default::default)
     }
 
     /// Records a parameter.

@@ -33,7 +33,8 @@ pub(crate) struct SpanData {
     pub(crate) inputs: Vec<(&'static str, Captured)>,
     pub(crate) output: Option<Captured>,
     pub(crate) status_message: Option<String>,
-    pub(crate) extra: ObservationUpdate,
+    /// Boxed, and only when set: most calls capture inputs and an output, nothing more.
+    pub(crate) extra: Option<Box<ObservationUpdate>>,
 }
 
 impl SpanData {
@@ -44,7 +45,7 @@ impl SpanData {
             .sum::<usize>()
             + self.output.as_ref().map_or(0, Captured::size)
             + self.status_message.as_ref().map_or(0, String::len)
-            + self.extra.size()
+            + self.extra.as_ref().map_or(0, |e| e.size())
     }
 }
 
@@ -118,6 +119,10 @@ impl SpanRecord {
         }
         o.output = output.as_ref().map(masked);
         o.status_message = status_message;
+        let Some(e) = e else {
+            return o;
+        };
+        let e = *e;
         if let Some(name) = e.name {
             o.name = name;
         }
@@ -273,6 +278,7 @@ impl ActiveTrace {
                 .data
                 .get_or_insert_with(Default::default)
                 .extra
+                .get_or_insert_with(Default::default)
                 .merge(update);
         }
         state.bytes += record.size();
@@ -378,7 +384,7 @@ impl PendingTrace {
                     p.records
                         .iter()
                         .find(|r| r.id == p.root_id.as_u128())
-                        .and_then(|r| r.data.as_ref()?.extra.attributes.app_id.clone())
+                        .and_then(|r| r.data.as_ref()?.extra.as_ref()?.attributes.app_id.clone())
                 }),
             PendingInner::Ready(t) => t.attributes.app_id.clone(),
         }
@@ -430,7 +436,7 @@ impl PendingTrace {
                                     .collect(),
                                 output: d.output.as_ref().map(|c| Captured::json(c.to_value())),
                                 status_message: d.status_message.clone(),
-                                extra: copy_update(&d.extra),
+                                extra: d.extra.as_deref().map(|e| Box::new(copy_update(e))),
                             })
                         }),
                     })
