@@ -344,8 +344,12 @@ impl ActiveSpan {
         self.extra().metadata.insert(key.to_owned(), value);
     }
 
-    /// Marks the first item of a stream.
-    pub(crate) fn first_item(&mut self, at: SystemTime) {
+    /// Marks the first item of a stream as arriving now, on the trace's clock.
+    pub(crate) fn first_item(&mut self) {
+        let at = match &self.owner {
+            Owner::Slot(Current::Span(span)) => span.trace.anchor.time(clock::ticks()),
+            _ => SystemTime::now(),
+        };
         self.extra().completion_start_time.get_or_insert(at);
     }
 

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -263,7 +262,7 @@ where
                 if *this.items == 0
                     && let Some(a) = span.recording()
                 {
-                    a.first_item(SystemTime::now());
+                    a.first_item();
                 }
                 *this.items += 1;
                 if let Some(reducer) = this.reducer.as_mut() {
