@@ -691,3 +691,39 @@ fn times_nest_follow_the_wall_clock_and_match_the_ids() {
         assert_eq!(id_millis, o.start_time.timestamp_millis(), "{}", o.name);
     }
 }
+
+#[traced]
+fn in_worker(n: u8) -> u8 {
+    n
+}
+
+#[traced(skip_all, capture_output = false)]
+fn with_lingering_worker(go: std::sync::mpsc::Receiver<()>) -> std::thread::JoinHandle<()> {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = ops_core::spawn_thread(move || {
+        in_worker(1);
+        done.send(()).unwrap();
+        // The thread stays in the trace's context after the root has ended.
+        go.recv().unwrap();
+    });
+    finished.recv().unwrap();
+    worker
+}
+
+#[test]
+fn a_call_on_a_thread_that_stays_in_the_context_is_delivered_with_its_root() {
+    let capture = ops_testkit::capture();
+    let (go, wait) = std::sync::mpsc::channel();
+    let worker = capture.run(|| with_lingering_worker(wait));
+    capture.flush();
+    // Delivered with the root's part, while the worker is still in the context.
+    capture.assert(
+        expect::trace().root(
+            expect::observation("with_lingering_worker")
+                .child(expect::observation("in_worker").input(json!({"n": 1})))
+                .only(),
+        ),
+    );
+    go.send(()).unwrap();
+    worker.join().unwrap();
+}

@@ -75,6 +75,11 @@ struct Slot {
     /// reached.
     finished: Vec<SpanRecord>,
     finished_bytes: usize,
+    /// Whether finished records may wait on the thread: true while the innermost context was
+    /// entered by a traced call or a polled future, which hands them over when it returns;
+    /// false at the top and under a [`ContextGuard`], which may stay entered for as long as
+    /// the thread runs.
+    batch: bool,
     /// Draws the ids of the observations started here.
     rng: Rng,
 }
@@ -90,6 +95,7 @@ impl Slot {
             current: Current::None,
             finished: Vec::new(),
             finished_bytes: 0,
+            batch: false,
             rng: Rng::new(),
         }
     }
@@ -179,15 +185,23 @@ pub(crate) enum Entered {
         parent: Uuid,
         id: Uuid,
         depth: u32,
+        /// Whether records could wait on the thread before the call: restored when it ends.
+        batch: bool,
     },
 }
 
 /// Makes a call starting at `at` (clock ticks) the current observation, as a child of the
-/// current one, when there is one.
+/// current one, when there is one. While it runs, the records of the calls it makes wait on
+/// the thread: it hands them over when it ends if they could not wait before.
 #[inline]
 pub(crate) fn enter_child(at: u64) -> Entered {
     with_slot(|s| {
-        let Slot { current, rng, .. } = s;
+        let Slot {
+            current,
+            rng,
+            batch,
+            ..
+        } = s;
         match current {
             Current::None => Entered::None,
             Current::Unsampled => Entered::Unsampled,
@@ -200,6 +214,7 @@ pub(crate) fn enter_child(at: u64) -> Entered {
                     parent,
                     id: span.id,
                     depth: span.depth,
+                    batch: std::mem::replace(batch, true),
                 }
             }
         }
@@ -207,16 +222,37 @@ pub(crate) fn enter_child(at: u64) -> Entered {
     .unwrap_or(Entered::None)
 }
 
-/// Moves the context from the observation `id` back to its parent. False, changing nothing,
-/// when the context is not at `id` (it was changed under the call).
-fn leave(current: &mut Current, trace: usize, id: u128, parent: u128) -> bool {
-    match current {
+/// Moves the context from the observation `id` back to its parent, and restores whether
+/// records may wait on the thread. False, changing nothing, when the context is not at `id`
+/// (it was changed under the call).
+fn leave(s: &mut Slot, trace: usize, id: u128, parent: u128, batch: bool) -> bool {
+    match &mut s.current {
         Current::Span(span) if span.id.as_u128() == id && trace_key(&span.trace) == trace => {
             span.id = Uuid::from_u128(parent);
             span.depth -= 1;
+            s.batch = batch;
             true
         }
         _ => false,
+    }
+}
+
+/// The records the thread must hand over now, with their trace: all of them when they may
+/// not wait (or there are too many).
+fn due(s: &mut Slot) -> Option<(Arc<ActiveTrace>, Vec<SpanRecord>)> {
+    if s.finished.is_empty()
+        || (s.batch && s.finished.len() < LOCAL_MAX_RECORDS && s.finished_bytes < LOCAL_MAX_BYTES)
+    {
+        return None;
+    }
+    let trace = Arc::clone(s.current.trace()?);
+    Some((trace, s.take_finished()))
+}
+
+fn hand_over(due: Option<(Arc<ActiveTrace>, Vec<SpanRecord>)>) {
+    if let Some((trace, mut records)) = due {
+        trace.finish_many(&mut records);
+        give_back(records);
     }
 }
 
@@ -224,27 +260,24 @@ fn leave(current: &mut Current, trace: usize, id: u128, parent: u128) -> bool {
 /// is kept to be handed to the trace with others. Gives the record back when the context was
 /// changed under the call.
 #[inline]
-pub(crate) fn finish_child(trace: usize, record: SpanRecord) -> Result<(), SpanRecord> {
+pub(crate) fn finish_child(
+    trace: usize,
+    batch: bool,
+    record: SpanRecord,
+) -> Result<(), SpanRecord> {
     let mut record = Some(record);
-    let full = with_slot(|s| {
+    let due = with_slot(|s| {
         let r = record.as_ref()?;
-        if !leave(&mut s.current, trace, r.id, r.parent_id) {
+        if !leave(s, trace, r.id, r.parent_id, batch) {
             return None;
         }
         let r = record.take()?;
         s.finished_bytes += r.size();
         s.finished.push(r);
-        if s.finished.len() < LOCAL_MAX_RECORDS && s.finished_bytes < LOCAL_MAX_BYTES {
-            return None;
-        }
-        let trace = Arc::clone(s.current.trace()?);
-        Some((trace, s.take_finished()))
+        due(s)
     })
     .flatten();
-    if let Some((trace, mut records)) = full {
-        trace.finish_many(&mut records);
-        give_back(records);
-    }
+    hand_over(due);
     match record {
         Some(record) => Err(record),
         None => Ok(()),
@@ -254,54 +287,65 @@ pub(crate) fn finish_child(trace: usize, record: SpanRecord) -> Result<(), SpanR
 /// Moves the context from a call entered with [`enter_child`] back to its parent, and returns
 /// the call's trace: for a call that goes on beyond this thread's stack (a future or a stream)
 /// and must hold its trace. `None` when the context was changed under the call.
-pub(crate) fn detach_child(trace: usize, id: Uuid, parent: Uuid) -> Option<Arc<ActiveTrace>> {
-    with_slot(|s| {
-        if leave(&mut s.current, trace, id.as_u128(), parent.as_u128()) {
-            s.current.trace().cloned()
+pub(crate) fn detach_child(
+    trace: usize,
+    id: Uuid,
+    parent: Uuid,
+    batch: bool,
+) -> Option<Arc<ActiveTrace>> {
+    let (ours, due) = with_slot(|s| {
+        if leave(s, trace, id.as_u128(), parent.as_u128(), batch) {
+            (s.current.trace().cloned(), due(s))
         } else {
-            None
+            (None, None)
         }
     })
-    .flatten()
+    .unwrap_or((None, None));
+    hand_over(due);
+    ours
 }
 
-/// Exchanges `context` with the thread's, in place. Leaving a trace hands it the observations
-/// that finished here.
-pub(crate) fn swap(context: &mut Current) {
+/// Exchanges `context` with the thread's, in place, and sets whether finished records may
+/// wait on the thread (returning the previous setting). The thread hands over the records it
+/// holds when it leaves their trace, or enters a context where they may not wait.
+fn swap(context: &mut Current, batch: bool) -> bool {
     let unsampled = u8::from(matches!(context, Current::Unsampled));
     let _ = FLAGS.try_with(|f| f.set((f.get() & !UNSAMPLED) | unsampled));
-    let finished = with_slot(|s| {
-        let leaving = !s.finished.is_empty() && !s.current.same_trace(context);
+    let swapped = with_slot(|s| {
+        let hand_over = !s.finished.is_empty() && (!batch || !s.current.same_trace(context));
         std::mem::swap(&mut s.current, context);
-        leaving.then(|| s.take_finished())
-    })
-    .flatten();
+        let previous = std::mem::replace(&mut s.batch, batch);
+        (previous, hand_over.then(|| s.take_finished()))
+    });
+    let Some((previous, finished)) = swapped else {
+        return false;
+    };
     if let Some(mut finished) = finished {
+        // They belong to the context swapped out, now in `context`.
         if let Some(trace) = context.trace() {
             trace.finish_many(&mut finished);
         }
         give_back(finished);
     }
-}
-
-/// Puts `value` in the slot and returns what was there.
-pub(crate) fn replace(mut value: Current) -> Current {
-    swap(&mut value);
-    value
+    previous
 }
 
 /// Swaps a context into the thread's slot for as long as it lives, then swaps it back: the
 /// owner's `slot` holds the previous context meanwhile, so entering costs no reference count.
+/// For a traced call's run or a future's poll: records of the calls that finish meanwhile may
+/// wait on the thread, since leaving hands them over.
 pub(crate) struct Swap<'a> {
     slot: &'a mut Current,
+    batch: bool,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> Swap<'a> {
     pub(crate) fn enter(slot: &'a mut Current) -> Self {
-        swap(slot);
+        let batch = swap(slot, true);
         Swap {
             slot,
+            batch,
             _not_send: PhantomData,
         }
     }
@@ -309,7 +353,7 @@ impl<'a> Swap<'a> {
 
 impl Drop for Swap<'_> {
     fn drop(&mut self) {
-        swap(self.slot);
+        swap(self.slot, self.batch);
     }
 }
 
@@ -394,8 +438,13 @@ impl ObservationContext {
     /// tasks polled meanwhile would see it); wrap futures with [`ObservationContext::wrap`]
     /// or [`super::TraceFutureExt::in_trace`] instead.
     pub fn enter(&self) -> ContextGuard {
+        let mut previous = self.current.clone();
+        // A guard may stay entered as long as its thread runs: calls finished under it are
+        // handed to their trace at once.
+        let batch = swap(&mut previous, false);
         ContextGuard {
-            previous: Some(replace(self.current.clone())),
+            previous: Some(previous),
+            batch,
             _not_send: PhantomData,
         }
     }
@@ -417,6 +466,7 @@ impl ObservationContext {
 #[must_use = "the context is left when the guard is dropped"]
 pub struct ContextGuard {
     previous: Option<Current>,
+    batch: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -428,8 +478,8 @@ impl fmt::Debug for ContextGuard {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            replace(previous);
+        if let Some(mut previous) = self.previous.take() {
+            swap(&mut previous, self.batch);
         }
     }
 }

@@ -19,10 +19,13 @@
 //! - **Sampling** is decided at the root ([`set_sample_rate`], `OPS_TRACE_SAMPLE_RATE`, or
 //!   `#[traced(sample_rate = ..)]`) and inherited: the calls of an unsampled trace cost about
 //!   what calls with tracing off cost.
-//! - **Delivery:** a synchronous call's finished observation waits on its thread, which hands
-//!   the trace its observations in batches: when the thread leaves the trace's context (the
-//!   root returns, an async call yields, a scope ends) or every 64 observations. Async calls
-//!   and streams hand theirs over when they end. When the root ends, the trace's observations
+//! - **Delivery:** the finished observation of a synchronous call made inside another traced
+//!   call, or in a polled future, waits on its thread, which hands the trace its observations
+//!   in batches: when the enclosing call returns or the future yields, when the thread moves to
+//!   another trace, or every 64 observations. Under a context entered with
+//!   [`ObservationContext::enter`] or `in_scope` (as [`spawn_thread`] and [`spawn_blocking`]
+//!   do), which may stay entered as long as its thread runs, each call is handed over as it
+//!   ends, as are async calls and streams. When the root ends, the trace's observations
 //!   are queued as one [`crate::TraceTask`]; observations that finish later (in a task spawned
 //!   with [`spawn`] that outlives the root) are queued when the trace is dropped, that is when
 //!   its last observation and its last [`ObservationContext`] are gone. A trace never buffers
@@ -41,8 +44,9 @@
 //!   synchronous call costs two reads of the time-stamp counter, a UUIDv7 from a per-thread
 //!   generator and a push onto its thread's buffer: no reference count, no lock, and no
 //!   allocation unless it captures something. An async call or a stream also holds a
-//!   reference to its trace. A [`ContextGuard`] leaked with `mem::forget` strands the calls
-//!   running under it; they are counted by [`lost_observations`].
+//!   reference to its trace. A [`ContextGuard`] leaked with `mem::forget`, or guards dropped
+//!   out of order, strand the calls running under them; they are counted by
+//!   [`lost_observations`].
 
 mod capture;
 mod clock;

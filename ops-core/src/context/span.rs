@@ -65,21 +65,23 @@ enum Owner {
     /// A child of the observation current on this thread, run synchronously here: it reaches
     /// its trace through the thread's context, so it holds no reference to it, and its record
     /// waits on the thread to be handed over with others. `trace` is the trace's key.
-    Thread(usize),
+    Thread { trace: usize, batch: bool },
     /// A call that carries its own context (a root, a call given its parent, an async call, a
     /// stream): the slot holds the call's context while it is not running and the caller's
     /// while it runs.
     Slot(Current),
     /// The thread's context was changed under the call (a `ContextGuard` leaked with
-    /// `mem::forget`): it cannot reach its trace, and is counted as lost when it ends.
+    /// `mem::forget`, or guards dropped out of order): it cannot reach its trace, and is
+    /// counted as lost when it ends.
     Lost,
 }
 
 static LOST: AtomicU64 = AtomicU64::new(0);
 
 /// How many traced calls this process could not record because the thread's context was
-/// changed while they ran, which only a [`ContextGuard`](super::ContextGuard) leaked with
-/// `mem::forget` does. The first loss is also logged as a warning.
+/// changed under them while they ran: a [`ContextGuard`](super::ContextGuard) leaked with
+/// `mem::forget`, or guards dropped in another order than they were entered. The first loss
+/// is also logged as a warning.
 pub fn lost_observations() -> u64 {
     LOST.load(Ordering::Relaxed)
 }
@@ -91,7 +93,8 @@ fn lost(site: &'static Site) {
             target: "ops_core",
             function = site.name,
             "a traced call could not be recorded: the thread's trace context changed while it \
-             ran (was a ContextGuard leaked with mem::forget?); see ops_core::context::lost_observations()"
+             ran (was a ContextGuard leaked with mem::forget, or dropped out of order?); see \
+             ops_core::context::lost_observations()"
         );
     }
 }
@@ -134,9 +137,10 @@ fn start_call(
                     parent,
                     id,
                     depth,
+                    batch,
                 } => State::Active(ActiveSpan::new(
                     site,
-                    Owner::Thread(trace),
+                    Owner::Thread { trace, batch },
                     id,
                     Some(parent),
                     depth,
@@ -404,10 +408,10 @@ impl Span {
     /// (a future or a stream): it takes a reference to its trace.
     pub(crate) fn detach(&mut self) {
         if let State::Active(a) = &mut self.state
-            && let Owner::Thread(trace) = a.owner
+            && let Owner::Thread { trace, batch } = a.owner
         {
             let parent = Uuid::from_u128(a.record.parent_id);
-            a.owner = match current::detach_child(trace, a.id(), parent) {
+            a.owner = match current::detach_child(trace, a.id(), parent, batch) {
                 Some(trace) => Owner::Slot(Current::Span(SpanRef {
                     trace,
                     id: a.id(),
@@ -458,13 +462,17 @@ impl Span {
         record.end = clock::ticks();
         let site = record.site;
         match owner {
-            Owner::Thread(trace) => {
-                if let Err(record) = current::finish_child(trace, record) {
+            Owner::Thread { trace, batch } => {
+                if let Err(record) = current::finish_child(trace, batch, record) {
                     drop(record);
                     lost(site);
                 }
             }
-            Owner::Slot(Current::Span(span)) => span.trace.finish(record),
+            // The slot holds the call's own context again, unless a guard was leaked or
+            // dropped out of order while it ran.
+            Owner::Slot(Current::Span(span)) if span.id.as_u128() == record.id => {
+                span.trace.finish(record)
+            }
             Owner::Slot(_) | Owner::Lost => lost(site),
         }
     }
