@@ -375,25 +375,22 @@ impl Span {
     /// Runs `body` with this call as the current context. A panic is recorded (level ERROR,
     /// its message as the status), the call is finished, and the panic goes on.
     pub(crate) fn run<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        let result = match &mut self.state {
+        let slot = match &mut self.state {
             State::Active(a) => match &mut a.owner {
                 // Made current when it started; made the parent again when it finishes.
-                Owner::Thread { .. } => catch_unwind(AssertUnwindSafe(body)),
-                Owner::Slot(slot) => {
-                    let swap = Swap::enter(slot);
-                    let result = catch_unwind(AssertUnwindSafe(body));
-                    drop(swap);
-                    result
-                }
+                Owner::Thread { .. } => None,
+                Owner::Slot(slot) => Some(slot),
                 Owner::Lost => return body(),
             },
-            State::Unsampled(slot) => {
-                let swap = Swap::enter(slot);
-                let result = catch_unwind(AssertUnwindSafe(body));
-                drop(swap);
-                result
-            }
+            State::Unsampled(slot) => Some(slot),
             State::Done => return body(),
+        };
+        let result = match slot {
+            None => catch_unwind(AssertUnwindSafe(body)),
+            Some(slot) => {
+                let _swap = Swap::enter(slot);
+                catch_unwind(AssertUnwindSafe(body))
+            }
         };
         match result {
             Ok(value) => value,
