@@ -12,7 +12,11 @@
 //!   traced call makes its observation current on every poll and restores the previous one
 //!   after, so the context survives `.await` and concurrent requests on one runtime never mix.
 //!   [`spawn`], [`spawn_blocking`], [`spawn_thread`] and [`TraceFutureExt::in_current_trace`]
-//!   carry it into tasks and threads; `parent = ..` overrides it.
+//!   carry it into tasks and threads; `parent = ..` overrides it. A traced call made while a
+//!   call's inputs are captured (in a `Clone` or `Serialize` impl, or an argument such as
+//!   `metadata(k = f())`) is a child of that call when it is a synchronous child; for a root
+//!   or a call given its parent, which enter their context only to run, it goes where the
+//!   caller's context puts it.
 //! - **Root:** a call with no parent starts a trace, bound to [`crate::current_queue`] (the
 //!   task's scoped default, else the thread's, else the global queue). Its kind is the trace's
 //!   kind: a `message` root makes a message trace. Children inherit the trace and its queue.
