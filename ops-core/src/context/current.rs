@@ -249,11 +249,10 @@ fn due(s: &mut Slot) -> Option<(Arc<ActiveTrace>, Vec<SpanRecord>)> {
     Some((trace, s.take_finished()))
 }
 
-fn hand_over(due: Option<(Arc<ActiveTrace>, Vec<SpanRecord>)>) {
-    if let Some((trace, mut records)) = due {
-        trace.finish_many(&mut records);
-        give_back(records);
-    }
+/// Hands `records` to their trace, and their emptied buffer back to the thread.
+fn hand_over(trace: &ActiveTrace, mut records: Vec<SpanRecord>) {
+    trace.finish_many(&mut records);
+    give_back(records);
 }
 
 /// Ends a call entered with [`enter_child`]: its parent becomes current again, and its record
@@ -277,7 +276,9 @@ pub(crate) fn finish_child(
         due(s)
     })
     .flatten();
-    hand_over(due);
+    if let Some((trace, records)) = due {
+        hand_over(&trace, records);
+    }
     match record {
         Some(record) => Err(record),
         None => Ok(()),
@@ -301,7 +302,9 @@ pub(crate) fn detach_child(
         }
     })
     .unwrap_or((None, None));
-    hand_over(due);
+    if let Some((trace, records)) = due {
+        hand_over(&trace, records);
+    }
     ours
 }
 
@@ -320,12 +323,9 @@ fn swap(context: &mut Current, batch: bool) -> bool {
     let Some((previous, finished)) = swapped else {
         return false;
     };
-    if let Some(mut finished) = finished {
-        // They belong to the context swapped out, now in `context`.
-        if let Some(trace) = context.trace() {
-            trace.finish_many(&mut finished);
-        }
-        give_back(finished);
+    // They belong to the context swapped out, now in `context`.
+    if let (Some(finished), Some(trace)) = (finished, context.trace()) {
+        hand_over(trace, finished);
     }
     previous
 }

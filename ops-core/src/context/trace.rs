@@ -241,7 +241,11 @@ impl ActiveTrace {
             state.root_end = Some(record.end);
         }
         Self::buffer(&mut state, record);
-        self.deliver_if(state, is_root);
+        if is_root || state.is_full() {
+            let part = self.take_part(&mut state);
+            drop(state);
+            self.deliver(part);
+        }
     }
 
     /// Buffers observations that finished on one thread, handed over together. Leaves
@@ -283,14 +287,6 @@ impl ActiveTrace {
         }
         state.bytes += record.size();
         state.buffer.push(record);
-    }
-
-    fn deliver_if(&self, mut state: std::sync::MutexGuard<'_, TraceState>, root_ended: bool) {
-        if root_ended || state.is_full() {
-            let part = self.take_part(&mut state);
-            drop(state);
-            self.deliver(part);
-        }
     }
 
     fn take_part(&self, state: &mut TraceState) -> PartData {
