@@ -55,7 +55,7 @@ pub use global::{
 pub use model::{Level, Observation, ObservationKind, Trace, TraceId, TraceInfo, Usage};
 pub use provider::{ExportError, ExportOutcome, Provider, ProviderFactory};
 pub use queue::{
-    AppTraceQueue, BATCH_SIZE_ENV, DropReason, EnqueueError, FlushReport, INTERVAL_ENV,
+    Accepted, AppTraceQueue, BATCH_SIZE_ENV, DropReason, EnqueueError, FlushReport, INTERVAL_ENV,
     ProviderStats, QueueConfig, QueueError, QueueStats, TraceQueueBuilder, TraceQueueManager,
 };
 pub use router::ProviderRouter;

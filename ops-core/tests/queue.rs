@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ops_core::model::WorkflowRun;
 use ops_core::{
-    DropReason, EnqueueError, ExportError, ExportOutcome, ObservationKind, QueueConfig, Trace,
-    TraceId, TraceQueueManager, TraceTask,
+    Accepted, DropReason, EnqueueError, ExportError, ExportOutcome, Observation, ObservationKind,
+    QueueConfig, Trace, TraceId, TraceQueueManager, TraceTask,
 };
 use support::{Recorder, eventually, task};
 
@@ -139,10 +139,48 @@ fn the_queue_is_bounded_by_items_and_bytes() {
     big.input = Some(serde_json::Value::String("x".repeat(10_000)));
     assert_eq!(
         queue.add_trace_task(TraceTask::from_trace(big)),
-        Err(EnqueueError::Full)
+        Ok(Accepted::MemoryOnly),
+        "a task larger than the whole budget is taken when nothing else is held"
     );
-    assert!(queue.add_trace_task(task("small")).is_ok());
+    assert_eq!(
+        queue.add_trace_task(task("small")),
+        Err(EnqueueError::Full),
+        "while it is held, the budget is spent"
+    );
     assert_eq!(queue.stats().dropped(DropReason::QueueFull), 1);
+}
+
+#[test]
+fn an_oversized_value_is_cut_down_never_refused() {
+    let rec = Recorder::named("rec");
+    let queue = queue_with(config(10, 100), &[&rec]);
+    let mut big = Trace::new(
+        TraceId::generate(),
+        ObservationKind::Span,
+        "big",
+        Utc::now(),
+    );
+    let mut o = Observation::new(ObservationKind::Generation, "llm");
+    o.input = Some(serde_json::Value::String("x".repeat(50 << 20)));
+    big.observations.push(o);
+    assert_eq!(
+        queue.add_trace_task(TraceTask::from_trace(big)),
+        Ok(Accepted::MemoryOnly)
+    );
+    assert!(
+        queue.stats().truncated >= 1,
+        "cut on the caller's thread, before it is counted"
+    );
+    let report = queue.flush(Duration::from_secs(5));
+    assert_eq!((report.delivered, report.dropped), (1, 0), "{report:?}");
+    let traces = rec.state.lock().unwrap().traces.clone();
+    let input = traces[0].observations[0].input.as_ref().unwrap();
+    assert_eq!(
+        input[ops_core::limits::TRUNCATED_KEY],
+        serde_json::json!(true)
+    );
+    assert_eq!(input["original_bytes"], serde_json::json!((50 << 20) + 2));
+    assert!(input["preview"].as_str().unwrap().starts_with("xxxx"));
 }
 
 #[test]

@@ -52,15 +52,12 @@ fn cloneable_values_are_serialized_on_the_worker_and_others_on_the_caller() {
     };
     let caller = std::thread::current().name().unwrap().to_owned();
     capture.run(|| observe(spy(), &spy(), NoCloneSpy(spy())));
-    // Only the value that could not be cloned was serialized during the call (the size
-    // estimate of the others does not serialize them into JSON, but walks them: it
-    // counts as a visit on the caller too).
+    // Only the value that could not be cloned was serialized during the call. Every value
+    // is sized first (a walk that builds nothing, so that no value over the limits is ever
+    // copied): that counts as a visit on the caller too.
     let during_call = seen.lock().unwrap().clone();
     let on_caller = during_call.iter().filter(|t| **t == caller).count();
-    assert_eq!(
-        on_caller, 4,
-        "3 size estimates + 1 serialization: {during_call:?}"
-    );
+    assert_eq!(on_caller, 5, "4 sizings + 1 serialization: {during_call:?}");
     let o = capture.find("observe").unwrap();
     let spy = spy_text();
     assert_eq!(
@@ -135,13 +132,14 @@ fn heavy(count: usize, size: usize) {
 #[test]
 fn a_trace_with_large_payloads_is_delivered_in_parts_by_size() {
     let capture = ops_testkit::capture();
-    let size = PART_MAX_BYTES / 4 + 1;
-    capture.run(|| heavy(10, size));
+    // An eighth of a part each: under the 1 MiB limit of one value, so none is cut.
+    let size = PART_MAX_BYTES / 8 + 1;
+    capture.run(|| heavy(20, size));
     capture.flush();
     let parts = capture.mock().traces();
     assert!(
         parts.len() >= 3,
-        "10 payloads of a quarter part each: {} parts",
+        "20 payloads of an eighth of a part each: {} parts",
         parts.len()
     );
     for part in &parts {

@@ -87,19 +87,24 @@ impl RedactKeys {
         self.keys.iter().any(|k| key.contains(k.as_str()))
     }
 
+    /// Redacts matching keys at any depth, with an explicit stack (no recursion).
     fn walk(&self, value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if self.matches(k) {
-                        *v = Value::String(REDACTED.to_owned());
-                    } else {
-                        self.walk(v);
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if self.matches(k) {
+                            let old = std::mem::replace(v, Value::String(REDACTED.to_owned()));
+                            crate::limits::drop_iteratively(old);
+                        } else {
+                            stack.push(v);
+                        }
                     }
                 }
+                Value::Array(items) => stack.extend(items.iter_mut()),
+                _ => {}
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.walk(v)),
-            _ => {}
         }
     }
 }
@@ -209,6 +214,21 @@ mod tests {
             v,
             json!({"ssn": "[REDACTED]", "email_address": "[REDACTED]", "password": "kept"})
         );
+    }
+
+    #[test]
+    fn any_depth_is_masked_without_overflowing_the_stack() {
+        let mut v = json!({"password": "p"});
+        for _ in 0..1_000_000 {
+            v = Value::Array(vec![v]);
+        }
+        RedactKeys::default().mask(&mut v);
+        let mut at = &v;
+        while let Some(inner) = at.get(0) {
+            at = inner;
+        }
+        assert_eq!(at["password"], json!(REDACTED));
+        crate::limits::drop_iteratively(v);
     }
 
     #[test]

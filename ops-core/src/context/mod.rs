@@ -81,6 +81,12 @@ pub(crate) use clock::warm_up as warm_up_clock;
 pub(crate) use current::{is_suppressed, suppress_thread};
 pub(crate) use trace::PendingTrace;
 
+/// The heap the JSON form of `value` would hold. Its values must be bounded in depth (see
+/// [`crate::limits::cut_depth`]): it is walked as `serde` walks it.
+pub(crate) fn size_of_payload<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    capture::heap_of(value)
+}
+
 /// What `ops_core::__private` re-exports for generated code.
 pub(crate) mod seam {
     pub use super::capture::{

@@ -174,7 +174,7 @@ pub mod reduce {
 fn reduce_into<T, R: StreamReducer<T>>(reducer: R, span: &mut ActiveSpan) {
     let out = reducer.finish();
     if std::any::TypeId::of::<R::Output>() != std::any::TypeId::of::<()>() {
-        span.output(Captured::later(out));
+        span.output(Captured::owned(out));
     }
 }
 

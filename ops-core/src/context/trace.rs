@@ -38,13 +38,14 @@ pub(crate) struct SpanData {
 }
 
 impl SpanData {
+    /// The heap it holds, itself included (it is boxed).
     fn size(&self) -> usize {
-        self.inputs
-            .iter()
-            .map(|(k, v)| 24 + k.len() + v.size())
-            .sum::<usize>()
+        use crate::model::size::{alloc, string};
+        alloc(std::mem::size_of::<Self>())
+            + alloc(self.inputs.capacity() * std::mem::size_of::<(&str, Captured)>())
+            + self.inputs.iter().map(|(_, v)| v.size()).sum::<usize>()
             + self.output.as_ref().map_or(0, Captured::size)
-            + self.status_message.as_ref().map_or(0, String::len)
+            + self.status_message.as_deref().map_or(0, string)
             + self.extra.as_ref().map_or(0, |e| e.size())
     }
 }
@@ -70,13 +71,10 @@ impl SpanRecord {
         Uuid::from_u128(self.id)
     }
 
-    /// An estimate of the memory the record holds.
+    /// The heap the record holds beyond itself (what it captured).
     #[inline]
     pub(crate) fn size(&self) -> usize {
-        match &self.data {
-            None => 128,
-            Some(data) => 128 + data.size(),
-        }
+        self.data.as_ref().map_or(0, |d| d.size())
     }
 
     fn into_observation(self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
@@ -291,7 +289,10 @@ impl ActiveTrace {
 
     fn take_part(&self, state: &mut TraceState) -> PartData {
         let records = std::mem::take(&mut state.buffer);
-        let size = std::mem::take(&mut state.bytes);
+        let updates = state.updates.as_deref().cloned();
+        let size = std::mem::take(&mut state.bytes)
+            + updates.as_ref().map_or(0, TraceUpdate::size)
+            + crate::model::size::alloc(records.capacity() * std::mem::size_of::<SpanRecord>());
         PartData {
             id: self.id.clone(),
             name: self.name,
@@ -299,7 +300,7 @@ impl ActiveTrace {
             anchor: self.anchor,
             root_id: self.root_id,
             root_end: state.root_end,
-            updates: state.updates.as_deref().cloned(),
+            updates,
             records,
             size,
             mask: mask::current_mask(),
@@ -384,6 +385,11 @@ impl PendingTrace {
                 }),
             PendingInner::Ready(t) => t.attributes.app_id.clone(),
         }
+    }
+
+    /// Whether it is a finished trace (built, masked, within the limits) rather than records.
+    pub(crate) fn is_ready(&self) -> bool {
+        matches!(&*self.0, PendingInner::Ready(_))
     }
 
     pub(crate) fn approx_size(&self) -> usize {
@@ -506,11 +512,7 @@ fn build(part: PartData) -> Trace {
             trace.name = name;
         }
         trace.attributes = u.attributes.or(&trace.attributes);
-        for tag in u.tags {
-            if !trace.tags.contains(&tag) {
-                trace.tags.push(tag);
-            }
-        }
+        crate::model::merge_tags(&mut trace.tags, u.tags);
         trace.metadata = u.metadata;
         let masked = |mut v: Value| {
             mask::apply(mask, &mut v);
@@ -547,7 +549,10 @@ impl PartialEq for PendingTrace {
 
 impl Serialize for PendingTrace {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_trace().serialize(serializer)
+        match &*self.0 {
+            PendingInner::Ready(trace) => trace.serialize(serializer),
+            PendingInner::Records(_) => self.to_trace().serialize(serializer),
+        }
     }
 }
 

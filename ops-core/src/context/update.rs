@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::capture::{Captured, json_size};
+use super::capture::Captured;
 use super::current::{Current, current};
 use crate::model::{Level, TraceAttributes, Usage};
 
@@ -53,10 +53,8 @@ impl ObservationUpdate {
 
     /// Adds a metadata entry.
     pub fn metadata(&mut self, key: impl Into<String>, value: impl Serialize) -> &mut Self {
-        self.metadata.insert(
-            key.into(),
-            serde_json::to_value(value).unwrap_or_else(|e| Value::String(e.to_string())),
-        );
+        self.metadata
+            .insert(key.into(), Captured::now(&value).to_value());
         self
     }
 
@@ -99,10 +97,8 @@ impl ObservationUpdate {
 
     /// Adds a model parameter (temperature, max_tokens, ...).
     pub fn model_parameter(&mut self, key: impl Into<String>, value: impl Serialize) -> &mut Self {
-        self.model_parameters.insert(
-            key.into(),
-            serde_json::to_value(value).unwrap_or_else(|e| Value::String(e.to_string())),
-        );
+        self.model_parameters
+            .insert(key.into(), Captured::now(&value).to_value());
         self
     }
 
@@ -168,18 +164,32 @@ impl ObservationUpdate {
         self.attributes = attributes.or(&self.attributes);
     }
 
-    /// A rough size in bytes.
+    /// The heap it holds, estimated.
     pub(crate) fn size(&self) -> usize {
-        let map = |m: &Map<String, Value>| -> usize {
-            m.iter().map(|(k, v)| k.len() + json_size(v)).sum()
-        };
-        256usize
+        use crate::model::size::{alloc, map, string};
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
+        alloc(std::mem::size_of::<Self>())
+            + opt(&self.name)
             + self.input.as_ref().map_or(0, Captured::size)
             + self.output.as_ref().map_or(0, Captured::size)
             + map(&self.metadata)
             + map(&self.model_parameters)
-            + self.tags.iter().map(String::len).sum::<usize>()
-            + self.status_message.as_ref().map_or(0, String::len)
+            + self.tags.iter().map(|t| string(t) + 24).sum::<usize>()
+            + opt(&self.status_message)
+            + opt(&self.model)
+            + opt(&self.model_provider)
+            + [
+                &self.attributes.user_id,
+                &self.attributes.session_id,
+                &self.attributes.app_id,
+                &self.attributes.tenant_id,
+                &self.attributes.environment,
+                &self.attributes.release,
+                &self.attributes.version,
+            ]
+            .into_iter()
+            .map(opt)
+            .sum::<usize>()
     }
 }
 
@@ -258,10 +268,8 @@ impl TraceUpdate {
 
     /// Adds a metadata entry to the trace.
     pub fn metadata(&mut self, key: impl Into<String>, value: impl Serialize) -> &mut Self {
-        self.metadata.insert(
-            key.into(),
-            serde_json::to_value(value).unwrap_or_else(|e| Value::String(e.to_string())),
-        );
+        self.metadata
+            .insert(key.into(), Captured::now(&value).to_value());
         self
     }
 
@@ -277,16 +285,35 @@ impl TraceUpdate {
         self
     }
 
+    /// The heap it holds, estimated.
+    pub(crate) fn size(&self) -> usize {
+        use crate::model::size::{map, string, value};
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
+        opt(&self.name)
+            + self.tags.iter().map(|t| string(t) + 24).sum::<usize>()
+            + map(&self.metadata)
+            + self.input.as_ref().map_or(0, value)
+            + self.output.as_ref().map_or(0, value)
+            + [
+                &self.attributes.user_id,
+                &self.attributes.session_id,
+                &self.attributes.app_id,
+                &self.attributes.tenant_id,
+                &self.attributes.environment,
+                &self.attributes.release,
+                &self.attributes.version,
+            ]
+            .into_iter()
+            .map(opt)
+            .sum::<usize>()
+    }
+
     pub(crate) fn merge(&mut self, later: TraceUpdate) {
         if later.name.is_some() {
             self.name = later.name;
         }
         self.attributes = later.attributes.or(&self.attributes);
-        for tag in later.tags {
-            if !self.tags.contains(&tag) {
-                self.tags.push(tag);
-            }
-        }
+        crate::model::merge_tags(&mut self.tags, later.tags);
         self.metadata.extend(later.metadata);
         if later.input.is_some() {
             self.input = later.input;

@@ -7,6 +7,7 @@ mod kind;
 mod observation;
 mod render;
 mod run;
+pub(crate) mod size;
 
 pub use ids::{InvalidTraceId, MAX_TRACE_ID_LEN, TraceId, stable_observation_id};
 pub use info::{
@@ -18,3 +19,17 @@ pub use kind::{ObservationKind, SemanticKind, UnknownKind};
 pub use observation::{Level, Observation, Trace, TraceAttributes, Usage, UsageUnit};
 pub use render::RenderOptions;
 pub use run::{MessageRun, ParentTraceContext, WorkflowRun};
+
+/// Appends the tags of `more` that `tags` does not have yet, in order (linear: a trace with
+/// many tags costs no more than its tags).
+pub(crate) fn merge_tags(tags: &mut Vec<String>, more: Vec<String>) {
+    if more.is_empty() {
+        return;
+    }
+    let mut seen: std::collections::HashSet<String> = tags.iter().cloned().collect();
+    for tag in more {
+        if seen.insert(tag.clone()) {
+            tags.push(tag);
+        }
+    }
+}

@@ -370,34 +370,11 @@ impl Trace {
             .sum()
     }
 
-    /// A rough size of the trace in memory, for the queue's byte budget. It walks the JSON
-    /// values (linear in their size, without recursion). Calibrated against resident memory:
-    /// JSON held as `serde_json::Value` takes about twice its text, and each observation's
-    /// fixed fields and allocations about 1 KiB.
+    /// The heap the trace holds, estimated from its layout (linear in its size, without
+    /// recursion): what it counts against the queue's byte budget.
     pub fn approx_size(&self) -> usize {
-        let json = |v: &Option<Value>| v.as_ref().map_or(0, json_size);
-        let obs: usize = self
-            .observations
-            .iter()
-            .map(|o| {
-                1024 + o.name.len()
-                    + 2 * (json(&o.input)
-                        + json(&o.output)
-                        + map_size(&o.metadata)
-                        + map_size(&o.model_parameters))
-            })
-            .sum();
-        512 + obs + 2 * (json(&self.input) + json(&self.output) + map_size(&self.metadata))
+        super::size::trace(self)
     }
-}
-
-fn map_size(map: &Map<String, Value>) -> usize {
-    map.iter().map(|(k, v)| k.len() + json_size(v)).sum()
-}
-
-/// A rough size of a JSON value, measured without recursion.
-pub(crate) fn json_size(value: &Value) -> usize {
-    crate::limits::measure(value).0
 }
 
 #[cfg(test)]

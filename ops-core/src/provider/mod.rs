@@ -62,11 +62,14 @@ impl ExportOutcome {
 /// Why an export or a check failed, in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{provider}: {message}")]
+#[non_exhaustive]
 pub struct ExportError {
     /// The provider that failed.
     pub provider: String,
     /// What went wrong, quoting the server where it answered.
     pub message: String,
+    /// The HTTP status the server answered with, when it answered.
+    pub status: Option<u16>,
 }
 
 impl ExportError {
@@ -75,7 +78,21 @@ impl ExportError {
         Self {
             provider: provider.into(),
             message: message.into(),
+            status: None,
         }
+    }
+
+    /// Records the HTTP status the server answered with. The queue splits a batch of several
+    /// traces that keeps getting a 5xx, so one poisoned trace cannot sink the others.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Whether the server answered with a 5xx.
+    pub fn is_server_error(&self) -> bool {
+        self.status.is_some_and(|s| (500..600).contains(&s))
     }
 }
 
@@ -105,6 +122,13 @@ pub trait Provider: Send + Sync + 'static {
     /// The platform's id of the project traces go to, where it has one.
     async fn project_key(&self) -> Result<Option<String>, ExportError> {
         Ok(None)
+    }
+
+    /// The timeout of one export request, when the provider has one (set from its config).
+    /// The queue then gives an export that long, plus a second, before it counts it as timed
+    /// out; otherwise [`crate::QueueConfig::export_timeout`].
+    fn timeout(&self) -> Option<Duration> {
+        None
     }
 
     /// A URL where the user can see the traces, where the platform has one.

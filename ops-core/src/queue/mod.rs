@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 
@@ -20,7 +20,7 @@ use crate::limits::FieldLimits;
 use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
 use crate::provider::{ConfigError, Provider};
 use crate::router::ProviderRouter;
-use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolPos};
+use crate::spool::{Appended, Spool, SpoolConfig, SpoolError, SpoolPos};
 use crate::task::{TaskError, TraceTask};
 
 /// Seconds between exports when the queue is not full (Dify's variable; default 5).
@@ -36,16 +36,25 @@ pub struct QueueConfig {
     pub interval: Duration,
     /// Tasks per batch; a full batch is exported at once (default 100, env `TRACE_QUEUE_MANAGER_BATCH_SIZE`).
     pub batch_size: usize,
-    /// Tasks the queue holds before it drops new ones (default 10,000).
+    /// Tasks waiting for the worker before new ones are dropped (default 1,000,000: a sanity
+    /// cap; `max_bytes` is the bound that matters).
     pub max_items: usize,
-    /// Estimated bytes of traces the queue may hold, queued or waiting for any provider,
-    /// before it drops new tasks (default 64 MiB). This bounds memory while a backend is down.
+    /// Bytes of heap the queue's traces may hold, queued or waiting for any provider, before
+    /// new tasks are dropped (default 64 MiB); with the spool on, past it new tasks wait on
+    /// disk instead. This bounds memory while a backend is down. A single task larger than
+    /// this is still taken when nothing else is held.
     pub max_bytes: usize,
-    /// Traces each provider may have waiting before it drops (default 10,000).
+    /// Traces each provider may have waiting before it drops new ones (default 1,000,000: a
+    /// sanity cap, as `max_items`).
     pub provider_backlog: usize,
-    /// The longest one export may take before it counts as a retryable failure (default 30 s).
+    /// Bytes of traces (estimated heap) in one export batch, at most (default 8 MiB), so an
+    /// export's request stays bounded whatever the batch size.
+    pub max_batch_bytes: usize,
+    /// The longest one export may take before it counts as a retryable failure (default
+    /// 30 s). A provider with a request timeout of its own ([`Provider::timeout`]) gets that
+    /// plus a second instead.
     pub export_timeout: Duration,
-    /// Retries of one batch before its traces are dropped (default 60).
+    /// Failed attempts of one batch before its traces are dropped (default 60).
     pub max_retries: u32,
     /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms).
     pub initial_backoff: Duration,
@@ -54,9 +63,11 @@ pub struct QueueConfig {
     /// How long dropping the last handle waits for delivery (default 5 s).
     pub shutdown_timeout: Duration,
     /// The longest a batch is retried before its traces are dropped (default 300 s: Dify's
-    /// budget of 60 retries 5 s apart).
+    /// budget of 60 retries 5 s apart). Time the provider's circuit is open, or that a server
+    /// asked to wait (`Retry-After`), is not counted.
     pub max_retry_time: Duration,
-    /// Consecutive failed attempts after which a provider's circuit opens (default 5).
+    /// Consecutive failed attempts without server guidance (connection errors, timeouts,
+    /// 5xx without `Retry-After`) after which a provider's circuit opens (default 5).
     pub breaker_threshold: u32,
     /// How long an open circuit waits before one trial export (default 30 s).
     pub breaker_cooldown: Duration,
@@ -75,9 +86,10 @@ impl Default for QueueConfig {
         Self {
             interval: Duration::from_secs(5),
             batch_size: 100,
-            max_items: 10_000,
+            max_items: 1_000_000,
             max_bytes: 64 << 20,
-            provider_backlog: 10_000,
+            provider_backlog: 1_000_000,
+            max_batch_bytes: 8 << 20,
             export_timeout: Duration::from_secs(30),
             max_retries: 60,
             initial_backoff: Duration::from_millis(200),
@@ -147,6 +159,28 @@ pub enum EnqueueError {
     SpoolFull,
 }
 
+/// How [`TraceQueueManager::add_trace_task`] took a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Accepted {
+    /// Written to the durable spool before the call returned: it survives a crash of the
+    /// process and is delivered after a restart.
+    Durable,
+    /// Held in memory only: delivered unless the process dies first. That is every task when
+    /// the spool is off, and a task the spool could not write (full, or failing; see
+    /// [`crate::spool::SpoolStats::not_spooled`]).
+    MemoryOnly,
+    /// Nothing was queued: tracing is off for this app ([`AppTraceQueue`]).
+    Disabled,
+}
+
+impl Accepted {
+    /// Whether the task survives a crash of the process.
+    pub fn is_durable(self) -> bool {
+        self == Accepted::Durable
+    }
+}
+
 /// The queue as one app sees it: tasks are tagged with the app and go to its providers. Made
 /// by [`TraceQueueManager::for_app`].
 #[derive(Debug, Clone)]
@@ -168,10 +202,11 @@ impl AppTraceQueue {
         &self.app_id
     }
 
-    /// Queues a task for the app; returns at once, doing nothing, when tracing is off for it.
-    pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
+    /// Queues a task for the app; returns at once, doing nothing ([`Accepted::Disabled`]), when
+    /// tracing is off for it.
+    pub fn add_trace_task(&self, task: TraceTask) -> Result<Accepted, EnqueueError> {
         if !self.enabled {
-            return Ok(());
+            return Ok(Accepted::Disabled);
         }
         self.queue
             .enqueue(task.with_app_id(self.app_id.clone()), self.user_id.clone())
@@ -188,8 +223,10 @@ pub struct FlushReport {
     pub dropped: u64,
     /// Traces rejected for good meanwhile.
     pub failed: u64,
-    /// Traces still queued or in flight when it returned.
+    /// Traces still queued or in flight when it returned (those in the spool included).
     pub pending: u64,
+    /// Of those, traces kept on disk by the spool: delivered later, or after a restart.
+    pub spooled: u64,
     /// Whether it returned because the timeout passed.
     pub timed_out: bool,
 }
@@ -332,6 +369,7 @@ fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
 /// reads from another core.
 pub(crate) struct Queued {
     pub(crate) task: TraceTask,
+    /// Bytes counted against `max_bytes` for it.
     pub(crate) size: usize,
     /// What only spooled, replayed or per-app tasks carry.
     pub(crate) extra: Option<Box<QueuedExtra>>,
@@ -348,18 +386,22 @@ pub(crate) struct QueuedExtra {
 }
 
 pub(crate) struct Shared {
-    pub(crate) queue: ArrayQueue<Queued>,
-    /// Tasks read back from the spool at start, handed to the worker before new ones.
-    pub(crate) replay: Mutex<Vec<Queued>>,
+    pub(crate) queue: SegQueue<Queued>,
+    /// Tasks in `queue`: added by producers, taken by the worker.
+    pub(crate) items: CachePadded<AtomicUsize>,
     pub(crate) spool: Option<Spool>,
     pub(crate) router: Option<Arc<dyn ProviderRouter>>,
-    /// Estimated bytes queued: added by producers, subtracted by the worker once per batch.
+    /// Bytes of heap the queue's traces hold: added by producers, adjusted by the worker once
+    /// a trace is built, released when the last lane is done with it.
     pub(crate) bytes: CachePadded<AtomicUsize>,
     pub(crate) wake: Notify,
     wake_pending: CachePadded<AtomicBool>,
     /// Signalled by lanes when they run out of work, for flush and shutdown.
     pub(crate) idle: Notify,
     pub(crate) closed: AtomicBool,
+    /// Set when shutdown gave up waiting for the worker: what was pending then is counted as
+    /// dropped, and nothing the worker does afterwards is counted again.
+    pub(crate) abandoned: AtomicBool,
     pub(crate) counters: stats::Counters,
     pub(crate) config: QueueConfig,
     pub(crate) lanes: Mutex<Vec<Arc<worker::LaneShared>>>,
@@ -397,7 +439,7 @@ impl std::fmt::Debug for TraceQueueManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TraceQueueManager")
             .field("config", &self.inner.shared.config)
-            .field("queued", &self.inner.shared.queue.len())
+            .field("queued", &self.inner.shared.items.load(Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -413,36 +455,22 @@ impl TraceQueueManager {
         providers: Vec<Box<dyn Provider>>,
         router: Option<Arc<dyn ProviderRouter>>,
     ) -> Result<Self, QueueError> {
-        let (spool, replay) = match &config.spool {
-            None => (None, Vec::new()),
-            Some(spool_config) => {
-                let (spool, replayed) = Spool::open(spool_config.clone())?;
-                let replay = replayed
-                    .into_iter()
-                    .map(|r| Queued {
-                        size: r.task.approx_size(),
-                        task: r.task,
-                        extra: Some(Box::new(QueuedExtra {
-                            pos: Some(r.pos),
-                            acked: r.acked,
-                            user_id: None,
-                        })),
-                    })
-                    .collect();
-                (Some(spool), replay)
-            }
+        crate::limits::widen_capture_limits(&config.field_limits);
+        let spool = match &config.spool {
+            None => None,
+            Some(spool_config) => Some(Spool::open(spool_config.clone())?),
         };
-        let replay_bytes: usize = replay.iter().map(|q: &Queued| q.size).sum();
         let shared = Arc::new(Shared {
-            queue: ArrayQueue::new(config.max_items),
-            replay: Mutex::new(replay),
+            queue: SegQueue::new(),
+            items: CachePadded::new(AtomicUsize::new(0)),
             spool,
             router,
-            bytes: CachePadded::new(AtomicUsize::new(replay_bytes)),
+            bytes: CachePadded::new(AtomicUsize::new(0)),
             wake: Notify::new(),
             wake_pending: CachePadded::new(AtomicBool::new(false)),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             counters: stats::Counters::default(),
             config,
             lanes: Mutex::new(Vec::new()),
@@ -457,13 +485,20 @@ impl TraceQueueManager {
         })
     }
 
-    /// Queues a task. Never blocks and never does I/O: it is safe on any thread, inside or
-    /// outside a tokio runtime. When the queue is full the task is dropped and counted.
-    pub fn add_trace_task(&self, task: TraceTask) -> Result<(), EnqueueError> {
+    /// Queues a task. Never blocks and never does network I/O: it is safe on any thread,
+    /// inside or outside a tokio runtime. Values over the [`FieldLimits`] are cut down first,
+    /// never refused. With the spool on, the task is on disk before this returns
+    /// ([`Accepted::Durable`]). When the queue is full the task is dropped, counted, and
+    /// `Err` says why.
+    pub fn add_trace_task(&self, task: TraceTask) -> Result<Accepted, EnqueueError> {
         self.enqueue(task, None)
     }
 
-    fn enqueue(&self, task: TraceTask, user_id: Option<String>) -> Result<(), EnqueueError> {
+    fn enqueue(
+        &self,
+        mut task: TraceTask,
+        user_id: Option<String>,
+    ) -> Result<Accepted, EnqueueError> {
         let shared = &*self.inner.shared;
         if shared.closed.load(Relaxed) {
             shared
@@ -471,69 +506,90 @@ impl TraceQueueManager {
                 .drop(DropReason::AfterShutdown, 1, "the queue is shut down");
             return Err(EnqueueError::ShutDown);
         }
-        let size = task.approx_size();
-        if shared.bytes.fetch_add(size, Relaxed) + size > shared.config.max_bytes {
-            shared.bytes.fetch_sub(size, Relaxed);
-            shared.counters.drop(
-                DropReason::QueueFull,
-                1,
-                "the queue's byte limit is reached",
-            );
-            return Err(EnqueueError::Full);
+        let limits = &shared.config.field_limits;
+        let (mut size, cuts) = task.bound(limits);
+        if cuts > 0 {
+            shared.counters.truncated.fetch_add(cuts as u64, Relaxed);
         }
-        // Not worth spooling what cannot be queued (without a spool, `push` tells).
-        if shared.spool.is_some() && shared.queue.is_full() {
-            return Err(shared.refuse_full(size, None));
-        }
-        let task = match &shared.spool {
-            None => task,
-            Some(_) => match task.for_spool() {
-                Ok(task) => task,
-                Err(e) => {
-                    shared.release_bytes(size);
-                    shared.counters.drop(
-                        DropReason::Invalid,
-                        1,
-                        "a task could not be preprocessed",
-                    );
-                    return Err(e.into());
-                }
-            },
+        let Some(spool) = &shared.spool else {
+            if !shared.reserve(size) {
+                return Err(shared.refuse_full());
+            }
+            shared.push(Queued {
+                task,
+                size,
+                extra: user_id.map(|user_id| {
+                    Box::new(QueuedExtra {
+                        user_id: Some(user_id),
+                        ..QueuedExtra::default()
+                    })
+                }),
+            });
+            return Ok(Accepted::MemoryOnly);
         };
-        let pos = match &shared.spool {
-            None => None,
-            Some(spool) => match spool.append(&task) {
-                Ok(pos) => pos,
-                Err(e) => {
-                    shared.bytes.fetch_sub(size, Relaxed);
-                    tracing::debug!(error = %e, "ops: task not spooled");
-                    shared
-                        .counters
-                        .drop(DropReason::SpoolFull, 1, "the spool is full");
-                    return Err(EnqueueError::SpoolFull);
-                }
-            },
+        // Finished (built, masked, cut to the limits) before it is written, so no unmasked
+        // value reaches the disk and every record written can be read back.
+        task = match task.for_spool(limits) {
+            Ok((task, cuts)) => {
+                shared.counters.truncated.fetch_add(cuts as u64, Relaxed);
+                task
+            }
+            Err(e) => {
+                shared
+                    .counters
+                    .drop(DropReason::Invalid, 1, "a task could not be preprocessed");
+                return Err(e.into());
+            }
         };
-        let extra = (pos.is_some() || user_id.is_some()).then(|| {
-            Box::new(QueuedExtra {
-                pos,
-                acked: Vec::new(),
-                user_id,
-            })
-        });
-        let queued = Queued { task, size, extra };
-        if shared.queue.push(queued).is_err() {
-            return Err(shared.refuse_full(size, pos));
+        size = task.approx_size();
+        let in_memory = shared.reserve(size);
+        match spool.append(&task, in_memory) {
+            Ok(Appended::Written { pos, durable }) => {
+                if in_memory {
+                    shared.push(Queued {
+                        task,
+                        size,
+                        extra: Some(Box::new(QueuedExtra {
+                            pos: Some(pos),
+                            acked: Vec::new(),
+                            user_id,
+                        })),
+                    });
+                } else {
+                    // On disk only: the worker reads it back when the queue has room.
+                    shared.wake_worker();
+                }
+                Ok(if durable {
+                    Accepted::Durable
+                } else {
+                    Accepted::MemoryOnly
+                })
+            }
+            Ok(Appended::NotWritten) if in_memory => {
+                shared.push(Queued {
+                    task,
+                    size,
+                    extra: user_id.map(|user_id| {
+                        Box::new(QueuedExtra {
+                            user_id: Some(user_id),
+                            ..QueuedExtra::default()
+                        })
+                    }),
+                });
+                Ok(Accepted::MemoryOnly)
+            }
+            Ok(Appended::NotWritten) => Err(shared.refuse_full()),
+            Err(e) => {
+                if in_memory {
+                    shared.unreserve(size);
+                }
+                tracing::debug!(error = %e, "ops: task not spooled");
+                shared
+                    .counters
+                    .drop(DropReason::SpoolFull, 1, "the spool is full");
+                Err(EnqueueError::SpoolFull)
+            }
         }
-        shared.counters.enqueued.fetch_add(1, Relaxed);
-        // Read-only checks first: once a wake is pending, enqueue writes nothing shared.
-        if !shared.wake_pending.load(Relaxed)
-            && shared.queue.len() >= shared.config.batch_size
-            && !shared.wake_pending.swap(true, Relaxed)
-        {
-            shared.wake.notify_one();
-        }
-        Ok(())
     }
 
     /// A handle that sends to `app_id`'s providers, as Dify's `TraceQueueManager(app_id,
@@ -561,22 +617,22 @@ impl TraceQueueManager {
         &self,
         run: WorkflowRun,
         nodes: Vec<WorkflowNodeTraceInfo>,
-    ) -> Result<(), EnqueueError> {
+    ) -> Result<Accepted, EnqueueError> {
         self.add_checked(TraceTask::workflow_run(run, nodes))
     }
 
     /// Traces a finished chat message (Dify's `trace_message_run`).
-    pub fn trace_message_run(&self, message: MessageRun) -> Result<(), EnqueueError> {
+    pub fn trace_message_run(&self, message: MessageRun) -> Result<Accepted, EnqueueError> {
         self.add_checked(TraceTask::message_run(message))
     }
 
     /// Traces an info record: moderation, suggested questions, retrieval, tool, conversation
     /// name, prompt generation or a node execution.
-    pub fn trace_info(&self, info: TraceInfo) -> Result<(), EnqueueError> {
+    pub fn trace_info(&self, info: TraceInfo) -> Result<Accepted, EnqueueError> {
         self.add_checked(TraceTask::from_info(info))
     }
 
-    fn add_checked(&self, task: Result<TraceTask, TaskError>) -> Result<(), EnqueueError> {
+    fn add_checked(&self, task: Result<TraceTask, TaskError>) -> Result<Accepted, EnqueueError> {
         match task {
             Ok(task) => self.add_trace_task(task),
             Err(e) => {
@@ -608,11 +664,12 @@ impl TraceQueueManager {
 
     /// Tasks queued and not yet handed to the worker.
     pub fn queued(&self) -> usize {
-        self.inner.shared.queue.len()
+        self.inner.shared.items.load(Relaxed)
     }
 
-    /// Delivers everything queued before the call, waiting at most `timeout`. Never hangs:
-    /// after `timeout` it returns with `timed_out` set and what is still pending.
+    /// Delivers everything queued before the call (what waits on disk in the spool
+    /// included), waiting at most `timeout`. Never hangs: after `timeout` it returns with
+    /// `timed_out` set and what is still pending.
     pub fn flush(&self, timeout: Duration) -> FlushReport {
         self.control(timeout, |reply, deadline| worker::Control::Flush {
             reply,
@@ -621,7 +678,9 @@ impl TraceQueueManager {
     }
 
     /// Flushes, then shuts every provider down, waiting at most `timeout` in all. Traces still
-    /// undelivered at the deadline are dropped and counted. Later tasks are refused.
+    /// undelivered at the deadline are dropped and counted ([`DropReason::Shutdown`]), except
+    /// those in the spool, which are kept for the next start (`FlushReport::spooled`). Later
+    /// tasks are refused.
     pub fn shutdown(&self, timeout: Duration) -> FlushReport {
         self.inner.shutdown(timeout)
     }
@@ -631,39 +690,37 @@ impl TraceQueueManager {
         timeout: Duration,
         message: impl FnOnce(mpsc::SyncSender<()>, Instant) -> worker::Control,
     ) -> FlushReport {
-        self.inner.control(timeout, message)
+        self.inner.control(timeout, message).0
     }
 }
 
 impl Inner {
+    /// Sends a control message and waits for the worker's answer, at most `timeout` (and a
+    /// little grace). Returns the report and whether the worker answered.
     fn control(
         &self,
         timeout: Duration,
         message: impl FnOnce(mpsc::SyncSender<()>, Instant) -> worker::Control,
-    ) -> FlushReport {
-        let before = self.shared.counters.snapshot(Vec::new());
+    ) -> (FlushReport, bool) {
+        let shared = &self.shared;
+        let before = shared.counters.snapshot(Vec::new());
         let deadline = Instant::now() + timeout;
         let (tx, rx) = mpsc::sync_channel(1);
         let answered = self.control.send(message(tx, deadline)).is_ok()
-            && rx.recv_timeout(timeout + Duration::from_millis(50)).is_ok();
-        let after = self.shared.counters.snapshot(Vec::new());
-        let pending = self.shared.queue.len() as u64
-            + self.shared.replay.lock().expect("replay lock").len() as u64
-            + self
-                .shared
-                .lanes
-                .lock()
-                .expect("lanes lock")
-                .iter()
-                .map(|l| l.pending())
-                .sum::<u64>();
-        FlushReport {
+            && rx
+                .recv_timeout(timeout + Duration::from_millis(100))
+                .is_ok();
+        let (pending, spooled) = shared.pending();
+        let after = shared.counters.snapshot(Vec::new());
+        let report = FlushReport {
             delivered: after.exported - before.exported,
             dropped: after.dropped_total() - before.dropped_total(),
             failed: after.failed - before.failed,
             pending,
+            spooled,
             timed_out: !answered || pending > 0,
-        }
+        };
+        (report, answered)
     }
 
     fn shutdown(&self, timeout: Duration) -> FlushReport {
@@ -671,14 +728,21 @@ impl Inner {
         if already && self.thread.lock().expect("thread lock").is_none() {
             return FlushReport::default();
         }
-        let report = self.control(timeout, |reply, deadline| worker::Control::Shutdown {
-            reply,
-            deadline,
+        let (mut report, answered) = self.control(timeout, |reply, deadline| {
+            worker::Control::Shutdown { reply, deadline }
         });
-        if !report.timed_out
-            && let Some(thread) = self.thread.lock().expect("thread lock").take()
-        {
-            let _ = thread.join();
+        let thread = self.thread.lock().expect("thread lock").take();
+        if answered {
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        } else {
+            // The worker did not answer in time (stuck in a provider, say): what is pending
+            // now will not be delivered by this process. Count it, and let nothing the worker
+            // still does be counted again.
+            let dropped = self.shared.abandon();
+            report.dropped += dropped;
+            report.pending = 0;
         }
         report
     }
@@ -695,6 +759,48 @@ impl Shared {
         self.wake_pending.store(false, Relaxed);
     }
 
+    /// Wakes the worker to drain now.
+    pub(crate) fn wake_worker(&self) {
+        if !self.wake_pending.swap(true, Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Takes room for a task of `size` bytes: an item slot and the bytes. A task larger than
+    /// the whole budget is taken when nothing else is held, so it is never refused for its
+    /// size alone.
+    fn reserve(&self, size: usize) -> bool {
+        if self.items.fetch_add(1, Relaxed) >= self.config.max_items {
+            self.items.fetch_sub(1, Relaxed);
+            return false;
+        }
+        let before = self.bytes.fetch_add(size, Relaxed);
+        if before != 0 && before + size > self.config.max_bytes {
+            self.release_bytes(size);
+            self.items.fetch_sub(1, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn unreserve(&self, size: usize) {
+        self.items.fetch_sub(1, Relaxed);
+        self.release_bytes(size);
+    }
+
+    /// Queues a task room was reserved for, and wakes the worker when a batch is ready.
+    fn push(&self, queued: Queued) {
+        self.queue.push(queued);
+        self.counters.enqueued.fetch_add(1, Relaxed);
+        // Read-only checks first: once a wake is pending, enqueue writes nothing shared.
+        if !self.wake_pending.load(Relaxed)
+            && self.items.load(Relaxed) >= self.config.batch_size
+            && !self.wake_pending.swap(true, Relaxed)
+        {
+            self.wake.notify_one();
+        }
+    }
+
     /// Gives back bytes counted against `max_bytes` (never below zero).
     pub(crate) fn release_bytes(&self, size: usize) {
         let _ = self
@@ -702,13 +808,20 @@ impl Shared {
             .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(size)));
     }
 
-    fn refuse_full(&self, size: usize, pos: Option<SpoolPos>) -> EnqueueError {
-        self.release_bytes(size);
-        self.resolve_everywhere(pos);
+    /// Adds `delta` (positive or negative) to the bytes counted against `max_bytes`.
+    pub(crate) fn adjust_bytes(&self, from: usize, to: usize) {
+        if to > from {
+            self.bytes.fetch_add(to - from, Relaxed);
+        } else {
+            self.release_bytes(from - to);
+        }
+    }
+
+    fn refuse_full(&self) -> EnqueueError {
         self.counters.drop(
             DropReason::QueueFull,
             1,
-            "the queue's item limit is reached",
+            "the queue's byte or item limit is reached",
         );
         EnqueueError::Full
     }
@@ -718,5 +831,43 @@ impl Shared {
         if let (Some(spool), Some(pos)) = (&self.spool, pos) {
             spool.set_needed(pos, 0);
         }
+    }
+
+    /// Traces not delivered yet: in memory (queued, or waiting for a provider), and on disk
+    /// only in the spool.
+    pub(crate) fn pending(&self) -> (u64, u64) {
+        let lanes: u64 = self
+            .lanes
+            .lock()
+            .expect("lanes lock")
+            .iter()
+            .map(|l| l.pending())
+            .sum();
+        let spooled = self.spool.as_ref().map_or(0, |s| s.stats().waiting);
+        (self.items.load(Relaxed) as u64 + lanes + spooled, spooled)
+    }
+
+    /// Gives up on everything in memory: counts it as dropped (shutdown) and returns how
+    /// many. Later counts by the worker are suppressed.
+    fn abandon(&self) -> u64 {
+        if self.abandoned.swap(true, Relaxed) {
+            return 0;
+        }
+        let mut dropped = 0;
+        while self.queue.pop().is_some() {
+            self.items.fetch_sub(1, Relaxed);
+            dropped += 1;
+        }
+        for lane in self.lanes.lock().expect("lanes lock").iter() {
+            dropped += lane.abandon();
+        }
+        if dropped > 0 {
+            self.counters.drop(
+                DropReason::Shutdown,
+                dropped,
+                "shutdown's timeout passed while the worker was busy",
+            );
+        }
+        dropped
     }
 }

@@ -1,7 +1,16 @@
-//! The worker thread: drains the queue into per-provider lanes and runs each lane's export and
-//! retry loop on a runtime of its own.
+//! The worker thread: drains the queue (and what the spool keeps on disk) into per-provider
+//! lanes, and runs each lane's export and retry loop.
+//!
+//! Isolation between providers:
+//! - **I/O:** each lane is a task of its own; a slow or dead provider only holds its lane.
+//! - **CPU:** an export (which encodes the batch) runs on a thread of the runtime's blocking
+//!   pool, not on the worker's thread, so a batch that is costly to encode delays only its own
+//!   provider.
+//! - **Retries:** a failed batch waits for its retry beside the lane's newer batches, which go
+//!   on meanwhile: nothing waits longer than one export behind a batch that keeps failing.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -9,9 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::stats::{DropReason, ProviderStats};
-use super::{Queued, Shared};
+use super::{Queued, QueuedExtra, Shared};
 use crate::model::Trace;
-use crate::provider::{ExportOutcome, Provider};
+use crate::provider::{ExportError, ExportOutcome, Provider};
 use crate::router::ProviderRouter;
 use crate::spool::{FsyncPolicy, SpoolPos};
 use crate::task::TraceTask;
@@ -23,7 +32,7 @@ struct LaneItem {
     /// Shared by every lane the trace went to: the queue's byte budget covers the trace
     /// until the last lane is done with it, so a backend that is down cannot grow memory
     /// past `max_bytes`.
-    _budget: Arc<Budget>,
+    budget: Arc<Budget>,
 }
 
 /// Bytes of one trace counted against the queue's `max_bytes`, released when dropped.
@@ -35,6 +44,10 @@ struct Budget {
 impl Drop for Budget {
     fn drop(&mut self) {
         self.shared.release_bytes(self.size);
+        if self.shared.spool.as_ref().is_some_and(|s| s.has_waiting()) {
+            // Room for what waits on disk.
+            self.shared.wake_worker();
+        }
     }
 }
 
@@ -67,9 +80,11 @@ pub(crate) enum Control {
 
 pub(crate) struct LaneShared {
     name: String,
+    /// New traces, not tried yet.
     buffer: Mutex<VecDeque<LaneItem>>,
     wake: Notify,
-    in_flight: AtomicU64,
+    /// Traces in the lane: new, waiting for a retry, or in flight.
+    pending: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
@@ -77,13 +92,40 @@ pub(crate) struct LaneShared {
     last_error: Mutex<Option<String>>,
     closing: AtomicBool,
     deadline: Mutex<Option<Instant>>,
+    /// Consecutive failed attempts without server guidance.
     failures: AtomicU32,
-    open_until: Mutex<Option<Instant>>,
+    /// Until when the lane waits: its circuit is open, or the server asked to wait.
+    paused_until: Mutex<Option<Pause>>,
+}
+
+#[derive(Clone, Copy)]
+struct Pause {
+    until: Instant,
+    /// Whether it is the circuit breaker's (else the server's `Retry-After`).
+    circuit: bool,
 }
 
 impl LaneShared {
+    fn new(name: String) -> Arc<Self> {
+        Arc::new(LaneShared {
+            name,
+            buffer: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            pending: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            failures: AtomicU32::new(0),
+            paused_until: Mutex::new(None),
+        })
+    }
+
     pub(crate) fn pending(&self) -> u64 {
-        self.buffer.lock().expect("lane lock").len() as u64 + self.in_flight.load(Relaxed)
+        self.pending.load(Relaxed)
     }
 
     pub(crate) fn stats(&self) -> ProviderStats {
@@ -95,7 +137,9 @@ impl LaneShared {
             dropped: self.dropped.load(Relaxed),
             pending: self.pending(),
             last_error: self.last_error.lock().expect("lane lock").clone(),
-            circuit_open: self.open_until().is_some_and(|t| t > Instant::now()),
+            circuit_open: self
+                .pause()
+                .is_some_and(|p| p.circuit && p.until > Instant::now()),
         }
     }
 
@@ -103,30 +147,31 @@ impl LaneShared {
         *self.deadline.lock().expect("lane lock")
     }
 
-    fn open_until(&self) -> Option<Instant> {
-        *self.open_until.lock().expect("lane lock")
+    fn pause(&self) -> Option<Pause> {
+        *self.paused_until.lock().expect("lane lock")
+    }
+
+    fn set_pause(&self, pause: Option<Pause>) {
+        *self.paused_until.lock().expect("lane lock") = pause;
     }
 
     fn succeeded(&self) {
         self.failures.store(0, Relaxed);
-        *self.open_until.lock().expect("lane lock") = None;
+        self.set_pause(None);
     }
 
-    /// Counts a failed attempt; opens the circuit at the threshold. Returns the time it stays
-    /// open, when it just opened or is open.
-    fn failed_attempt(&self, threshold: u32, cooldown: Duration) -> Option<Instant> {
+    /// Counts a failed attempt without server guidance; opens the circuit at the threshold.
+    fn failed_attempt(&self, threshold: u32, cooldown: Duration) {
         let failures = self.failures.fetch_add(1, Relaxed) + 1;
         if failures < threshold.max(1) {
-            return None;
+            return;
         }
-        let until = Instant::now() + cooldown;
-        let was_closed = self
-            .open_until
-            .lock()
-            .expect("lane lock")
-            .replace(until)
-            .is_none();
-        if was_closed {
+        let was_open = self.pause().is_some_and(|p| p.circuit);
+        self.set_pause(Some(Pause {
+            until: Instant::now() + cooldown,
+            circuit: true,
+        }));
+        if !was_open {
             tracing::warn!(
                 provider = %self.name,
                 failures,
@@ -134,27 +179,37 @@ impl LaneShared {
                 "ops: provider keeps failing; its circuit is open and it is tried again after the cooldown"
             );
         }
-        Some(until)
     }
-}
 
-impl LaneShared {
-    fn new(name: String) -> Arc<Self> {
-        Arc::new(LaneShared {
-            name,
-            buffer: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
-            in_flight: AtomicU64::new(0),
-            exported: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            closing: AtomicBool::new(false),
-            deadline: Mutex::new(None),
-            failures: AtomicU32::new(0),
-            open_until: Mutex::new(None),
-        })
+    /// The server told us when to come back: that beats the circuit breaker.
+    fn server_asked_to_wait(&self, after: Duration) {
+        self.failures.store(0, Relaxed);
+        self.set_pause(Some(Pause {
+            until: Instant::now() + after,
+            circuit: false,
+        }));
+    }
+
+    fn set_error(&self, error: &ExportError) {
+        *self.last_error.lock().expect("lane lock") = Some(error.to_string());
+    }
+
+    /// Counts traces the lane gives up on.
+    fn drop_traces(&self, shared: &Shared, n: u64, reason: DropReason, context: &str) {
+        self.pending.fetch_sub(n.min(self.pending()), Relaxed);
+        if n == 0 || shared.abandoned.load(Relaxed) {
+            return;
+        }
+        self.dropped.fetch_add(n, Relaxed);
+        shared.counters.drop(reason, n, context);
+    }
+
+    /// Shutdown gave up on the worker: everything in the lane is counted as dropped by the
+    /// caller; returns how many.
+    pub(crate) fn abandon(&self) -> u64 {
+        let n = self.pending.swap(0, Relaxed);
+        self.dropped.fetch_add(n, Relaxed);
+        n
     }
 }
 
@@ -183,8 +238,7 @@ impl Lanes {
     }
 }
 
-fn start_lane(shared: &Arc<Shared>, name: String, provider: Box<dyn Provider>) -> Lane {
-    let lane = LaneShared::new(name);
+fn start_lane(shared: &Arc<Shared>, lane: Arc<LaneShared>, provider: Box<dyn Provider>) -> Lane {
     let task = tokio::spawn(lane_loop(Arc::clone(shared), Arc::clone(&lane), provider));
     Lane {
         shared: lane,
@@ -208,6 +262,8 @@ pub(crate) fn spawn(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("ops-trace-worker")
+        // The blocking pool's threads run exports: never trace what they do.
+        .on_thread_start(crate::__private::suppress_current_thread)
         .build()?;
     let thread = std::thread::Builder::new()
         .name("ops-trace-worker".into())
@@ -218,18 +274,7 @@ pub(crate) fn spawn(
                 let fixed = published
                     .into_iter()
                     .zip(providers)
-                    .map(|(lane, provider)| {
-                        let task = tokio::spawn(lane_loop(
-                            Arc::clone(&shared),
-                            Arc::clone(&lane),
-                            provider,
-                        ));
-                        Lane {
-                            shared: lane,
-                            task,
-                            last_routed: Instant::now(),
-                        }
-                    })
+                    .map(|(lane, provider)| start_lane(&shared, lane, provider))
                     .collect();
                 let lanes = Lanes {
                     fixed,
@@ -237,6 +282,8 @@ pub(crate) fn spawn(
                 };
                 run(shared, lanes, rx).await;
             });
+            // An export stuck in a provider must not keep the thread: leave it behind.
+            runtime.shutdown_background();
         })?;
     Ok((tx, thread))
 }
@@ -265,9 +312,14 @@ async fn run(
         };
         tokio::select! {
             () = sync_due => {
-                if let Some(spool) = &shared.spool {
-                    spool.sync_now();
-                }
+                // fsync off this thread: lanes keep their I/O going meanwhile.
+                let shared = Arc::clone(&shared);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(spool) = &shared.spool {
+                        spool.sync_now();
+                    }
+                })
+                .await;
             }
             () = shared.wake.notified() => {
                 shared.take_wake();
@@ -279,46 +331,68 @@ async fn run(
             }
             message = control.recv() => match message {
                 Some(Control::Flush { reply, deadline }) => {
-                    drain(&shared, &mut lanes).await;
-                    wait_idle(&shared, &lanes, deadline).await;
+                    settle(&shared, &mut lanes, deadline).await;
                     let _ = reply.send(());
                 }
                 Some(Control::Shutdown { reply, deadline }) => {
-                    drain(&shared, &mut lanes).await;
-                    wait_idle(&shared, &lanes, deadline).await;
-                    let all: Vec<Lane> = lanes.fixed.drain(..).chain(lanes.routed.drain().map(|(_, l)| l)).collect();
-                    for lane in &all {
-                        *lane.shared.deadline.lock().expect("lane lock") = Some(deadline);
-                        lane.shared.closing.store(true, Relaxed);
-                        lane.shared.wake.notify_one();
-                    }
-                    let mut states = Vec::with_capacity(all.len());
-                    for lane in all {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        let abort = lane.task.abort_handle();
-                        if tokio::time::timeout(left + Duration::from_millis(10), lane.task).await.is_err() {
-                            abort.abort();
-                        }
-                        states.push(lane.shared);
-                    }
-                    for lane in &states {
-                        let rest = lane.pending();
-                        if rest > 0 {
-                            lane.buffer.lock().expect("lane lock").clear();
-                            lane.in_flight.store(0, Relaxed);
-                            lane.dropped.fetch_add(rest, Relaxed);
-                            shared.counters.drop(DropReason::Shutdown, rest, "shutdown's timeout passed");
-                        }
-                    }
-                    if let Some(spool) = &shared.spool {
-                        spool.sync_now();
-                    }
+                    settle(&shared, &mut lanes, deadline).await;
+                    shut_down(&shared, &mut lanes, deadline).await;
                     let _ = reply.send(());
                     return;
                 }
                 None => return,
             },
         }
+    }
+}
+
+/// Drains and waits for the lanes to deliver, until nothing is pending (what the spool keeps
+/// on disk included) or the deadline passes.
+async fn settle(shared: &Arc<Shared>, lanes: &mut Lanes, deadline: Instant) {
+    loop {
+        drain(shared, lanes).await;
+        wait_idle(shared, lanes, deadline).await;
+        let waiting = shared.spool.as_ref().is_some_and(|s| s.has_waiting());
+        let queued = !shared.queue.is_empty();
+        if (!waiting && !queued) || Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
+/// Tells every lane to finish by `deadline`, waits for them, and counts what is left.
+async fn shut_down(shared: &Arc<Shared>, lanes: &mut Lanes, deadline: Instant) {
+    let all: Vec<Lane> = lanes
+        .fixed
+        .drain(..)
+        .chain(lanes.routed.drain().map(|(_, l)| l))
+        .collect();
+    for lane in &all {
+        *lane.shared.deadline.lock().expect("lane lock") = Some(deadline);
+        lane.shared.closing.store(true, Relaxed);
+        lane.shared.wake.notify_one();
+    }
+    for lane in all {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let abort = lane.task.abort_handle();
+        if tokio::time::timeout(left + Duration::from_millis(20), lane.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+            // Stuck in an export: what it held is lost to this process.
+            let rest = lane.shared.pending();
+            lane.shared.buffer.lock().expect("lane lock").clear();
+            lane.shared.drop_traces(
+                shared,
+                rest,
+                DropReason::Shutdown,
+                "shutdown's timeout passed",
+            );
+        }
+    }
+    if let Some(spool) = &shared.spool {
+        spool.sync_now();
     }
 }
 
@@ -349,66 +423,31 @@ struct Prepared {
 }
 
 /// Moves every queued task to the lanes, a batch at a time, until the queue is empty. Tasks
-/// replayed from the spool go first. Routed apps get their lanes on first use.
+/// the spool keeps on disk are read back first, as far as the byte budget has room. Routed
+/// apps get their lanes on first use.
 async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     let batch_size = shared.config.batch_size;
-    let mut replay = std::mem::take(&mut *shared.replay.lock().expect("replay lock")).into_iter();
     let mut routes: HashMap<String, Vec<String>> = HashMap::new();
     let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
+    let mut replayed: VecDeque<Queued> = VecDeque::new();
     loop {
+        if replayed.is_empty() {
+            replayed = read_back(shared);
+        }
         while batch.len() < batch_size {
-            let Some(Queued { task, size, extra }) = replay.next().or_else(|| shared.queue.pop())
-            else {
-                break;
-            };
-            let super::QueuedExtra {
-                pos,
-                acked,
-                user_id,
-            } = extra.map(|e| *e).unwrap_or_default();
-            let budget = Arc::new(Budget {
-                size,
-                shared: Arc::clone(shared),
-            });
-            let app_id = task.app_id().map(str::to_owned);
-            let Some(trace) = prepare(shared, task, user_id) else {
-                shared.resolve_everywhere(pos);
-                continue;
-            };
-            let mut targets: Vec<String> =
-                lanes.fixed.iter().map(|l| l.shared.name.clone()).collect();
-            if let (Some(router), Some(app)) = (&shared.router, app_id) {
-                if !routes.contains_key(&app) {
-                    let keys = match router.route(&app).await {
-                        Ok(keys) => keys,
-                        Err(e) => {
-                            tracing::warn!(app = %app, error = %e, "ops: routing failed");
-                            shared.counters.drop(
-                                DropReason::Unroutable,
-                                1,
-                                "the app's providers could not be resolved",
-                            );
-                            Vec::new()
-                        }
-                    };
-                    routes.insert(app.clone(), keys);
-                }
-                for key in &routes[&app] {
-                    if ensure_routed_lane(shared, lanes, router.as_ref(), key).await {
-                        targets.push(key.clone());
+            let queued = match replayed.pop_front() {
+                Some(q) => q,
+                None => match shared.queue.pop() {
+                    Some(q) => {
+                        shared.items.fetch_sub(1, Relaxed);
+                        q
                     }
-                }
+                    None => break,
+                },
+            };
+            if let Some(p) = prepare(shared, lanes, &mut routes, queued).await {
+                batch.push(p);
             }
-            targets.retain(|t| !acked.contains(t));
-            if let (Some(spool), Some(pos)) = (&shared.spool, pos) {
-                spool.set_needed(pos, targets.len());
-            }
-            batch.push(Prepared {
-                trace: Arc::new(trace),
-                pos,
-                budget,
-                targets,
-            });
         }
         if batch.is_empty() {
             return;
@@ -417,29 +456,34 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             let lane = &lane.shared;
             let mut buffer = lane.buffer.lock().expect("lane lock");
             let mut overflow = 0u64;
-            let mut added = false;
+            let mut added = 0u64;
             for p in batch.iter().filter(|p| p.targets.contains(&lane.name)) {
                 if buffer.len() < shared.config.provider_backlog {
                     buffer.push_back(LaneItem {
                         trace: Arc::clone(&p.trace),
                         pos: p.pos,
-                        _budget: Arc::clone(&p.budget),
+                        budget: Arc::clone(&p.budget),
                     });
-                    added = true;
+                    added += 1;
                 } else {
                     overflow += 1;
+                    if let (Some(spool), Some(pos)) = (&shared.spool, p.pos) {
+                        spool.resolve(&lane.name, &[pos]);
+                    }
                 }
             }
             drop(buffer);
+            lane.pending.fetch_add(added, Relaxed);
             if overflow > 0 {
-                lane.dropped.fetch_add(overflow, Relaxed);
-                shared.counters.drop(
-                    DropReason::ProviderBacklog,
+                lane.pending.fetch_add(overflow, Relaxed);
+                lane.drop_traces(
+                    shared,
                     overflow,
+                    DropReason::ProviderBacklog,
                     "a provider's backlog is full (is it down or slow?)",
                 );
             }
-            if added {
+            if added > 0 {
                 lane.wake.notify_one();
             }
         }
@@ -450,17 +494,109 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     }
 }
 
-/// Preprocesses a task and applies the field limits; `None` (counted) when it cannot be used.
-fn prepare(shared: &Shared, task: TraceTask, user_id: Option<String>) -> Option<Trace> {
-    let trace_id = task.trace_id().clone();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.preprocess())) {
-        Ok(Ok(mut trace)) => {
-            if trace.attributes.user_id.is_none() {
-                trace.attributes.user_id = user_id;
+/// Reads back from the spool what waits on disk, as far as the byte budget has room.
+fn read_back(shared: &Arc<Shared>) -> VecDeque<Queued> {
+    let Some(spool) = shared.spool.as_ref().filter(|s| s.has_waiting()) else {
+        return VecDeque::new();
+    };
+    let used = shared.bytes.load(Relaxed);
+    let room = shared.config.max_bytes.saturating_sub(used);
+    if room == 0 && used != 0 {
+        return VecDeque::new();
+    }
+    // Records are compact JSON; in memory a trace holds about twice its text.
+    spool
+        .take_replay(room / 2)
+        .into_iter()
+        .map(|r| {
+            let size = r.task.approx_size();
+            shared.bytes.fetch_add(size, Relaxed);
+            Queued {
+                task: r.task,
+                size,
+                extra: Some(Box::new(QueuedExtra {
+                    pos: Some(r.pos),
+                    acked: r.acked,
+                    user_id: None,
+                })),
             }
-            let cut = crate::limits::truncate_trace(&mut trace, &shared.config.field_limits)
-                + crate::limits::sanitize_trace(&mut trace);
-            shared.counters.truncated.fetch_add(cut as u64, Relaxed);
+        })
+        .collect()
+}
+
+/// Builds a task's trace and finds its lanes; `None` (counted) when it cannot be used.
+async fn prepare(
+    shared: &Arc<Shared>,
+    lanes: &mut Lanes,
+    routes: &mut HashMap<String, Vec<String>>,
+    queued: Queued,
+) -> Option<Prepared> {
+    let Queued { task, size, extra } = queued;
+    let QueuedExtra {
+        pos,
+        acked,
+        user_id,
+    } = extra.map(|e| *e).unwrap_or_default();
+    let app_id = task.app_id().map(str::to_owned);
+    let Some(mut trace) = finish(shared, task) else {
+        shared.release_bytes(size);
+        shared.resolve_everywhere(pos);
+        return None;
+    };
+    if trace.attributes.user_id.is_none() {
+        trace.attributes.user_id = user_id;
+    }
+    // What the trace holds now it is built, in place of the estimate made when queued.
+    let built = trace.approx_size();
+    shared.adjust_bytes(size, built);
+    let budget = Arc::new(Budget {
+        size: built,
+        shared: Arc::clone(shared),
+    });
+    let mut targets: Vec<String> = lanes.fixed.iter().map(|l| l.shared.name.clone()).collect();
+    if let (Some(router), Some(app)) = (&shared.router, app_id) {
+        if !routes.contains_key(&app) {
+            let keys = match router.route(&app).await {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::warn!(app = %app, error = %e, "ops: routing failed");
+                    shared.counters.drop(
+                        DropReason::Unroutable,
+                        1,
+                        "the app's providers could not be resolved",
+                    );
+                    Vec::new()
+                }
+            };
+            routes.insert(app.clone(), keys);
+        }
+        for key in &routes[&app] {
+            if ensure_routed_lane(shared, lanes, router.as_ref(), key).await {
+                targets.push(key.clone());
+            }
+        }
+    }
+    targets.retain(|t| !acked.contains(t));
+    if let (Some(spool), Some(pos)) = (&shared.spool, pos) {
+        spool.set_needed(pos, targets.len());
+    }
+    Some(Prepared {
+        trace: Arc::new(trace),
+        pos,
+        budget,
+        targets,
+    })
+}
+
+/// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used.
+fn finish(shared: &Shared, task: TraceTask) -> Option<Trace> {
+    let trace_id = task.trace_id().clone();
+    let limits = shared.config.field_limits;
+    match catch_unwind(AssertUnwindSafe(|| task.finish(&limits))) {
+        Ok(Ok((trace, cuts))) => {
+            if cuts > 0 {
+                shared.counters.truncated.fetch_add(cuts as u64, Relaxed);
+            }
             Some(trace)
         }
         Ok(Err(e)) => {
@@ -493,9 +629,8 @@ async fn ensure_routed_lane(
     }
     match router.build(key).await {
         Ok(provider) => {
-            lanes
-                .routed
-                .insert(key.to_owned(), start_lane(shared, key.to_owned(), provider));
+            let lane = start_lane(shared, LaneShared::new(key.to_owned()), provider);
+            lanes.routed.insert(key.to_owned(), lane);
             lanes.publish(shared);
             true
         }
@@ -520,163 +655,365 @@ async fn wait_idle(shared: &Shared, lanes: &Lanes, deadline: Instant) {
             return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        // A lane notifies when its buffer runs dry; the timeout bounds any missed signal.
+        // A lane notifies when it runs out of work; the timeout bounds any missed signal.
         let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), idle).await;
     }
 }
 
-async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, mut provider: Box<dyn Provider>) {
+/// A batch of one lane, with its retry state.
+struct Batch {
+    items: Vec<LaneItem>,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// Failed attempts in a row answered with a server error (5xx).
+    server_errors: u32,
+    /// When it was first tried, and the lane's paused time then (pauses are not counted
+    /// against the retry time).
+    first_try: Option<(Instant, Duration)>,
+    /// When it may be tried again.
+    due: Instant,
+}
+
+impl Batch {
+    fn new(items: Vec<LaneItem>) -> Self {
+        Batch {
+            items,
+            attempts: 0,
+            server_errors: 0,
+            first_try: None,
+            due: Instant::now(),
+        }
+    }
+
+    fn traces(&self) -> Vec<Arc<Trace>> {
+        self.items.iter().map(|i| Arc::clone(&i.trace)).collect()
+    }
+
+    fn positions(&self) -> Vec<SpoolPos> {
+        self.items.iter().filter_map(|i| i.pos).collect()
+    }
+}
+
+/// What a lane's loop keeps between attempts.
+struct LaneRun {
+    shared: Arc<Shared>,
+    lane: Arc<LaneShared>,
+    /// `None` while an export holds it.
+    provider: Option<Box<dyn Provider>>,
+    /// Failed batches waiting for their retry.
+    waiting: Vec<Batch>,
+    /// Time spent paused (circuit open, or a server's `Retry-After`), in all.
+    paused: Duration,
+}
+
+async fn lane_loop(shared: Arc<Shared>, lane: Arc<LaneShared>, provider: Box<dyn Provider>) {
+    let mut run = LaneRun {
+        shared,
+        lane,
+        provider: Some(provider),
+        waiting: Vec::new(),
+        paused: Duration::ZERO,
+    };
     loop {
-        let batch: Vec<LaneItem> = {
-            let mut buffer = lane.buffer.lock().expect("lane lock");
-            let n = buffer.len().min(shared.config.batch_size);
-            lane.in_flight.store(n as u64, Relaxed);
-            buffer.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            if lane.closing.load(Relaxed) {
-                break;
-            }
-            lane.wake.notified().await;
+        if run.closing_and_late() {
+            break;
+        }
+        if let Some(pause) = run.lane.pause()
+            && pause.until > Instant::now()
+        {
+            run.wait_out(pause).await;
             continue;
         }
-        deliver(&shared, &lane, provider.as_mut(), batch).await;
-        lane.in_flight.store(0, Relaxed);
-        if lane.buffer.lock().expect("lane lock").is_empty() {
-            shared.idle.notify_waiters();
-        }
-    }
-    let left = lane.deadline().map_or(Duration::from_secs(1), |d| {
-        d.saturating_duration_since(Instant::now())
-    });
-    let _ = tokio::time::timeout(left, provider.shutdown()).await;
-}
-
-fn observations(batch: &[Arc<Trace>]) -> u64 {
-    batch.iter().map(|t| t.observations.len() as u64).sum()
-}
-
-/// Tells the spool that this lane is done with `items` (accepted or rejected for good).
-fn resolve(shared: &Shared, lane: &LaneShared, items: &[LaneItem]) {
-    if let Some(spool) = &shared.spool {
-        let positions: Vec<SpoolPos> = items.iter().filter_map(|i| i.pos).collect();
-        spool.resolve(&lane.name, &positions);
-    }
-}
-
-async fn deliver(
-    shared: &Shared,
-    lane: &LaneShared,
-    provider: &mut dyn Provider,
-    mut items: Vec<LaneItem>,
-) {
-    let config = &shared.config;
-    let mut attempt: u32 = 0;
-    let started = Instant::now();
-    loop {
-        if let Some(until) = lane.open_until() {
-            let wait = until.saturating_duration_since(Instant::now());
-            if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
-                let n = items.len() as u64;
-                lane.dropped.fetch_add(n, Relaxed);
-                shared
-                    .counters
-                    .drop(DropReason::Shutdown, n, "shutdown's timeout passed");
-                return;
+        match run.next_batch() {
+            Some(batch) => run.attempt(batch).await,
+            None => {
+                if run.lane.closing.load(Relaxed) && run.waiting.is_empty() {
+                    break;
+                }
+                run.idle().await;
             }
-            tokio::time::sleep(wait).await;
         }
-        let batch: Vec<Arc<Trace>> = items.iter().map(|i| Arc::clone(&i.trace)).collect();
-        let outcome =
-            match tokio::time::timeout(config.export_timeout, provider.export(&batch)).await {
-                Ok(outcome) => outcome,
-                Err(_) => ExportOutcome::Retry {
-                    after: None,
-                    error: crate::provider::ExportError::new(
-                        lane.name.clone(),
-                        format!("export timed out after {:?}", config.export_timeout),
-                    ),
-                },
+    }
+    run.give_up_rest();
+    if let Some(mut provider) = run.provider.take() {
+        let left = run.lane.deadline().map_or(Duration::from_secs(1), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let _ = tokio::time::timeout(left, provider.shutdown()).await;
+    }
+}
+
+impl LaneRun {
+    fn config(&self) -> &super::QueueConfig {
+        &self.shared.config
+    }
+
+    /// Whether the lane is shutting down and its deadline has passed.
+    fn closing_and_late(&self) -> bool {
+        self.lane.closing.load(Relaxed) && self.lane.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Waits while the lane is paused (until the pause ends, shutdown's deadline, or a wake
+    /// for shutdown); the time is not counted against batches' retry time.
+    async fn wait_out(&mut self, pause: Pause) {
+        let until = match self.lane.deadline() {
+            Some(d) => pause.until.min(d),
+            None => pause.until,
+        };
+        let started = Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep_until(until.into()) => {}
+            () = self.lane.wake.notified(), if !self.lane.closing.load(Relaxed) => {}
+        }
+        self.paused += started.elapsed();
+    }
+
+    /// The next batch to try: a failed one whose retry is due, else new traces.
+    fn next_batch(&mut self) -> Option<Batch> {
+        let now = Instant::now();
+        if let Some(i) = self
+            .waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.due <= now)
+            .min_by_key(|(_, b)| b.due)
+            .map(|(i, _)| i)
+        {
+            return Some(self.waiting.swap_remove(i));
+        }
+        let mut buffer = self.lane.buffer.lock().expect("lane lock");
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        while items.len() < self.config().batch_size {
+            let Some(front) = buffer.front() else { break };
+            let size = front.budget.size;
+            if !items.is_empty() && bytes + size > self.config().max_batch_bytes {
+                break;
+            }
+            bytes += size;
+            items.extend(buffer.pop_front());
+        }
+        (!items.is_empty()).then(|| Batch::new(items))
+    }
+
+    /// Waits for new traces, a retry coming due, or shutdown.
+    async fn idle(&mut self) {
+        if self.waiting.is_empty() && self.lane.buffer.lock().expect("lane lock").is_empty() {
+            self.shared.idle.notify_waiters();
+        }
+        let due = self.waiting.iter().map(|b| b.due).min();
+        let until = match (due, self.lane.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match until {
+            Some(until) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    () = self.lane.wake.notified() => {}
+                }
+            }
+            None => self.lane.wake.notified().await,
+        }
+    }
+
+    /// Runs the provider's export of `traces` on a blocking-pool thread, bounded by the
+    /// export deadline; a panic in the provider is an error like any other.
+    async fn export(&mut self, traces: Vec<Arc<Trace>>) -> ExportOutcome {
+        let Some(mut provider) = self.provider.take() else {
+            return ExportOutcome::retry(ExportError::new(
+                self.lane.name.clone(),
+                "the provider is still busy with an earlier export",
+            ));
+        };
+        let deadline = provider
+            .timeout()
+            .map_or(self.config().export_timeout, |t| {
+                t.saturating_add(Duration::from_secs(1))
+            });
+        let name = self.lane.name.clone();
+        let handle = tokio::runtime::Handle::current();
+        let job = tokio::task::spawn_blocking(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                handle.block_on(tokio::time::timeout(deadline, provider.export(&traces)))
+            }));
+            let outcome = match outcome {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => ExportOutcome::retry(ExportError::new(
+                    name,
+                    format!("export timed out after {deadline:?}"),
+                )),
+                Err(_) => ExportOutcome::retry(ExportError::new(name, "the export panicked")),
             };
-        let (after, error) = match outcome {
+            (provider, outcome)
+        });
+        match job.await {
+            Ok((provider, outcome)) => {
+                self.provider = Some(provider);
+                outcome
+            }
+            Err(e) => ExportOutcome::fatal(ExportError::new(
+                self.lane.name.clone(),
+                format!("the export could not run: {e}"),
+            )),
+        }
+    }
+
+    async fn attempt(&mut self, mut batch: Batch) {
+        if batch.first_try.is_none() {
+            batch.first_try = Some((Instant::now(), self.paused));
+        }
+        let outcome = self.export(batch.traces()).await;
+        match outcome {
             ExportOutcome::Delivered => {
-                lane.succeeded();
-                let n = batch.len() as u64;
-                lane.exported.fetch_add(n, Relaxed);
-                shared.counters.exported.fetch_add(n, Relaxed);
-                shared
-                    .counters
-                    .exported_observations
-                    .fetch_add(observations(&batch), Relaxed);
-                resolve(shared, lane, &items);
-                return;
+                self.lane.succeeded();
+                self.delivered(&batch.items);
             }
             ExportOutcome::Partial { failed, error } => {
-                lane.succeeded();
-                let mut retry = Vec::with_capacity(failed.len());
-                let mut done = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    if failed.contains(&i) {
-                        retry.push(item);
-                    } else {
-                        done.push(item);
-                    }
+                self.lane.succeeded();
+                self.lane.set_error(&error);
+                let (retry, done): (Vec<_>, Vec<_>) = batch
+                    .items
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| failed.contains(i));
+                let done: Vec<LaneItem> = done.into_iter().map(|(_, item)| item).collect();
+                self.delivered(&done);
+                batch.items = retry.into_iter().map(|(_, item)| item).collect();
+                if !batch.items.is_empty() {
+                    self.retry_later(batch, None);
                 }
-                let done_traces: Vec<Arc<Trace>> =
-                    done.iter().map(|i| Arc::clone(&i.trace)).collect();
-                let n = done.len() as u64;
-                lane.exported.fetch_add(n, Relaxed);
-                shared.counters.exported.fetch_add(n, Relaxed);
-                shared
-                    .counters
-                    .exported_observations
-                    .fetch_add(observations(&done_traces), Relaxed);
-                resolve(shared, lane, &done);
-                items = retry;
-                lane.in_flight.store(items.len() as u64, Relaxed);
-                if items.is_empty() {
-                    return;
-                }
-                (None, error)
             }
-            ExportOutcome::Retry { after, error } => (after, error),
+            ExportOutcome::Retry { after, error } => {
+                self.lane.set_error(&error);
+                match after {
+                    Some(after) => self.lane.server_asked_to_wait(after),
+                    None => self.lane.failed_attempt(
+                        self.config().breaker_threshold,
+                        self.config().breaker_cooldown,
+                    ),
+                }
+                if error.is_server_error() {
+                    batch.server_errors += 1;
+                } else {
+                    batch.server_errors = 0;
+                }
+                self.retry_later(batch, after);
+            }
             ExportOutcome::Fatal(error) => {
-                lane.succeeded();
-                let n = batch.len() as u64;
-                lane.failed.fetch_add(n, Relaxed);
-                shared.counters.failed.fetch_add(n, Relaxed);
-                tracing::warn!(provider = %lane.name, error = %error, traces = n, "ops: export failed for good");
-                *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
-                resolve(shared, lane, &items);
-                return;
+                self.lane.succeeded();
+                self.lane.set_error(&error);
+                let n = batch.items.len() as u64;
+                tracing::warn!(provider = %self.lane.name, error = %error, traces = n, "ops: export failed for good");
+                self.lane
+                    .pending
+                    .fetch_sub(n.min(self.lane.pending()), Relaxed);
+                if !self.shared.abandoned.load(Relaxed) {
+                    self.lane.failed.fetch_add(n, Relaxed);
+                    self.shared.counters.failed.fetch_add(n, Relaxed);
+                }
+                self.resolve(&batch.positions());
             }
-        };
-        *lane.last_error.lock().expect("lane lock") = Some(error.to_string());
-        attempt += 1;
+        }
+        if self.lane.pending() == 0 {
+            self.shared.idle.notify_waiters();
+        }
+    }
+
+    fn delivered(&self, items: &[LaneItem]) {
         let n = items.len() as u64;
-        let circuit = lane.failed_attempt(config.breaker_threshold, config.breaker_cooldown);
-        if attempt > config.max_retries || started.elapsed() >= config.max_retry_time {
-            lane.dropped.fetch_add(n, Relaxed);
-            shared
+        self.lane
+            .pending
+            .fetch_sub(n.min(self.lane.pending()), Relaxed);
+        if !self.shared.abandoned.load(Relaxed) {
+            self.lane.exported.fetch_add(n, Relaxed);
+            self.shared.counters.exported.fetch_add(n, Relaxed);
+            let observations: u64 = items
+                .iter()
+                .map(|i| i.trace.observations.len() as u64)
+                .sum();
+            self.shared
                 .counters
-                .drop(DropReason::RetriesExhausted, n, "a provider kept failing");
+                .exported_observations
+                .fetch_add(observations, Relaxed);
+        }
+        let positions: Vec<SpoolPos> = items.iter().filter_map(|i| i.pos).collect();
+        self.resolve(&positions);
+    }
+
+    /// Tells the spool this lane is done with `positions` (accepted or given up for good).
+    fn resolve(&self, positions: &[SpoolPos]) {
+        if let Some(spool) = &self.shared.spool {
+            spool.resolve(&self.lane.name, positions);
+        }
+    }
+
+    /// Puts a failed batch back to wait for its retry, or gives up on it when its retry
+    /// budget is spent. A batch of several traces that the server keeps failing with 5xx is
+    /// split in two, so one poisoned trace cannot sink its neighbours.
+    fn retry_later(&mut self, mut batch: Batch, after: Option<Duration>) {
+        batch.attempts += 1;
+        let config = self.config();
+        let (first, paused_then) = batch.first_try.unwrap_or((Instant::now(), self.paused));
+        let spent = first
+            .elapsed()
+            .saturating_sub(self.paused.saturating_sub(paused_then));
+        if batch.attempts > config.max_retries || spent >= config.max_retry_time {
+            let n = batch.items.len() as u64;
+            self.lane.drop_traces(
+                &self.shared,
+                n,
+                DropReason::RetriesExhausted,
+                "a provider kept failing",
+            );
+            self.resolve(&batch.positions());
             return;
         }
-        let backoff =
-            after.unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, attempt));
-        let wait = circuit.map_or(backoff, |until| {
-            backoff.max(until.saturating_duration_since(Instant::now()))
-        });
-        if lane.deadline().is_some_and(|d| Instant::now() + wait > d) {
-            lane.dropped.fetch_add(n, Relaxed);
-            shared
-                .counters
-                .drop(DropReason::Shutdown, n, "shutdown's timeout passed");
-            return;
+        if !self.shared.abandoned.load(Relaxed) {
+            self.lane.retried.fetch_add(1, Relaxed);
+            self.shared.counters.retried.fetch_add(1, Relaxed);
         }
-        lane.retried.fetch_add(1, Relaxed);
-        shared.counters.retried.fetch_add(1, Relaxed);
-        tokio::time::sleep(wait).await;
+        let wait = after
+            .unwrap_or_else(|| backoff(config.initial_backoff, config.max_backoff, batch.attempts));
+        batch.due = Instant::now() + wait;
+        if batch.server_errors >= 2 && batch.items.len() > 1 {
+            let second = batch.items.split_off(batch.items.len() / 2);
+            self.waiting.push(Batch {
+                items: second,
+                attempts: batch.attempts,
+                server_errors: 0,
+                first_try: batch.first_try,
+                due: batch.due,
+            });
+            batch.server_errors = 0;
+        }
+        self.waiting.push(batch);
+    }
+
+    /// Counts what is left in the lane at shutdown. Spooled traces are kept on disk for the
+    /// next start (not counted); the rest are dropped.
+    fn give_up_rest(&mut self) {
+        let mut items: Vec<LaneItem> = self
+            .lane
+            .buffer
+            .lock()
+            .expect("lane lock")
+            .drain(..)
+            .collect();
+        for b in self.waiting.drain(..) {
+            items.extend(b.items);
+        }
+        let kept = items.iter().filter(|i| i.pos.is_some()).count() as u64;
+        let lost = items.len() as u64 - kept;
+        self.lane
+            .pending
+            .fetch_sub(kept.min(self.lane.pending()), Relaxed);
+        self.lane.drop_traces(
+            &self.shared,
+            lost,
+            DropReason::Shutdown,
+            "shutdown's timeout passed",
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::*;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 fn t(s: &str) -> DateTime<Utc> {

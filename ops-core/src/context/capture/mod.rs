@@ -11,12 +11,23 @@
 //! now. The choice between the two is made by method resolution ("autoref specialization") on
 //! the types below, at the call site where the concrete type is known.
 
+//!
+//! Either way the value is sized first, without building anything (`size.rs`). A value nested
+//! deeper than the limit, or over the byte limit, is never cloned and never walked past the
+//! limit: it is built at once within the limits (`limited.rs`), with a truncation marker where
+//! it was cut, so no captured value can overflow the stack or hold more than the limit.
+
+mod limited;
+mod size;
+
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Serialize;
-use serde::ser::{self, Serializer};
 use serde_json::{Map, Value};
+
+use crate::limits::{self, FieldLimits};
+use crate::model::size as heap;
 
 /// A captured value. Not a stable API: built by code `#[traced]` generates.
 pub struct Captured {
@@ -28,6 +39,11 @@ enum Inner {
     Json(Value),
     Later(Box<dyn Later>),
     Object(Vec<(&'static str, Captured)>),
+    /// Over the byte limit: the start of the value, to preview once masked.
+    Truncated {
+        head: Value,
+        original_bytes: usize,
+    },
 }
 
 /// A value kept to be serialized on the worker.
@@ -53,34 +69,116 @@ impl fmt::Debug for Captured {
                 .debug_map()
                 .entries(fields.iter().map(|(k, v)| (k, v)))
                 .finish(),
+            Inner::Truncated { original_bytes, .. } => f
+                .debug_struct("Captured::Truncated")
+                .field("original_bytes", original_bytes)
+                .finish_non_exhaustive(),
         }
     }
 }
 
 impl Captured {
-    /// Serializes `value` now, on the caller's thread.
+    /// Serializes `value` now, on the caller's thread, within the capture limits.
     pub fn now<T: Serialize + ?Sized>(value: &T) -> Self {
-        Self::json(serde_json::to_value(value).unwrap_or_else(unserializable))
+        let limits = limits::capture_limits();
+        let sized = size::size_of_value(value, limits.max_depth);
+        if sized.failed {
+            // Find out why, without walking deeper than the limit.
+            let mut room = limited::Room {
+                left: usize::MAX,
+                max_depth: limits.max_depth,
+                cut: false,
+            };
+            return Self::json(match limited::to_value(value, &mut room) {
+                Ok(v) => v,
+                Err(e) => unserializable(&Some(e)),
+            });
+        }
+        Self::bounded(value, sized, &limits).unwrap_or_else(|| {
+            Self::json(serde_json::to_value(value).unwrap_or_else(|e| unserializable(&Some(e))))
+        })
     }
 
-    /// Keeps `value` to serialize it on the worker. Its size is estimated now (without
-    /// serializing: strings count their length), so the queue's byte bound still holds. A
-    /// small value (a number, a short string) is turned into JSON at once instead: that is as
-    /// cheap as boxing it, and spares the worker an allocation.
-    pub fn later<T: Serialize + Send + Sync + 'static>(value: T) -> Self {
-        let size = estimate_size(&value);
-        if size <= SMALL {
+    /// Keeps an owned copy of `value` to serialize on the worker. It is sized now (without
+    /// serializing), so the queue's byte bound still holds. A small value (a number, a short
+    /// string) is turned into JSON at once instead: that is as cheap as boxing it, and spares
+    /// the worker an allocation. A value over the limits is never copied: it is built within
+    /// them now.
+    pub fn later<T>(value: &T) -> Self
+    where
+        T: Serialize + ToOwned + ?Sized,
+        T::Owned: Serialize + Send + Sync + 'static,
+    {
+        let limits = limits::capture_limits();
+        let sized = size::size_of_value(value, limits.max_depth);
+        if sized.failed || sized.heap <= SMALL {
+            return Self::now(value);
+        }
+        if let Some(bounded) = Self::bounded(value, sized, &limits) {
+            return bounded;
+        }
+        Self {
+            inner: Inner::Later(Box::new(value.to_owned())),
+            size: sized.heap,
+        }
+    }
+
+    /// Keeps `value` itself to serialize on the worker, as [`Captured::later`] keeps a copy.
+    pub(crate) fn owned<T: Serialize + Send + Sync + 'static>(value: T) -> Self {
+        let limits = limits::capture_limits();
+        let sized = size::size_of_value(&value, limits.max_depth);
+        if sized.failed || sized.heap <= SMALL {
             return Self::now(&value);
+        }
+        if let Some(bounded) = Self::bounded(&value, sized, &limits) {
+            return bounded;
         }
         Self {
             inner: Inner::Later(Box::new(value)),
-            size,
+            size: sized.heap,
         }
+    }
+
+    /// The capture of a value over a limit, built within the limits; `None` when it is within
+    /// them (then `serde_json` builds it: the walk cannot go deeper than the limit).
+    fn bounded<T: Serialize + ?Sized>(
+        value: &T,
+        sized: size::Measured,
+        limits: &FieldLimits,
+    ) -> Option<Self> {
+        let over = sized.json > limits.max_bytes;
+        if !over && !sized.too_deep {
+            return None;
+        }
+        let mut room = limited::Room {
+            left: if over {
+                limits.preview_chars.saturating_mul(4)
+            } else {
+                usize::MAX
+            },
+            max_depth: limits.max_depth,
+            cut: false,
+        };
+        let built = match limited::to_value(value, &mut room) {
+            Ok(v) => v,
+            Err(e) => return Some(Self::json(unserializable(&Some(e)))),
+        };
+        if !over {
+            return Some(Self::json(built));
+        }
+        let size = heap::value(&built) + 128;
+        Some(Self {
+            inner: Inner::Truncated {
+                head: built,
+                original_bytes: sized.json,
+            },
+            size,
+        })
     }
 
     /// A JSON value.
     pub(crate) fn json(value: Value) -> Self {
-        let size = json_size(&value);
+        let size = heap::value(&value);
         Self {
             inner: Inner::Json(value),
             size,
@@ -89,10 +187,10 @@ impl Captured {
 
     /// A JSON object of captured fields, in order.
     pub(crate) fn object(fields: Vec<(&'static str, Captured)>) -> Self {
-        let size = 32
+        let size = heap::map_nodes(fields.len())
             + fields
                 .iter()
-                .map(|(k, v)| 24 + k.len() + v.size)
+                .map(|(k, v)| heap::alloc(k.len()) + v.size)
                 .sum::<usize>();
         Self {
             inner: Inner::Object(fields),
@@ -100,297 +198,55 @@ impl Captured {
         }
     }
 
-    /// The estimated size in bytes.
+    /// The estimated heap it holds, in bytes.
     pub(crate) fn size(&self) -> usize {
         self.size
     }
 
-    /// The value as JSON. A value whose `Serialize` fails becomes a string saying why.
+    /// The value as JSON. A value whose `Serialize` fails becomes a string saying why; a value
+    /// over the byte limit becomes a truncation marker whose preview is still a value (see
+    /// [`crate::limits::finish_markers`]).
     pub(crate) fn to_value(&self) -> Value {
         match &self.inner {
             Inner::Json(v) => v.clone(),
-            Inner::Later(v) => v.to_json().unwrap_or_else(unserializable),
+            Inner::Later(v) => v.to_json().unwrap_or_else(|e| unserializable(&Some(e))),
             Inner::Object(fields) => Value::Object(
                 fields
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), v.to_value()))
                     .collect::<Map<String, Value>>(),
             ),
+            Inner::Truncated {
+                head,
+                original_bytes,
+            } => {
+                let limit = limits::capture_limits().max_bytes;
+                let mut m = Map::new();
+                m.insert(limits::TRUNCATED_KEY.into(), Value::Bool(true));
+                m.insert("original_bytes".into(), (*original_bytes).into());
+                m.insert(
+                    "reason".into(),
+                    format!("about {original_bytes} bytes; the limit is {limit}").into(),
+                );
+                m.insert("preview".into(), head.clone());
+                Value::Object(m)
+            }
         }
     }
+}
+
+/// The heap the JSON form of `value` would hold (see [`super::size_of_payload`]).
+pub(crate) fn heap_of<T: Serialize + ?Sized>(value: &T) -> usize {
+    size::size_of_value(value, usize::MAX).heap
 }
 
 /// The estimated size under which a value is turned into JSON when captured.
 const SMALL: usize = 64;
 
-fn unserializable(e: serde_json::Error) -> Value {
-    Value::String(format!("<not serializable: {e}>"))
-}
-
-/// A rough in-memory size of a JSON value.
-pub(crate) fn json_size(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
-        Value::String(s) => 24 + s.len(),
-        Value::Array(a) => 24 + a.iter().map(json_size).sum::<usize>(),
-        Value::Object(m) => {
-            32 + m
-                .iter()
-                .map(|(k, v)| 24 + k.len() + json_size(v))
-                .sum::<usize>()
-        }
-    }
-}
-
-/// The size [`json_size`] would give `value` once serialized, computed without building
-/// anything: linear in the number of fields, not in the bytes of its strings.
-pub(crate) fn estimate_size<T: Serialize + ?Sized>(value: &T) -> usize {
-    let mut counter = SizeCounter(0);
-    match value.serialize(&mut counter) {
-        Ok(()) => counter.0,
-        Err(_) => counter.0 + 64,
-    }
-}
-
-struct SizeCounter(usize);
-
-#[derive(Debug)]
-struct Unsized;
-
-impl fmt::Display for Unsized {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("serialize failed")
-    }
-}
-
-impl std::error::Error for Unsized {}
-
-impl ser::Error for Unsized {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Unsized
-    }
-}
-
-struct LenCounter(usize);
-
-impl fmt::Write for LenCounter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
-}
-
-macro_rules! scalar {
-    ($($name:ident: $ty:ty),*) => {
-        $(fn $name(self, _: $ty) -> Result<(), Unsized> {
-            self.0 += 8;
-            Ok(())
-        })*
-    };
-}
-
-impl Serializer for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    type SerializeSeq = Self;
-    type SerializeTuple = Self;
-    type SerializeTupleStruct = Self;
-    type SerializeTupleVariant = Self;
-    type SerializeMap = Self;
-    type SerializeStruct = Self;
-    type SerializeStructVariant = Self;
-
-    scalar!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
-        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
-        serialize_f64: f64, serialize_char: char);
-
-    fn serialize_str(self, v: &str) -> Result<(), Unsized> {
-        self.0 += 24 + v.len();
-        Ok(())
-    }
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), Unsized> {
-        // serde_json writes bytes as an array of numbers.
-        self.0 += 24 + 8 * v.len();
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), Unsized> {
-        self.0 += 8;
-        Ok(())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Unsized> {
-        v.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), Unsized> {
-        self.0 += 8;
-        Ok(())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsized> {
-        self.0 += 8;
-        Ok(())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        v: &'static str,
-    ) -> Result<(), Unsized> {
-        self.0 += 24 + v.len();
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), Unsized> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        v: &T,
-    ) -> Result<(), Unsized> {
-        self.0 += 56 + variant.len();
-        v.serialize(self)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self, Unsized> {
-        self.0 += 24;
-        Ok(self)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self, Unsized> {
-        self.0 += 24;
-        Ok(self)
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Unsized> {
-        self.0 += 24;
-        Ok(self)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        _: usize,
-    ) -> Result<Self, Unsized> {
-        self.0 += 80 + variant.len();
-        Ok(self)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self, Unsized> {
-        self.0 += 32;
-        Ok(self)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Unsized> {
-        self.0 += 32;
-        Ok(self)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        _: usize,
-    ) -> Result<Self, Unsized> {
-        self.0 += 88 + variant.len();
-        Ok(self)
-    }
-    fn collect_str<T: fmt::Display + ?Sized>(self, v: &T) -> Result<(), Unsized> {
-        let mut len = LenCounter(0);
-        let _ = fmt::write(&mut len, format_args!("{v}"));
-        self.0 += 24 + len.0;
-        Ok(())
-    }
-}
-
-impl ser::SerializeSeq for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsized> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTuple for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsized> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsized> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsized> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeMap for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Unsized> {
-        // A key is a string in JSON; its string header is counted as the entry's overhead.
-        k.serialize(&mut **self)
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsized> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unsized> {
-        self.0 += 24 + key.len();
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsized;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unsized> {
-        self.0 += 24 + key.len();
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsized> {
-        Ok(())
+fn unserializable(e: &Option<impl fmt::Display>) -> Value {
+    match e {
+        Some(e) => Value::String(format!("<not serializable: {e}>")),
+        None => Value::String("<not serializable>".into()),
     }
 }
 
@@ -462,12 +318,12 @@ pub trait CaptureLater {
 
 impl<T, P> CaptureLater for &Cap<'_, T, P>
 where
-    T: ToOwned + ?Sized,
+    T: Serialize + ToOwned + ?Sized,
     T::Owned: Serialize + Send + Sync + 'static,
 {
     #[inline]
     fn __ops_capture(&self) -> Captured {
-        Captured::later(self.0.to_owned())
+        Captured::later(self.0)
     }
 }
 
@@ -519,12 +375,12 @@ pub trait CaptureOutputLater {
 
 impl<T> CaptureOutputLater for &OutCap<'_, T>
 where
-    T: ToOwned + ?Sized,
+    T: Serialize + ToOwned + ?Sized,
     T::Owned: Serialize + Send + Sync + 'static,
 {
     #[inline]
     fn __ops_capture_output(&self) -> Captured {
-        Captured::later(self.0.to_owned())
+        Captured::later(self.0)
     }
 }
 
@@ -669,10 +525,61 @@ mod tests {
                 content: "hello".into(),
             },
         ];
-        let estimated = estimate_size(&msgs);
-        let actual = json_size(&serde_json::to_value(&msgs).unwrap());
-        assert_eq!(estimated, actual);
-        assert!(estimated > 10_000);
+        let estimated = size::size_of_value(&msgs, 64);
+        let value = serde_json::to_value(&msgs).unwrap();
+        assert_eq!(estimated.heap, heap::value(&value));
+        assert_eq!(estimated.json, value.to_string().len());
+        assert!(!estimated.too_deep && !estimated.failed);
+    }
+
+    fn deep_value(levels: usize) -> Value {
+        let mut v = json!("leaf");
+        for _ in 0..levels {
+            v = Value::Array(vec![v]);
+        }
+        v
+    }
+
+    #[test]
+    fn a_value_of_any_depth_is_captured_cut_at_the_limit_and_never_cloned() {
+        struct A;
+        for levels in [100, 1_000_000] {
+            let v = deep_value(levels);
+            for c in [
+                Captured::now(&v),
+                Captured::later(&v),
+                (&&Cap::<_, A>::new(&v)).__ops_capture(),
+            ] {
+                assert!(matches!(c.inner, Inner::Json(_)), "{c:?}");
+                let out = c.to_value();
+                assert!(limits::measure(&out).1 <= 66, "{levels}");
+                let mut at = &out;
+                while let Some(first) = at.get(0) {
+                    at = first;
+                }
+                assert!(limits::is_marker(at), "{at}");
+            }
+            limits::drop_iteratively(v);
+        }
+    }
+
+    #[test]
+    fn a_value_over_the_byte_limit_is_cut_to_a_preview_and_never_cloned() {
+        let big = Message {
+            role: "user".into(),
+            content: "z".repeat(50 << 20),
+        };
+        let c = (&&Cap::<_, Message>::new(&big)).__ops_capture();
+        assert!(matches!(c.inner, Inner::Truncated { .. }), "{c:?}");
+        assert!(c.size() < 20_000, "{}", c.size());
+        let v = c.to_value();
+        assert_eq!(v[limits::TRUNCATED_KEY], json!(true));
+        assert!(v["original_bytes"].as_u64().unwrap() > 50 << 20);
+        assert_eq!(
+            v["preview"]["role"],
+            json!("user"),
+            "the preview keeps its shape"
+        );
     }
 
     #[test]
@@ -681,7 +588,7 @@ mod tests {
             role: "user".into(),
             content: "hi".into(),
         };
-        let later = Captured::later(m.clone());
+        let later = Captured::later(&m);
         let now = Captured::now(&m);
         assert_eq!(later.to_value(), now.to_value());
         assert_eq!(later.to_value(), json!({"role": "user", "content": "hi"}));

@@ -1,0 +1,303 @@
+//! [`TraceTask`]: the unit the queue carries, and the preprocessing that turns it into the
+//! observation tree providers consume.
+//!
+//! Preprocessing happens on the queue's worker, never on the caller's thread, and needs no
+//! database: the app hands over the data it already has (a [`WorkflowRun`] with its node
+//! executions, a [`MessageRun`], or an info record).
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{self, FieldLimits};
+
+use crate::model::{
+    InvalidTraceId, MessageRun, ObservationKind, Trace, TraceId, TraceInfo, WorkflowNodeTraceInfo,
+    WorkflowRun,
+};
+
+/// The base URL for relative file URLs, from `FILES_URL` (Dify's default otherwise).
+pub const FILES_URL_ENV: &str = "FILES_URL";
+
+/// One unit of tracing work: a trace to build and deliver.
+///
+/// Build it from an info record ([`TraceTask::from_info`]), from a finished run
+/// ([`TraceTask::workflow_run`], [`TraceTask::message_run`]), or from an observation tree
+/// ([`TraceTask::from_trace`]). The trace id is fixed when the task is built, so a retried or
+/// replayed task always lands on the same trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceTask {
+    app_id: Option<String>,
+    trace_id: TraceId,
+    payload: Payload,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Payload {
+    Info {
+        info: Box<TraceInfo>,
+    },
+    WorkflowRun {
+        run: Box<WorkflowRun>,
+        nodes: Vec<WorkflowNodeTraceInfo>,
+    },
+    MessageRun {
+        message: Box<MessageRun>,
+    },
+    Trace {
+        trace: Box<Trace>,
+    },
+    /// A trace recorded by `#[traced]`: its captured inputs and outputs become JSON (and are
+    /// masked) in `preprocess`, on the worker.
+    Pending {
+        trace: crate::context::PendingTrace,
+    },
+}
+
+/// Why a task could not become a trace.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// An id used as the trace id is not valid.
+    #[error("{field}: {source}")]
+    InvalidTraceId {
+        /// Which field the id came from.
+        field: &'static str,
+        /// What is wrong with it.
+        source: InvalidTraceId,
+    },
+    /// A required field is missing.
+    #[error("{kind} trace: `{field}` is required")]
+    Missing {
+        /// The kind of trace.
+        kind: ObservationKind,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
+fn resolve_trace_id(candidates: &[(&'static str, Option<&str>)]) -> Result<TraceId, TaskError> {
+    for (field, value) in candidates {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            return TraceId::new(value)
+                .map_err(|source| TaskError::InvalidTraceId { field, source });
+        }
+    }
+    Ok(TraceId::generate())
+}
+
+impl TraceTask {
+    /// A task for an info record. The trace id is the external id (`trace_id`) when given,
+    /// else the workflow run id, else the message id, else a generated UUIDv7.
+    pub fn from_info(info: TraceInfo) -> Result<Self, TaskError> {
+        let base = info.base();
+        let parent_run = parent_context(&base.metadata).map(|p| p.0);
+        let trace_id = resolve_trace_id(&[
+            ("trace_id", base.trace_id.as_deref()),
+            (
+                "parent_trace_context.parent_workflow_run_id",
+                parent_run.as_deref(),
+            ),
+            ("workflow_run_id", info.workflow_run_id()),
+            ("message_id", base.message_id.as_deref()),
+        ])?;
+        Ok(Self {
+            app_id: None,
+            trace_id,
+            payload: Payload::Info {
+                info: Box::new(info),
+            },
+        })
+    }
+
+    /// A task for a finished workflow run and its node executions (Dify's
+    /// `trace_workflow_run`). A run with a message is a chatflow: its trace is a message trace.
+    pub fn workflow_run(
+        run: WorkflowRun,
+        nodes: Vec<WorkflowNodeTraceInfo>,
+    ) -> Result<Self, TaskError> {
+        if run.id.is_empty() {
+            return Err(TaskError::Missing {
+                kind: ObservationKind::Workflow,
+                field: "id",
+            });
+        }
+        let parent_run = run
+            .parent_trace_context
+            .as_ref()
+            .map(|p| p.parent_workflow_run_id.as_str());
+        let trace_id = resolve_trace_id(&[
+            ("external_trace_id", run.external_trace_id.as_deref()),
+            ("parent_trace_context.parent_workflow_run_id", parent_run),
+            ("id", Some(&run.id)),
+        ])?;
+        Ok(Self {
+            app_id: Some(run.app_id.clone()).filter(|a| !a.is_empty()),
+            trace_id,
+            payload: Payload::WorkflowRun {
+                run: Box::new(run),
+                nodes,
+            },
+        })
+    }
+
+    /// A task for a finished chat message (Dify's `trace_message_run`).
+    pub fn message_run(message: MessageRun) -> Result<Self, TaskError> {
+        if message.id.is_empty() {
+            return Err(TaskError::Missing {
+                kind: ObservationKind::Message,
+                field: "id",
+            });
+        }
+        let trace_id = resolve_trace_id(&[
+            ("external_trace_id", message.external_trace_id.as_deref()),
+            ("id", Some(&message.id)),
+        ])?;
+        Ok(Self {
+            app_id: Some(message.app_id.clone()).filter(|a| !a.is_empty()),
+            trace_id,
+            payload: Payload::MessageRun {
+                message: Box::new(message),
+            },
+        })
+    }
+
+    /// A task for an observation tree that is already built.
+    pub fn from_trace(trace: Trace) -> Self {
+        Self {
+            app_id: trace.attributes.app_id.clone(),
+            trace_id: trace.id.clone(),
+            payload: Payload::Trace {
+                trace: Box::new(trace),
+            },
+        }
+    }
+
+    /// Whether the task holds a trace recorded by `#[traced]` (or one already finished),
+    /// which is masked as its captures become JSON rather than afterwards.
+    pub(crate) fn is_recorded(&self) -> bool {
+        matches!(self.payload, Payload::Pending { .. })
+    }
+
+    /// Whether the task holds a trace that is already built, masked and within the limits
+    /// (one read back from the spool, say).
+    fn is_finished(&self) -> bool {
+        matches!(&self.payload, Payload::Pending { trace } if trace.is_ready())
+    }
+
+    /// The task as it can be written to the spool: finished now (built, masked, within
+    /// `limits`), so no unmasked value reaches the disk and every record can be read back.
+    /// Returns the cuts made, for the queue's counters.
+    pub(crate) fn for_spool(self, limits: &FieldLimits) -> Result<(Self, usize), TaskError> {
+        if self.is_finished() {
+            return Ok((self, 0));
+        }
+        let app_id = self.app_id.clone();
+        let trace_id = self.trace_id.clone();
+        let (trace, cuts) = self.finish(limits)?;
+        let task = Self {
+            app_id,
+            trace_id,
+            payload: Payload::Pending {
+                trace: crate::context::PendingTrace::ready(trace),
+            },
+        };
+        Ok((task, cuts))
+    }
+
+    /// A task for a trace recorded by `#[traced]`, serialized on the worker.
+    pub(crate) fn pending(trace: crate::context::PendingTrace) -> Self {
+        Self {
+            app_id: trace.app_id(),
+            trace_id: trace.trace_id(),
+            payload: Payload::Pending { trace },
+        }
+    }
+
+    /// Sets the app the task belongs to (used for routing to the app's providers).
+    #[must_use]
+    pub fn with_app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+
+    /// The app the task belongs to.
+    pub fn app_id(&self) -> Option<&str> {
+        self.app_id.as_deref()
+    }
+
+    /// The trace id the task will produce.
+    pub fn trace_id(&self) -> &TraceId {
+        &self.trace_id
+    }
+
+    /// The heap the task holds, estimated from its layout: what it counts against the
+    /// queue's byte budget.
+    pub fn approx_size(&self) -> usize {
+        bound::size(&self.payload)
+    }
+
+    /// Cuts every value the task carries that is nested too deep or is too large (see
+    /// [`crate::limits`]), so nothing downstream can overflow the stack or hold more than
+    /// the limits; returns the task's size afterwards and the cuts made. Linear in the
+    /// task's size, without recursion: cheap enough for the caller's thread.
+    pub(crate) fn bound(&mut self, limits: &FieldLimits) -> (usize, usize) {
+        let cuts = bound::cut(&mut self.payload, limits);
+        (bound::size(&self.payload), cuts)
+    }
+
+    /// Builds the observation tree, deriving what Dify's `preprocess` derives: latency, token
+    /// totals, the prompt/completion split summed over nodes, and the metadata keys.
+    ///
+    /// Inputs, outputs and metadata pass the mask in effect (see
+    /// [`crate::context::set_mask`]) before any provider sees them, and every value and
+    /// string is held to the default [`FieldLimits`].
+    pub fn preprocess(self) -> Result<Trace, TaskError> {
+        self.finish(&FieldLimits::default()).map(|(trace, _)| trace)
+    }
+
+    /// Builds the trace, masks it and applies `limits`: what every provider receives.
+    /// Returns the cuts made.
+    pub(crate) fn finish(self, limits: &FieldLimits) -> Result<(Trace, usize), TaskError> {
+        let recorded = self.is_recorded();
+        if self.is_finished()
+            && let Payload::Pending { trace } = self.payload
+        {
+            return Ok((trace.into_trace(), 0));
+        }
+        let mut trace = match self.payload {
+            Payload::Trace { trace } => *trace,
+            Payload::WorkflowRun { run, nodes } => {
+                let (info, nodes) = workflow_info(*run, nodes);
+                workflow_trace(self.trace_id, &info, &nodes)
+            }
+            Payload::MessageRun { message } => {
+                message_trace(self.trace_id, &message_info(*message))
+            }
+            Payload::Info { info } => info_trace(self.trace_id, *info),
+            Payload::Pending { trace } => trace.into_trace(),
+        };
+        if trace.attributes.app_id.is_none() {
+            trace.attributes.app_id = self.app_id;
+        }
+        let mut cuts = limits::truncate_values(&mut trace, limits);
+        if !recorded {
+            crate::context::mask::mask_trace(&mut trace);
+        }
+        cuts += limits::cap_strings(&mut trace, limits) + limits::sanitize_trace(&mut trace);
+        Ok((trace, cuts))
+    }
+}
+
+mod bound;
+mod common;
+mod info;
+mod message;
+mod workflow;
+
+use common::parent_context;
+use info::info_trace;
+use message::{message_info, message_trace};
+use workflow::{workflow_info, workflow_trace};
+
+#[cfg(test)]
+mod tests;
