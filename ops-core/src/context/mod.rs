@@ -81,9 +81,10 @@ pub(crate) use clock::warm_up as warm_up_clock;
 pub(crate) use current::{is_suppressed, suppress_thread};
 pub(crate) use trace::PendingTrace;
 
-/// The heap the JSON form of `value` would hold. Its values must be bounded in depth (see
-/// [`crate::limits::cut_depth`]): it is walked as `serde` walks it.
-pub(crate) fn size_of_payload<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+/// The heap `value`'s fields hold: its strings, vectors and JSON values (its structs are
+/// laid out inline: their own size is its container's business). Its values must be bounded
+/// in depth (see [`crate::limits::cut_depth`]): it is walked as `serde` walks it.
+pub(crate) fn heap_of_fields<T: serde::Serialize + ?Sized>(value: &T) -> usize {
     capture::heap_of(value)
 }
 

@@ -45,7 +45,7 @@ impl SpanData {
             + alloc(self.inputs.capacity() * std::mem::size_of::<(&str, Captured)>())
             + self.inputs.iter().map(|(_, v)| v.size()).sum::<usize>()
             + self.output.as_ref().map_or(0, Captured::size)
-            + self.status_message.as_deref().map_or(0, string)
+            + self.status_message.as_ref().map_or(0, string)
             + self.extra.as_ref().map_or(0, |e| e.size())
     }
 }

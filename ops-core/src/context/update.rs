@@ -167,7 +167,7 @@ impl ObservationUpdate {
     /// The heap it holds, estimated.
     pub(crate) fn size(&self) -> usize {
         use crate::model::size::{alloc, map, string};
-        let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, string);
         alloc(std::mem::size_of::<Self>())
             + opt(&self.name)
             + self.input.as_ref().map_or(0, Captured::size)
@@ -288,7 +288,7 @@ impl TraceUpdate {
     /// The heap it holds, estimated.
     pub(crate) fn size(&self) -> usize {
         use crate::model::size::{map, string, value};
-        let opt = |s: &Option<String>| s.as_deref().map_or(0, string);
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, string);
         opt(&self.name)
             + self.tags.iter().map(|t| string(t) + 24).sum::<usize>()
             + map(&self.metadata)

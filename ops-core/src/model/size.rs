@@ -2,8 +2,8 @@
 //!
 //! The estimate follows the data structures as they are laid out (a `serde_json::Value` is 32
 //! bytes inline; an object is a B-tree of 11-entry nodes, or an index map when serde_json's
-//! `preserve_order` is on; a `String` owns its capacity) and counts each allocation as the
-//! allocator's chunk for it. It is checked against a counting allocator in
+//! `preserve_order` is on; a `String` owns its capacity) and adds the allocator's bookkeeping
+//! to each allocation. It is checked against a counting allocator in
 //! `tests/memory_estimate.rs`. Every walk uses an explicit stack, so a value of any depth is
 //! measured without overflowing the stack.
 
@@ -13,26 +13,21 @@ use serde_json::{Map, Value};
 
 use super::{Observation, Trace, TraceAttributes, Usage};
 
-/// The bytes the allocator takes for a request of `n` bytes: a header, rounded up to 16, at
-/// least 32 (glibc's chunks; other allocators are close).
+/// The bytes a request of `n` bytes costs: `n` and the allocator's bookkeeping, about 16
+/// bytes a chunk (glibc rounds `n + 8` up to 16; other allocators are close).
 #[inline]
 pub(crate) const fn alloc(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        let chunk = (n + 8 + 15) & !15;
-        if chunk < 32 { 32 } else { chunk }
-    }
+    if n == 0 { 0 } else { n + 16 }
 }
 
-/// Heap of a `String`.
+/// Heap of a `String` (its capacity).
 #[inline]
-pub(crate) fn string(s: &str) -> usize {
-    alloc(s.len())
+pub(crate) fn string(s: &String) -> usize {
+    alloc(s.capacity())
 }
 
 fn opt_string(s: &Option<String>) -> usize {
-    s.as_deref().map_or(0, string)
+    s.as_ref().map_or(0, string)
 }
 
 /// Whether serde_json's objects are index maps (its `preserve_order` feature) rather than
@@ -49,11 +44,12 @@ pub(crate) fn map_nodes(n: usize) -> usize {
         let buckets = (n * 8 / 7).next_power_of_two().max(4);
         alloc(n * (entry + 8)) + alloc(buckets * (size_of::<usize>() + 1) + 16)
     } else {
-        // Nodes of 11 entries, about 3/4 full when filled one key at a time; an internal
-        // node per 8 nodes or so.
+        // Nodes of 11 entries: a map built in one go fills them (11 a node), keys inserted
+        // in order leave them about half full (6), in random order about 2/3 (7.4); 8.5 is
+        // the middle. An internal node per 7 nodes or so.
         let leaf = alloc(11 * entry + 16);
-        let leaves = n.div_ceil(8);
-        let internal = if leaves > 1 { leaves.div_ceil(6) } else { 0 };
+        let leaves = n.div_ceil(9);
+        let internal = if leaves > 1 { leaves.div_ceil(8) } else { 0 };
         leaves * leaf + internal * alloc(11 * entry + 16 + 12 * 8)
     }
 }
@@ -73,11 +69,34 @@ pub(crate) fn value(value: &Value) -> usize {
             }
             Value::Object(map) => {
                 stack.extend(map.values());
-                map_nodes(map.len()) + map.keys().map(|k| string(k)).sum::<usize>()
+                map_nodes(map.len()) + map.keys().map(string).sum::<usize>()
             }
         };
     }
     total
+}
+
+/// Heap of the objects' structure within `value`: their nodes and keys (what a walk that
+/// counts only strings and arrays leaves out).
+pub(crate) fn objects(value: &Value) -> usize {
+    let mut total = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                total += map_nodes(map.len()) + map.keys().map(string).sum::<usize>();
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+/// [`objects`] of a map and its values.
+pub(crate) fn map_objects(m: &Map<String, Value>) -> usize {
+    map_nodes(m.len()) + m.iter().map(|(k, v)| string(k) + objects(v)).sum::<usize>()
 }
 
 /// Heap held by a map of values.
@@ -89,8 +108,8 @@ fn opt_value(v: &Option<Value>) -> usize {
     v.as_ref().map_or(0, value)
 }
 
-fn strings(v: &[String]) -> usize {
-    alloc(std::mem::size_of_val(v)) + v.iter().map(|s| string(s)).sum::<usize>()
+fn strings(v: &Vec<String>) -> usize {
+    alloc(v.capacity() * size_of::<String>()) + v.iter().map(string).sum::<usize>()
 }
 
 fn attributes(a: &TraceAttributes) -> usize {
@@ -131,7 +150,7 @@ pub(crate) fn observation(o: &Observation) -> usize {
 /// Heap held by a trace, the trace itself included (as an `Arc` holds it).
 pub(crate) fn trace(t: &Trace) -> usize {
     alloc(size_of::<Trace>() + 16)
-        + string(t.id.as_str())
+        + alloc(t.id.as_str().len())
         + string(&t.name)
         + opt_value(&t.input)
         + opt_value(&t.output)

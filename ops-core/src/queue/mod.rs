@@ -365,6 +365,10 @@ fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
     }
 }
 
+/// What holding one trace costs beyond the trace itself: its slot in the queue, its share of
+/// the byte budget, and its place in a lane or two.
+pub(crate) const PER_TRACE: usize = std::mem::size_of::<Queued>() + 160;
+
 /// A task waiting for the worker. Kept small: every enqueue moves one into a slot the worker
 /// reads from another core.
 pub(crate) struct Queued {
@@ -387,7 +391,7 @@ pub(crate) struct QueuedExtra {
 
 pub(crate) struct Shared {
     pub(crate) queue: SegQueue<Queued>,
-    /// Tasks in `queue`: added by producers, taken by the worker.
+    /// Tasks in `queue`, or taken by the worker and not handed to a lane yet.
     pub(crate) items: CachePadded<AtomicUsize>,
     pub(crate) spool: Option<Spool>,
     pub(crate) router: Option<Arc<dyn ProviderRouter>>,
@@ -507,7 +511,8 @@ impl TraceQueueManager {
             return Err(EnqueueError::ShutDown);
         }
         let limits = &shared.config.field_limits;
-        let (mut size, cuts) = task.bound(limits);
+        let (size, cuts) = task.bound(limits);
+        let mut size = size + PER_TRACE;
         if cuts > 0 {
             shared.counters.truncated.fetch_add(cuts as u64, Relaxed);
         }
@@ -541,7 +546,7 @@ impl TraceQueueManager {
                 return Err(e.into());
             }
         };
-        size = task.approx_size();
+        size = task.approx_size() + PER_TRACE;
         let in_memory = shared.reserve(size);
         match spool.append(&task, in_memory) {
             Ok(Appended::Written { pos, durable }) => {
@@ -853,11 +858,9 @@ impl Shared {
         if self.abandoned.swap(true, Relaxed) {
             return 0;
         }
-        let mut dropped = 0;
-        while self.queue.pop().is_some() {
-            self.items.fetch_sub(1, Relaxed);
-            dropped += 1;
-        }
+        // Queued, or taken by the worker and not handed to a lane yet.
+        while self.queue.pop().is_some() {}
+        let mut dropped = self.items.swap(0, Relaxed) as u64;
         for lane in self.lanes.lock().expect("lanes lock").iter() {
             dropped += lane.abandon();
         }

@@ -434,22 +434,27 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
         if replayed.is_empty() {
             replayed = read_back(shared);
         }
-        while batch.len() < batch_size {
+        // Tasks taken from the queue stay counted in `items` until they reach the lanes, so
+        // a shutdown that gives up on the worker meanwhile still counts them.
+        let mut taken = 0;
+        let mut tried = 0;
+        while tried < batch_size {
             let queued = match replayed.pop_front() {
                 Some(q) => q,
                 None => match shared.queue.pop() {
                     Some(q) => {
-                        shared.items.fetch_sub(1, Relaxed);
+                        taken += 1;
                         q
                     }
                     None => break,
                 },
             };
+            tried += 1;
             if let Some(p) = prepare(shared, lanes, &mut routes, queued).await {
                 batch.push(p);
             }
         }
-        if batch.is_empty() {
+        if tried == 0 {
             return;
         }
         for lane in lanes.all() {
@@ -488,6 +493,7 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             }
         }
         batch.clear();
+        shared.items.fetch_sub(taken, Relaxed);
         // Let the lanes export before the next batch, so a backlog larger than a lane's
         // limit reaches a provider that keeps up instead of overflowing its buffer.
         tokio::task::yield_now().await;
@@ -509,7 +515,7 @@ fn read_back(shared: &Arc<Shared>) -> VecDeque<Queued> {
         .take_replay(room / 2)
         .into_iter()
         .map(|r| {
-            let size = r.task.approx_size();
+            let size = r.task.approx_size() + super::PER_TRACE;
             shared.bytes.fetch_add(size, Relaxed);
             Queued {
                 task: r.task,
@@ -547,7 +553,7 @@ async fn prepare(
         trace.attributes.user_id = user_id;
     }
     // What the trace holds now it is built, in place of the estimate made when queued.
-    let built = trace.approx_size();
+    let built = trace.approx_size() + super::PER_TRACE;
     shared.adjust_bytes(size, built);
     let budget = Arc::new(Budget {
         size: built,

@@ -13,112 +13,141 @@ use crate::limits::{self, FieldLimits};
 use crate::model::{BaseTraceInfo, TraceInfo, WorkflowNodeTraceInfo, size};
 
 /// A JSON value or map a payload carries.
-enum Slot<'a> {
-    Value(&'a mut Value),
-    Map(&'a mut Map<String, Value>),
+enum Slot<V, M> {
+    Value(V),
+    Map(M),
 }
 
-fn base<'a>(b: &'a mut BaseTraceInfo, out: &mut Vec<Slot<'a>>) {
-    out.extend(
-        [&mut b.message_data, &mut b.inputs, &mut b.outputs]
-            .into_iter()
-            .flatten()
-            .map(Slot::Value),
-    );
-    out.push(Slot::Map(&mut b.metadata));
+/// Lists the JSON values and maps of a payload's records, by reference (`&`) or by mutable
+/// reference (`&mut`): one walk over the records' fields, written once for both.
+macro_rules! slots {
+    ($name:ident, $($m:tt)*) => {
+        fn $name(payload: & $($m)* Payload) -> Vec<Slot<& $($m)* Value, & $($m)* Map<String, Value>>> {
+            fn base<'a>(b: &'a $($m)* BaseTraceInfo, out: &mut Vec<Slot<&'a $($m)* Value, &'a $($m)* Map<String, Value>>>) {
+                out.extend(
+                    [& $($m)* b.message_data, & $($m)* b.inputs, & $($m)* b.outputs]
+                        .into_iter()
+                        .flatten()
+                        .map(Slot::Value),
+                );
+                out.push(Slot::Map(& $($m)* b.metadata));
+            }
+            fn node<'a>(n: &'a $($m)* WorkflowNodeTraceInfo, out: &mut Vec<Slot<&'a $($m)* Value, &'a $($m)* Map<String, Value>>>) {
+                base(& $($m)* n.base, out);
+                out.extend(
+                    [& $($m)* n.node_inputs, & $($m)* n.node_outputs, & $($m)* n.process_data]
+                        .into_iter()
+                        .flatten()
+                        .map(Slot::Map),
+                );
+            }
+            let mut out = Vec::new();
+            match payload {
+                Payload::Trace { .. } | Payload::Pending { .. } => {}
+                Payload::Info { info } => match & $($m)* **info {
+                    TraceInfo::Workflow(w) => {
+                        base(& $($m)* w.base, &mut out);
+                        if let Some(v) = & $($m)* w.workflow_data {
+                            out.push(Slot::Value(v));
+                        }
+                        out.push(Slot::Map(& $($m)* w.workflow_run_inputs));
+                        out.push(Slot::Map(& $($m)* w.workflow_run_outputs));
+                    }
+                    TraceInfo::Message(m) => {
+                        base(& $($m)* m.base, &mut out);
+                        out.extend(
+                            [& $($m)* m.file_list, & $($m)* m.message_file_data]
+                                .into_iter()
+                                .flatten()
+                                .map(Slot::Value),
+                        );
+                    }
+                    TraceInfo::Moderation(m) => base(& $($m)* m.base, &mut out),
+                    TraceInfo::SuggestedQuestion(q) => base(& $($m)* q.base, &mut out),
+                    TraceInfo::DatasetRetrieval(d) => {
+                        base(& $($m)* d.base, &mut out);
+                        out.push(Slot::Value(& $($m)* d.documents));
+                    }
+                    TraceInfo::Tool(t) => {
+                        base(& $($m)* t.base, &mut out);
+                        out.extend(
+                            [& $($m)* t.message_file_data, & $($m)* t.file_url]
+                                .into_iter()
+                                .flatten()
+                                .map(Slot::Value),
+                        );
+                        out.push(Slot::Map(& $($m)* t.tool_inputs));
+                        out.push(Slot::Map(& $($m)* t.tool_config));
+                        out.push(Slot::Map(& $($m)* t.tool_parameters));
+                    }
+                    TraceInfo::GenerateName(g) => base(& $($m)* g.base, &mut out),
+                    TraceInfo::PromptGeneration(p) => base(& $($m)* p.base, &mut out),
+                    TraceInfo::NodeExecution(n) | TraceInfo::DraftNodeExecution(n) => node(n, &mut out),
+                },
+                Payload::WorkflowRun { run, nodes } => {
+                    out.push(Slot::Map(& $($m)* run.inputs));
+                    out.push(Slot::Map(& $($m)* run.outputs));
+                    for n in nodes {
+                        node(n, &mut out);
+                    }
+                }
+                Payload::MessageRun { message } => {
+                    out.push(Slot::Map(& $($m)* message.inputs));
+                    out.push(Slot::Value(& $($m)* message.message));
+                    out.push(Slot::Map(& $($m)* message.message_metadata));
+                }
+            }
+            out
+        }
+    };
 }
 
-fn node<'a>(n: &'a mut WorkflowNodeTraceInfo, out: &mut Vec<Slot<'a>>) {
-    base(&mut n.base, out);
-    out.extend(
-        [&mut n.node_inputs, &mut n.node_outputs, &mut n.process_data]
-            .into_iter()
-            .flatten()
-            .map(Slot::Map),
-    );
-}
-
-fn info<'a>(i: &'a mut TraceInfo, out: &mut Vec<Slot<'a>>) {
-    match i {
-        TraceInfo::Workflow(w) => {
-            base(&mut w.base, out);
-            out.extend(w.workflow_data.as_mut().map(Slot::Value));
-            out.push(Slot::Map(&mut w.workflow_run_inputs));
-            out.push(Slot::Map(&mut w.workflow_run_outputs));
-        }
-        TraceInfo::Message(m) => {
-            base(&mut m.base, out);
-            out.extend(
-                [&mut m.file_list, &mut m.message_file_data]
-                    .into_iter()
-                    .flatten()
-                    .map(Slot::Value),
-            );
-        }
-        TraceInfo::Moderation(m) => base(&mut m.base, out),
-        TraceInfo::SuggestedQuestion(s) => base(&mut s.base, out),
-        TraceInfo::DatasetRetrieval(d) => {
-            base(&mut d.base, out);
-            out.push(Slot::Value(&mut d.documents));
-        }
-        TraceInfo::Tool(t) => {
-            base(&mut t.base, out);
-            out.extend(
-                [&mut t.message_file_data, &mut t.file_url]
-                    .into_iter()
-                    .flatten()
-                    .map(Slot::Value),
-            );
-            out.push(Slot::Map(&mut t.tool_inputs));
-            out.push(Slot::Map(&mut t.tool_config));
-            out.push(Slot::Map(&mut t.tool_parameters));
-        }
-        TraceInfo::GenerateName(g) => base(&mut g.base, out),
-        TraceInfo::PromptGeneration(p) => base(&mut p.base, out),
-        TraceInfo::NodeExecution(n) | TraceInfo::DraftNodeExecution(n) => node(n, out),
-    }
-}
+slots!(slots_mut, mut);
+slots!(slots_ref,);
 
 /// Cuts every value of `payload` to the limits; returns the cuts made.
 pub(super) fn cut(payload: &mut Payload, limits: &FieldLimits) -> usize {
-    let mut slots = Vec::new();
     match payload {
-        Payload::Trace { trace } => return limits::truncate_values(trace, limits),
+        Payload::Trace { trace } => limits::truncate_values(trace, limits),
         // Captured within the limits already (see `context::capture`).
-        Payload::Pending { .. } => return 0,
-        Payload::Info { info: i } => info(i, &mut slots),
-        Payload::WorkflowRun { run, nodes } => {
-            slots.push(Slot::Map(&mut run.inputs));
-            slots.push(Slot::Map(&mut run.outputs));
-            for n in nodes {
-                node(n, &mut slots);
-            }
-        }
-        Payload::MessageRun { message } => {
-            slots.push(Slot::Map(&mut message.inputs));
-            slots.push(Slot::Value(&mut message.message));
-            slots.push(Slot::Map(&mut message.message_metadata));
-        }
+        Payload::Pending { .. } => 0,
+        other => slots_mut(other)
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Value(v) => limits::truncate_value(v, limits),
+                Slot::Map(m) => limits::truncate_map(m, limits),
+            })
+            .sum(),
     }
-    slots
-        .into_iter()
-        .map(|slot| match slot {
-            Slot::Value(v) => limits::truncate_value(v, limits),
-            Slot::Map(m) => limits::truncate_map(m, limits),
-        })
-        .sum()
 }
 
 /// The heap `payload` holds, estimated. Its values must have been cut to the depth limit
 /// first (see [`cut`]): records are sized by walking them as `serde` does.
 pub(super) fn size(payload: &Payload) -> usize {
-    match payload {
-        Payload::Trace { trace } => trace.approx_size(),
-        Payload::Pending { trace } => trace.approx_size(),
-        other => {
-            let walked = crate::context::size_of_payload(other);
-            // The structs hold their fields inline; their JSON form holds them as values.
-            size::alloc(std::mem::size_of::<Payload>()) + walked
+    use crate::context::heap_of_fields as fields;
+    use std::mem::size_of;
+    // The walk counts strings and arrays; the objects' own structure is counted from the
+    // values themselves (a record's fields look like an object to `serde` too).
+    let objects: usize = slots_ref(payload)
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Value(v) => size::objects(v),
+            Slot::Map(m) => size::map_objects(m),
+        })
+        .sum();
+    objects
+        + match payload {
+            Payload::Trace { trace } => trace.approx_size(),
+            Payload::Pending { trace } => trace.approx_size(),
+            Payload::Info { info } => size::alloc(size_of::<TraceInfo>()) + fields(&**info),
+            Payload::WorkflowRun { run, nodes } => {
+                size::alloc(size_of::<crate::model::WorkflowRun>())
+                    + fields(&**run)
+                    + size::alloc(nodes.capacity() * size_of::<WorkflowNodeTraceInfo>())
+                    + nodes.iter().map(fields::<WorkflowNodeTraceInfo>).sum::<usize>()
+            }
+            Payload::MessageRun { message } => {
+                size::alloc(size_of::<crate::model::MessageRun>()) + fields(&**message)
+            }
         }
-    }
 }

@@ -235,9 +235,9 @@ impl Captured {
     }
 }
 
-/// The heap the JSON form of `value` would hold (see [`super::size_of_payload`]).
+/// The heap `value`'s fields hold (see [`super::heap_of_fields`]).
 pub(crate) fn heap_of<T: Serialize + ?Sized>(value: &T) -> usize {
-    size::size_of_value(value, usize::MAX).heap
+    size::heap_of_fields(value)
 }
 
 /// The estimated size under which a value is turned into JSON when captured.

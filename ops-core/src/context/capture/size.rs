@@ -23,14 +23,26 @@ pub(crate) struct Measured {
     pub(crate) failed: bool,
 }
 
-/// Sizes `value`, stopping where it nests deeper than `max_depth`.
+/// Sizes `value` as its JSON form, stopping where it nests deeper than `max_depth`.
 pub(crate) fn size_of_value<T: Serialize + ?Sized>(value: &T, max_depth: usize) -> Measured {
+    walk(value, max_depth, false)
+}
+
+/// The heap `value`'s fields hold as the Rust value it is: its structs are laid out inline
+/// (their own size is its container's business), their strings, vectors and JSON values are
+/// counted as held. Its values must be bounded in depth.
+pub(crate) fn heap_of_fields<T: Serialize + ?Sized>(value: &T) -> usize {
+    walk(value, usize::MAX, true).heap
+}
+
+fn walk<T: Serialize + ?Sized>(value: &T, max_depth: usize, structs_inline: bool) -> Measured {
     let mut counter = Counter {
         heap: 0,
         json: 0,
         max_depth,
         open: Vec::new(),
         too_deep: false,
+        structs_inline,
     };
     let failed = value.serialize(&mut counter).is_err() && !counter.too_deep;
     Measured {
@@ -47,19 +59,28 @@ struct Counter {
     heap: usize,
     json: usize,
     max_depth: usize,
-    /// Entries of each open array or object, innermost last.
-    open: Vec<(usize, bool)>,
+    /// Entries of each open array, map or struct, innermost last.
+    open: Vec<(usize, Open)>,
     too_deep: bool,
+    /// Whether structs are laid out inline (sizing a Rust value) rather than as JSON maps.
+    structs_inline: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Seq,
+    Map,
+    Struct,
 }
 
 impl Counter {
-    fn open(&mut self, map: bool) -> Result<&mut Self, Stop> {
+    fn open(&mut self, kind: Open) -> Result<&mut Self, Stop> {
         if self.open.len() + 1 >= self.max_depth {
             self.too_deep = true;
             return Err(Stop);
         }
         self.json += 2;
-        self.open.push((0, map));
+        self.open.push((0, kind));
         Ok(self)
     }
 
@@ -73,13 +94,30 @@ impl Counter {
     }
 
     fn close(&mut self) {
-        if let Some((n, map)) = self.open.pop() {
-            self.heap += if map {
-                crate::model::size::map_nodes(n)
-            } else {
-                alloc(n * VALUE)
+        if let Some((n, kind)) = self.open.pop() {
+            self.heap += match kind {
+                Open::Map | Open::Struct if self.structs_inline => 0,
+                Open::Map => crate::model::size::map_nodes(n),
+                Open::Struct => crate::model::size::map_nodes(n),
+                Open::Seq => alloc(n * VALUE),
             };
         }
+    }
+
+    /// A struct field's name: held in the struct's layout, or a key of its JSON map.
+    fn field(&mut self, len: usize) {
+        if self.structs_inline {
+            self.entry();
+            self.json += len + 3;
+        } else {
+            self.key(len);
+        }
+    }
+
+    /// Whether maps and their keys are left out (sizing a Rust value's fields: the caller
+    /// counts its JSON objects itself, and a flattened struct serializes as a map).
+    fn maps_left_out(&self) -> bool {
+        self.structs_inline
     }
 
     fn string(&mut self, len: usize) {
@@ -198,20 +236,20 @@ impl Serializer for &mut Counter {
         variant: &'static str,
         v: &T,
     ) -> Result<(), Stop> {
-        let this = self.open(true)?;
+        let this = self.open(Open::Map)?;
         this.key(variant.len());
         v.serialize(&mut *this)?;
         this.close();
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, Stop> {
-        self.open(false)
+        self.open(Open::Seq)
     }
     fn serialize_tuple(self, _: usize) -> Result<Self, Stop> {
-        self.open(false)
+        self.open(Open::Seq)
     }
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
-        self.open(false)
+        self.open(Open::Seq)
     }
     fn serialize_tuple_variant(
         self,
@@ -220,15 +258,15 @@ impl Serializer for &mut Counter {
         variant: &'static str,
         _: usize,
     ) -> Result<Self, Stop> {
-        let this = self.open(true)?;
+        let this = self.open(Open::Map)?;
         this.key(variant.len());
-        this.open(false)
+        this.open(Open::Seq)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self, Stop> {
-        self.open(true)
+        self.open(Open::Map)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
-        self.open(true)
+        self.open(Open::Struct)
     }
     fn serialize_struct_variant(
         self,
@@ -237,9 +275,9 @@ impl Serializer for &mut Counter {
         variant: &'static str,
         _: usize,
     ) -> Result<Self, Stop> {
-        let this = self.open(true)?;
+        let this = self.open(Open::Map)?;
         this.key(variant.len());
-        this.open(true)
+        this.open(Open::Struct)
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, v: &T) -> Result<(), Stop> {
         let mut len = LenCounter(0);
@@ -306,6 +344,9 @@ impl ser::SerializeMap for &mut Counter {
         // A key is a string in JSON: size it as one.
         self.entry();
         self.json += 1;
+        if self.maps_left_out() {
+            return Ok(());
+        }
         k.serialize(&mut **self)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Stop> {
@@ -325,7 +366,7 @@ impl ser::SerializeStruct for &mut Counter {
         key: &'static str,
         v: &T,
     ) -> Result<(), Stop> {
-        self.key(key.len());
+        self.field(key.len());
         v.serialize(&mut **self)
     }
     fn end(self) -> Result<(), Stop> {
@@ -342,7 +383,7 @@ impl ser::SerializeStructVariant for &mut Counter {
         key: &'static str,
         v: &T,
     ) -> Result<(), Stop> {
-        self.key(key.len());
+        self.field(key.len());
         v.serialize(&mut **self)
     }
     fn end(self) -> Result<(), Stop> {
