@@ -225,7 +225,8 @@ pub struct FlushReport {
     pub failed: u64,
     /// Traces still queued or in flight when it returned (those in the spool included).
     pub pending: u64,
-    /// Of those, traces kept on disk by the spool: delivered later, or after a restart.
+    /// Traces the spool keeps on disk unresolved (pending ones, and those given up on at a
+    /// shutdown): delivered later, or after a restart.
     pub spooled: u64,
     /// Whether it returned because the timeout passed.
     pub timed_out: bool,
@@ -848,8 +849,11 @@ impl Shared {
             .iter()
             .map(|l| l.pending())
             .sum();
-        let spooled = self.spool.as_ref().map_or(0, |s| s.stats().waiting);
-        (self.items.load(Relaxed) as u64 + lanes + spooled, spooled)
+        let (waiting, spooled) = self.spool.as_ref().map_or((0, 0), |s| {
+            let stats = s.stats();
+            (stats.waiting, stats.unresolved)
+        });
+        (self.items.load(Relaxed) as u64 + lanes + waiting, spooled)
     }
 
     /// Gives up on everything in memory: counts it as dropped (shutdown) and returns how

@@ -85,6 +85,11 @@ pub(crate) struct LaneShared {
     wake: Notify,
     /// Traces in the lane: new, waiting for a retry, or in flight.
     pending: AtomicU64,
+    /// Of those, the spooled ones: at shutdown they stay on disk for the next start.
+    pending_spooled: AtomicU64,
+    /// Set at shutdown's deadline: an export still running gives up and hands its batch back.
+    cancelled: AtomicBool,
+    cancel: Notify,
     exported: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
@@ -112,6 +117,9 @@ impl LaneShared {
             buffer: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             pending: AtomicU64::new(0),
+            pending_spooled: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+            cancel: Notify::new(),
             exported: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
@@ -194,9 +202,17 @@ impl LaneShared {
         *self.last_error.lock().expect("lane lock") = Some(error.to_string());
     }
 
-    /// Counts traces the lane gives up on.
-    fn drop_traces(&self, shared: &Shared, n: u64, reason: DropReason, context: &str) {
-        self.pending.fetch_sub(n.min(self.pending()), Relaxed);
+    /// Takes `items` out of the lane's counts: they were delivered or given up on.
+    fn settled(&self, items: &[LaneItem]) {
+        let spooled = items.iter().filter(|i| i.pos.is_some()).count() as u64;
+        self.pending_spooled
+            .fetch_sub(spooled.min(self.pending_spooled.load(Relaxed)), Relaxed);
+        self.pending
+            .fetch_sub((items.len() as u64).min(self.pending()), Relaxed);
+    }
+
+    /// Counts traces the lane gives up on (already taken out of its counts).
+    fn count_dropped(&self, shared: &Shared, n: u64, reason: DropReason, context: &str) {
         if n == 0 || shared.abandoned.load(Relaxed) {
             return;
         }
@@ -204,10 +220,30 @@ impl LaneShared {
         shared.counters.drop(reason, n, context);
     }
 
-    /// Shutdown gave up on the worker: everything in the lane is counted as dropped by the
-    /// caller; returns how many.
+    /// Tells an export still running to give up (shutdown's deadline passed).
+    fn cancel(&self) {
+        self.cancelled.store(true, Relaxed);
+        self.cancel.notify_waiters();
+    }
+
+    /// Completes once the lane is cancelled.
+    async fn cancelled(&self) {
+        loop {
+            let notified = self.cancel.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.cancelled.load(Relaxed) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Shutdown gave up on the worker: what the lane holds is counted as dropped by the
+    /// caller (spooled traces stay on disk for the next start); returns how many.
     pub(crate) fn abandon(&self) -> u64 {
-        let n = self.pending.swap(0, Relaxed);
+        let spooled = self.pending_spooled.swap(0, Relaxed);
+        let n = self.pending.swap(0, Relaxed).saturating_sub(spooled);
         self.dropped.fetch_add(n, Relaxed);
         n
     }
@@ -372,24 +408,32 @@ async fn shut_down(shared: &Arc<Shared>, lanes: &mut Lanes, deadline: Instant) {
         lane.shared.closing.store(true, Relaxed);
         lane.shared.wake.notify_one();
     }
-    for lane in all {
+    for mut lane in all {
         let left = deadline.saturating_duration_since(Instant::now());
-        let abort = lane.task.abort_handle();
-        if tokio::time::timeout(left + Duration::from_millis(20), lane.task)
-            .await
-            .is_err()
-        {
-            abort.abort();
-            // Stuck in an export: what it held is lost to this process.
-            let rest = lane.shared.pending();
-            lane.shared.buffer.lock().expect("lane lock").clear();
-            lane.shared.drop_traces(
-                shared,
-                rest,
-                DropReason::Shutdown,
-                "shutdown's timeout passed",
-            );
+        if tokio::time::timeout(left, &mut lane.task).await.is_ok() {
+            continue;
         }
+        // An export still running: tell it to give its batch back.
+        lane.shared.cancel();
+        if tokio::time::timeout(Duration::from_millis(100), &mut lane.task)
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        // Stuck in an export that does not yield: what it holds is lost to this process,
+        // except what the spool keeps for the next start.
+        lane.task.abort();
+        let l = &lane.shared;
+        l.buffer.lock().expect("lane lock").clear();
+        let spooled = l.pending_spooled.swap(0, Relaxed);
+        let rest = l.pending.swap(0, Relaxed).saturating_sub(spooled);
+        l.count_dropped(
+            shared,
+            rest,
+            DropReason::Shutdown,
+            "shutdown's timeout passed",
+        );
     }
     if let Some(spool) = &shared.spool {
         spool.sync_now();
@@ -462,6 +506,7 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             let mut buffer = lane.buffer.lock().expect("lane lock");
             let mut overflow = 0u64;
             let mut added = 0u64;
+            let mut added_spooled = 0u64;
             for p in batch.iter().filter(|p| p.targets.contains(&lane.name)) {
                 if buffer.len() < shared.config.provider_backlog {
                     buffer.push_back(LaneItem {
@@ -470,6 +515,7 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
                         budget: Arc::clone(&p.budget),
                     });
                     added += 1;
+                    added_spooled += u64::from(p.pos.is_some());
                 } else {
                     overflow += 1;
                     if let (Some(spool), Some(pos)) = (&shared.spool, p.pos) {
@@ -479,15 +525,13 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
             }
             drop(buffer);
             lane.pending.fetch_add(added, Relaxed);
-            if overflow > 0 {
-                lane.pending.fetch_add(overflow, Relaxed);
-                lane.drop_traces(
-                    shared,
-                    overflow,
-                    DropReason::ProviderBacklog,
-                    "a provider's backlog is full (is it down or slow?)",
-                );
-            }
+            lane.pending_spooled.fetch_add(added_spooled, Relaxed);
+            lane.count_dropped(
+                shared,
+                overflow,
+                DropReason::ProviderBacklog,
+                "a provider's backlog is full (is it down or slow?)",
+            );
             if added > 0 {
                 lane.wake.notify_one();
             }
@@ -824,13 +868,14 @@ impl LaneRun {
     }
 
     /// Runs the provider's export of `traces` on a blocking-pool thread, bounded by the
-    /// export deadline; a panic in the provider is an error like any other.
-    async fn export(&mut self, traces: Vec<Arc<Trace>>) -> ExportOutcome {
+    /// export deadline; a panic in the provider is an error like any other. `None` when
+    /// shutdown cancelled it: the batch was not delivered.
+    async fn export(&mut self, traces: Vec<Arc<Trace>>) -> Option<ExportOutcome> {
         let Some(mut provider) = self.provider.take() else {
-            return ExportOutcome::retry(ExportError::new(
+            return Some(ExportOutcome::retry(ExportError::new(
                 self.lane.name.clone(),
                 "the provider is still busy with an earlier export",
-            ));
+            )));
         };
         let deadline = provider
             .timeout()
@@ -838,18 +883,28 @@ impl LaneRun {
                 t.saturating_add(Duration::from_secs(1))
             });
         let name = self.lane.name.clone();
+        let lane = Arc::clone(&self.lane);
         let handle = tokio::runtime::Handle::current();
         let job = tokio::task::spawn_blocking(move || {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                handle.block_on(tokio::time::timeout(deadline, provider.export(&traces)))
+                handle.block_on(async {
+                    tokio::select! {
+                        r = tokio::time::timeout(deadline, provider.export(&traces)) => Some(r),
+                        () = lane.cancelled() => None,
+                    }
+                })
             }));
             let outcome = match outcome {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(_)) => ExportOutcome::retry(ExportError::new(
+                Ok(Some(Ok(outcome))) => Some(outcome),
+                Ok(Some(Err(_))) => Some(ExportOutcome::retry(ExportError::new(
                     name,
                     format!("export timed out after {deadline:?}"),
-                )),
-                Err(_) => ExportOutcome::retry(ExportError::new(name, "the export panicked")),
+                ))),
+                Ok(None) => None,
+                Err(_) => Some(ExportOutcome::retry(ExportError::new(
+                    name,
+                    "the export panicked",
+                ))),
             };
             (provider, outcome)
         });
@@ -858,10 +913,10 @@ impl LaneRun {
                 self.provider = Some(provider);
                 outcome
             }
-            Err(e) => ExportOutcome::fatal(ExportError::new(
+            Err(e) => Some(ExportOutcome::fatal(ExportError::new(
                 self.lane.name.clone(),
                 format!("the export could not run: {e}"),
-            )),
+            ))),
         }
     }
 
@@ -869,7 +924,11 @@ impl LaneRun {
         if batch.first_try.is_none() {
             batch.first_try = Some((Instant::now(), self.paused));
         }
-        let outcome = self.export(batch.traces()).await;
+        let Some(outcome) = self.export(batch.traces()).await else {
+            // Cancelled at shutdown: it goes back to wait, and is counted with the rest.
+            self.waiting.push(batch);
+            return;
+        };
         match outcome {
             ExportOutcome::Delivered => {
                 self.lane.succeeded();
@@ -911,9 +970,7 @@ impl LaneRun {
                 self.lane.set_error(&error);
                 let n = batch.items.len() as u64;
                 tracing::warn!(provider = %self.lane.name, error = %error, traces = n, "ops: export failed for good");
-                self.lane
-                    .pending
-                    .fetch_sub(n.min(self.lane.pending()), Relaxed);
+                self.lane.settled(&batch.items);
                 if !self.shared.abandoned.load(Relaxed) {
                     self.lane.failed.fetch_add(n, Relaxed);
                     self.shared.counters.failed.fetch_add(n, Relaxed);
@@ -928,9 +985,7 @@ impl LaneRun {
 
     fn delivered(&self, items: &[LaneItem]) {
         let n = items.len() as u64;
-        self.lane
-            .pending
-            .fetch_sub(n.min(self.lane.pending()), Relaxed);
+        self.lane.settled(items);
         if !self.shared.abandoned.load(Relaxed) {
             self.lane.exported.fetch_add(n, Relaxed);
             self.shared.counters.exported.fetch_add(n, Relaxed);
@@ -965,10 +1020,10 @@ impl LaneRun {
             .elapsed()
             .saturating_sub(self.paused.saturating_sub(paused_then));
         if batch.attempts > config.max_retries || spent >= config.max_retry_time {
-            let n = batch.items.len() as u64;
-            self.lane.drop_traces(
+            self.lane.settled(&batch.items);
+            self.lane.count_dropped(
                 &self.shared,
-                n,
+                batch.items.len() as u64,
                 DropReason::RetriesExhausted,
                 "a provider kept failing",
             );
@@ -1011,10 +1066,8 @@ impl LaneRun {
         }
         let kept = items.iter().filter(|i| i.pos.is_some()).count() as u64;
         let lost = items.len() as u64 - kept;
-        self.lane
-            .pending
-            .fetch_sub(kept.min(self.lane.pending()), Relaxed);
-        self.lane.drop_traces(
+        self.lane.settled(&items);
+        self.lane.count_dropped(
             &self.shared,
             lost,
             DropReason::Shutdown,

@@ -191,6 +191,9 @@ pub struct SpoolStats {
     pub disk_bytes: u64,
     /// Records on disk waiting to be read back into the queue.
     pub waiting: u64,
+    /// Records not resolved by every provider yet: waiting on disk, or in the queue's memory.
+    /// What a process that stops now leaves for the next start.
+    pub unresolved: u64,
 }
 
 /// Where a record lives: its segment and its byte offset there.
@@ -854,7 +857,9 @@ impl Spool {
     }
 
     pub(crate) fn stats(&self) -> SpoolStats {
-        let mut stats = self.lock().stats;
+        let state = self.lock();
+        let mut stats = state.stats;
+        stats.unresolved = state.segments.values().map(|s| u64::from(s.open)).sum();
         stats.waiting = self.waiting.load(Relaxed);
         stats
     }

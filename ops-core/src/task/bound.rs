@@ -144,7 +144,10 @@ pub(super) fn size(payload: &Payload) -> usize {
                 size::alloc(size_of::<crate::model::WorkflowRun>())
                     + fields(&**run)
                     + size::alloc(nodes.capacity() * size_of::<WorkflowNodeTraceInfo>())
-                    + nodes.iter().map(fields::<WorkflowNodeTraceInfo>).sum::<usize>()
+                    + nodes
+                        .iter()
+                        .map(fields::<WorkflowNodeTraceInfo>)
+                        .sum::<usize>()
             }
             Payload::MessageRun { message } => {
                 size::alloc(size_of::<crate::model::MessageRun>()) + fields(&**message)
