@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::ids::Rng;
 use super::trace::{ActiveTrace, SpanRecord};
+use super::update::{ObservationUpdate, TraceUpdate};
 use crate::model::TraceId;
 
 /// A live observation that children can attach to and updates can reach: its trace, id and
@@ -482,4 +483,56 @@ impl Drop for ContextGuard {
             swap(&mut previous, self.batch);
         }
     }
+}
+
+/// Updates the current observation (the innermost traced call running here). Returns false,
+/// changing nothing, when no recorded observation is current: outside any traced call, with
+/// tracing off, or in a trace that sampling left out.
+///
+/// ```
+/// use ops_core::{Usage, update_current_observation};
+///
+/// #[ops_core::traced(kind = "generation", model = "gpt-4o-mini")]
+/// fn complete(prompt: &str) -> String {
+///     let answer = format!("echo: {prompt}");
+///     update_current_observation(|o| {
+///         o.usage(Usage::tokens(3, 5).with_cost(0.0001, "USD"))
+///             .model_parameter("temperature", 0.2)
+///             .metadata("cached", false);
+///     });
+///     answer
+/// }
+/// # complete("hi");
+/// ```
+pub fn update_current_observation(f: impl FnOnce(&mut ObservationUpdate)) -> bool {
+    let Current::Span(span) = current() else {
+        return false;
+    };
+    let mut update = ObservationUpdate::default();
+    f(&mut update);
+    span.trace.update_observation(span.id, update);
+    true
+}
+
+/// Updates the current trace: its user, session, tags, metadata, name, input or output.
+/// Returns false, changing nothing, when no recorded trace is current.
+///
+/// ```
+/// #[ops_core::traced(kind = "message")]
+/// fn answer(query: &str) -> String {
+///     ops_core::update_current_trace(|t| {
+///         t.user_id("user-1").session_id("conversation-9").tags(["beta"]);
+///     });
+///     query.to_uppercase()
+/// }
+/// # answer("hi");
+/// ```
+pub fn update_current_trace(f: impl FnOnce(&mut TraceUpdate)) -> bool {
+    let Current::Span(span) = current() else {
+        return false;
+    };
+    let mut update = TraceUpdate::default();
+    f(&mut update);
+    span.trace.update(update);
+    true
 }

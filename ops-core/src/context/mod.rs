@@ -59,6 +59,7 @@ mod current;
 mod future;
 mod ids;
 pub(crate) mod mask;
+mod site;
 mod span;
 mod stream;
 mod trace;
@@ -66,6 +67,7 @@ mod update;
 
 pub use config::{InvalidSampleRate, SAMPLE_RATE_ENV, sample_rate, set_sample_rate};
 pub use current::{ContextGuard, ObservationContext};
+pub use current::{update_current_observation, update_current_trace};
 pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
 pub use mask::{
     DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, reset_mask, set_mask,
@@ -73,9 +75,7 @@ pub use mask::{
 pub use span::lost_observations;
 pub use stream::{StreamReducer, TracedStream, reduce};
 pub use trace::{PART_MAX_BYTES, PART_MAX_OBSERVATIONS};
-pub use update::{
-    ObservationUpdate, TraceUpdate, update_current_observation, update_current_trace,
-};
+pub use update::{ObservationUpdate, TraceUpdate};
 
 pub(crate) use clock::warm_up as warm_up_clock;
 pub(crate) use current::{is_suppressed, suppress_thread};
@@ -97,8 +97,9 @@ pub(crate) mod seam {
     pub use super::current::ObservationContext;
     pub use super::future::box_pin;
     pub use super::future::{TracedFuture, traced_future};
+    pub use super::site::Site;
     pub use super::span::{
-        ActiveSpan, AttrValue, IntoParent, Site, Span, call, capture, is_enabled, recording, start,
+        ActiveSpan, AttrValue, IntoParent, Span, call, capture, is_enabled, recording, start,
     };
     pub use super::stream::traced_stream;
 }

@@ -17,23 +17,10 @@ use super::clock::{self, Anchor};
 use super::config::{sample_rate, sampled};
 use super::current::{self, Current, Entered, ObservationContext, SpanRef, Swap};
 use super::ids;
+use super::site::Site;
 use super::trace::{ActiveTrace, SpanData, SpanRecord};
 use super::update::ObservationUpdate;
-use crate::model::{Level, ObservationKind, TraceId};
-
-/// What a traced function is, fixed at compile time: one `static` per function.
-#[derive(Debug)]
-pub struct Site {
-    pub(crate) name: &'static str,
-    pub(crate) kind: ObservationKind,
-}
-
-impl Site {
-    /// A function's name and kind.
-    pub const fn new(name: &'static str, kind: ObservationKind) -> Self {
-        Self { name, kind }
-    }
-}
+use crate::model::{Level, TraceId};
 
 /// A traced call in progress. Dropping it unfinished records the call as cancelled (or as
 /// panicked, during a panic).

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::capture::Captured;
 use super::clock::Anchor;
 use super::mask::{self, Mask};
-use super::span::Site;
+use super::site::Site;
 use super::update::{ObservationUpdate, TraceUpdate};
 use crate::model::{Level, Observation, ObservationKind, Trace, TraceAttributes, TraceId};
 use crate::queue::TraceQueueManager;
