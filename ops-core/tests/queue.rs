@@ -592,3 +592,31 @@ fn explicit_traces_are_masked_before_a_provider_sees_them() {
         "[REDACTED]"
     );
 }
+
+#[test]
+fn at_the_defaults_the_byte_budget_binds_not_the_item_cap() {
+    // A provider that never answers: everything stays in memory.
+    let hung = Recorder::hanging("hung");
+    let queue = TraceQueueManager::builder()
+        .provider(hung.clone())
+        .build()
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let q = queue.clone();
+            std::thread::spawn(move || {
+                (0..5_000)
+                    .filter(|i| q.add_trace_task(task(&format!("t{t}-{i}"))).is_ok())
+                    .count()
+            })
+        })
+        .collect();
+    let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let stats = queue.stats();
+    assert_eq!(
+        accepted, 20_000,
+        "a burst of 20,000 small traces (about 30 MB) is taken whole: {stats:?}"
+    );
+    assert_eq!(stats.dropped_total(), 0);
+    drop(queue.shutdown(Duration::from_millis(100)));
+}

@@ -108,7 +108,12 @@ slots!(slots_ref,);
 /// Cuts every value of `payload` to the limits; returns the cuts made.
 pub(super) fn cut(payload: &mut Payload, limits: &FieldLimits) -> usize {
     match payload {
-        Payload::Trace { trace } => limits::truncate_values(trace, limits),
+        Payload::Trace { trace } => {
+            // A vector grown by pushes holds up to twice what it needs, for as long as the
+            // trace is queued.
+            trace.observations.shrink_to_fit();
+            limits::truncate_values(trace, limits)
+        }
         // Captured within the limits already (see `context::capture`).
         Payload::Pending { .. } => 0,
         other => slots_mut(other)
