@@ -2,7 +2,8 @@
 //! and every `add_trace_task` is timed, and the percentiles, the maximum and the thread's
 //! voluntary context switches are printed.
 //!
-//! `cargo run --release -p ops-core --example enqueue_latency [-- <calls>]`
+//! `cargo run --release -p ops-core --example enqueue_latency [-- <calls> [<spool dir>]]`: with
+//! a spool directory, every task is also written to the spool (fsync every 200 ms).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,10 +83,11 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
-    let queue = TraceQueueManager::builder()
-        .provider(Down)
-        .build()
-        .expect("queue");
+    let mut builder = TraceQueueManager::builder().provider(Down);
+    if let Some(dir) = std::env::args().nth(2) {
+        builder = builder.spool(ops_core::spool::SpoolConfig::new(dir));
+    }
+    let queue = builder.build().expect("queue");
     let _default = ops_core::set_default(queue.clone());
     let before = voluntary_switches();
     let mut times = Vec::with_capacity(calls);

@@ -358,3 +358,77 @@ fn secrets_are_masked_before_they_reach_the_disk_or_a_provider() {
     assert!(!delivered.contains("SECRET"), "{delivered}");
     assert!(delivered.contains("[REDACTED]"), "{delivered}");
 }
+
+/// A backend that is down until it is let up, then records what it accepts.
+#[derive(Clone, Default)]
+struct Gate {
+    up: Arc<std::sync::atomic::AtomicBool>,
+    delivered: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[ops_core::async_trait]
+impl Provider for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        if !self.up.load(std::sync::atomic::Ordering::Relaxed) {
+            return ExportOutcome::retry(ExportError::new("gate", "connection refused"));
+        }
+        let mut d = self.delivered.lock().unwrap();
+        d.extend(batch.iter().map(|t| t.name.clone()));
+        ExportOutcome::Delivered
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn past_the_memory_budget_tasks_wait_on_disk_and_are_delivered_when_the_backend_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::default();
+    let mut c = config();
+    c.max_bytes = 64 << 10;
+    c.breaker_threshold = 1000;
+    let mut s = spool(dir.path());
+    s.fsync = FsyncPolicy::Never;
+    let q = TraceQueueManager::builder()
+        .config(c)
+        .spool(s)
+        .provider(gate.clone())
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        let accepted = q.add_trace_task(task(&format!("t{i}"))).unwrap();
+        assert!(accepted.is_durable(), "t{i}");
+    }
+    let stats = q.stats();
+    assert_eq!(
+        (stats.enqueued, stats.dropped_total()),
+        (500, 0),
+        "{stats:?}"
+    );
+    assert!(
+        stats.spool.unwrap().waiting > 0,
+        "what did not fit in memory waits on disk: {stats:?}"
+    );
+    gate.up.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delivered = || gate.delivered.lock().unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(20), || delivered().len() >= 500),
+        "{} delivered; {:?}",
+        delivered().len(),
+        q.stats()
+    );
+    let mut got = delivered();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 500);
+    let report = q.flush(Duration::from_secs(5));
+    assert!(!report.timed_out, "{report:?}");
+    let spool = q.stats().spool.unwrap();
+    assert_eq!((spool.waiting, spool.unresolved), (0, 0), "{spool:?}");
+}

@@ -563,6 +563,7 @@ impl TraceQueueManager {
                     });
                 } else {
                     // On disk only: the worker reads it back when the queue has room.
+                    shared.counters.enqueued.fetch_add(1, Relaxed);
                     shared.wake_worker();
                 }
                 Ok(if durable {
