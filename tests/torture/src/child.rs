@@ -151,7 +151,8 @@ impl Output {
             "REFUSED" => {
                 let parts: Vec<&str> = words.collect();
                 if let Some(id) = parts.first().and_then(|h| parse_trace_hex(h)) {
-                    self.refused.push((id, parts[2..].join(" ")));
+                    let error = parts.get(2..).map(|e| e.join(" ")).unwrap_or_default();
+                    self.refused.push((id, error));
                 }
             }
             "TRACED" => {

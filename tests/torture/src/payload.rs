@@ -141,8 +141,22 @@ pub fn pick(run: u64, index: u64, shape: Shape, size: usize) -> (Shape, usize) {
     let mut rng = fastrand::Rng::with_seed(run ^ index.rotate_left(32));
     let hostile = &Shape::ALL[1..Shape::ALL.len() - 1];
     let picked = hostile[rng.usize(..hostile.len())];
-    let most = (picked.default_size() / 100).saturating_mul(size.clamp(1, 100));
-    (picked, rng.usize(1..=most.max(1)))
+    (picked, rng.usize(1..=mixed_most(picked, size)))
+}
+
+/// The largest size [`pick`] draws for `shape` in a mix of `size` percent.
+fn mixed_most(shape: Shape, size: usize) -> usize {
+    (shape.default_size() / 100)
+        .saturating_mul(size.clamp(1, 100))
+        .max(1)
+}
+
+/// Every shape a mix of `size` percent can draw, at the largest size it can draw.
+pub fn mixed_maxima(size: usize) -> Vec<(Shape, usize)> {
+    Shape::ALL[1..Shape::ALL.len() - 1]
+        .iter()
+        .map(|&s| (s, mixed_most(s, size)))
+        .collect()
 }
 
 /// The hostile input value of a value shape (`Deep`, `Wide`, `Huge`, `HugeControl`); `None`

@@ -125,21 +125,21 @@ struct State {
     mode: watch::Receiver<Mode>,
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("mode", &*self.mode.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The running sink. Dropping it stops it.
 #[derive(Debug)]
 pub struct Sink {
     addr: SocketAddr,
-    state: Arc<StateHandle>,
+    state: Arc<State>,
     mode: watch::Sender<Mode>,
     runtime: Option<tokio::runtime::Runtime>,
-}
-
-struct StateHandle(State);
-
-impl std::fmt::Debug for StateHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").finish_non_exhaustive()
-    }
 }
 
 impl Sink {
@@ -149,11 +149,11 @@ impl Sink {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port");
         let (tx, rx) = watch::channel(mode);
-        let state = Arc::new(StateHandle(State {
+        let state = Arc::new(State {
             counts: Mutex::new(Counts::default()),
             poison: Mutex::new(None),
             mode: rx.clone(),
-        }));
+        });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("torture-sink")
@@ -213,29 +213,29 @@ impl Sink {
 
     /// Gives requests carrying these traces a fixed answer (or stops doing so).
     pub fn set_poison(&self, poison: Option<Poison>) {
-        *self.state.0.poison.lock().expect("sink lock") = poison;
+        *self.state.poison.lock().expect("sink lock") = poison;
     }
 
     /// What it received so far.
     pub fn counts(&self) -> Counts {
-        self.state.0.counts.lock().expect("sink lock").clone()
+        self.state.counts.lock().expect("sink lock").clone()
     }
 
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
-        self.state.0.counts.lock().expect("sink lock").requests
+        self.state.counts.lock().expect("sink lock").requests
     }
 
     /// Forgets what it received.
     pub fn reset(&self) {
-        *self.state.0.counts.lock().expect("sink lock") = Counts::default();
+        *self.state.counts.lock().expect("sink lock") = Counts::default();
     }
 
     /// Waits until `done` holds for the counts, at most `timeout`; returns whether it did.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&Counts) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if done(&self.state.0.counts.lock().expect("sink lock")) {
+            if done(&self.state.counts.lock().expect("sink lock")) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -268,7 +268,7 @@ async fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
     }
 }
 
-async fn serve(addr: SocketAddr, state: Arc<StateHandle>, mut mode: watch::Receiver<Mode>) {
+async fn serve(addr: SocketAddr, state: Arc<State>, mut mode: watch::Receiver<Mode>) {
     loop {
         if *mode.borrow_and_update() == Mode::Refuse {
             if mode.changed().await.is_err() {
@@ -297,8 +297,8 @@ async fn serve(addr: SocketAddr, state: Arc<StateHandle>, mut mode: watch::Recei
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, state: Arc<StateHandle>) {
-    let mut mode = state.0.mode.clone();
+async fn connection(stream: tokio::net::TcpStream, state: Arc<State>) {
+    let mut mode = state.mode.clone();
     let service_state = Arc::clone(&state);
     let conn = http1::Builder::new().serve_connection(
         TokioIo::new(stream),
@@ -345,7 +345,7 @@ fn key8(bytes: &[u8]) -> Option<u64> {
 
 async fn handle(
     req: Request<Incoming>,
-    state: Arc<StateHandle>,
+    state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let gzip = req
         .headers()
@@ -381,14 +381,13 @@ async fn handle(
         }
     }
     let poisoned = state
-        .0
         .poison
         .lock()
         .expect("sink lock")
         .as_ref()
         .filter(|p| traces.keys().any(|t| p.traces.contains(t)))
         .map(|p| p.answer);
-    let action = match (poisoned, *state.0.mode.borrow()) {
+    let action = match (poisoned, *state.mode.borrow()) {
         (Some(a), _) => a,
         (None, Mode::Up | Mode::Refuse) => Answer::Status(200),
         (None, Mode::Status(s)) => Answer::Status(s),
@@ -396,7 +395,7 @@ async fn handle(
     };
     let now = Instant::now();
     {
-        let mut counts = state.0.counts.lock().expect("sink lock");
+        let mut counts = state.counts.lock().expect("sink lock");
         counts.requests += 1;
         counts.bytes += len as u64;
         if decoded.is_none() {

@@ -176,6 +176,11 @@ fn flipped_bytes_lose_only_the_records_they_touch() {
         acked.len(),
         "every acknowledged trace was in a segment before the flips"
     );
+    assert!(
+        logs.iter().any(|l| l.to_lowercase().contains("corrupt")),
+        "damage in the middle of a segment is logged as corrupt records, not as a torn tail; \
+         the restart logged: {logs:#?}"
+    );
     assert_eq!(
         lost_intact,
         0,

@@ -21,6 +21,8 @@ struct Run {
     api: &'static str,
     count: u64,
     spool: bool,
+    /// Queue limits large enough that every call is accepted (the worker stays busy).
+    roomy: bool,
 }
 
 #[test]
@@ -31,18 +33,28 @@ fn enqueue_latency_with_the_backend_down() {
             api: "explicit",
             count: 100_000,
             spool: false,
+            roomy: false,
+        },
+        Run {
+            label: "explicit-all-accepted",
+            api: "explicit",
+            count: 100_000,
+            spool: false,
+            roomy: true,
         },
         Run {
             label: "traced-root",
             api: "traced",
             count: 100_000,
             spool: false,
+            roomy: false,
         },
         Run {
             label: "explicit-spool-fsync-200ms",
             api: "explicit",
             count: scale(20_000, 100_000),
             spool: true,
+            roomy: false,
         },
     ];
     let profile = if cfg!(debug_assertions) {
@@ -65,6 +77,11 @@ fn enqueue_latency_with_the_backend_down() {
             args = args
                 .opt("spool-dir", dir.path().display())
                 .opt("fsync", 200);
+        }
+        if run.roomy {
+            args = args
+                .opt("max-bytes", 2u64 << 30)
+                .opt("max-items", run.count);
         }
         let mut child = Child::spawn(run.label, PRODUCER, &args.to_vec(), &[], None);
         let status = child.finish(Duration::from_secs(300));

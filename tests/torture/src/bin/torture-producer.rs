@@ -219,12 +219,20 @@ fn main() {
         .unwrap_or_else(|e| setup("queue", e.to_string()));
     let _default = ops_core::set_default(queue.clone());
     if opts.hwm_warmup {
-        payload::drop_trace(payload::explicit_trace(
-            opts.run,
-            u64::MAX >> 12,
-            opts.shape,
-            opts.size(),
-        ));
+        // The app's own peak: one payload of the shape (of each shape a mix can draw, at the
+        // largest size it can draw) built and dropped before anything is sent.
+        let shapes: Vec<(Shape, usize)> = match opts.shape {
+            Shape::Mixed => payload::mixed_maxima(opts.size()),
+            shape => vec![(shape, opts.size())],
+        };
+        for (shape, size) in shapes {
+            payload::drop_trace(payload::explicit_trace(
+                opts.run,
+                u64::MAX >> 12,
+                shape,
+                size,
+            ));
+        }
         say(&format!(
             "HWM warmup {}",
             proc_status::hwm_kib().unwrap_or(0)
