@@ -83,6 +83,9 @@ fn flipped_bytes_lose_only_the_records_they_touch() {
         .opt("spool-dir", dir.path().display())
         .opt("spool-segment-bytes", 1 << 20)
         .opt("batch-size", 50)
+        // Room for every trace while the backend is down: the spool is under test here.
+        .opt("max-bytes", 1u64 << 30)
+        .opt("max-items", traces)
         .opt("end", "hang");
     let mut child = Child::spawn("writer", PRODUCER, &args.to_vec(), &[], None);
     child.expect_line("DONE_SENDING", Duration::from_secs(120));

@@ -388,14 +388,24 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 fn shown(label: &str) -> String {
     match label {
+        UNSET => "<unset>".into(),
         "" => "''".into(),
         "18446744073709551616" => "2^64".into(),
         other => other.to_owned(),
     }
 }
 
-/// Runs one case; returns what went wrong, if anything.
-fn run(v: &Var, label: &str) -> Option<String> {
+/// The pseudo-value of a case that leaves the variable unset: only a reference for what
+/// the non-UTF-8 value must not look like.
+const UNSET: &str = "<unset>";
+
+/// Runs one case; returns what went wrong, if anything, and the outcome with its error.
+fn run(v: &Var, label: &str) -> (Option<String>, String) {
+    let (problem, outcome, error) = judge(v, label);
+    (problem, format!("{outcome}: {error}"))
+}
+
+fn judge(v: &Var, label: &str) -> (Option<String>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(PROBE);
     command.arg(v.mode).env_clear().current_dir(dir.path());
@@ -411,16 +421,20 @@ fn run(v: &Var, label: &str) -> Option<String> {
     for (k, value) in v.base {
         command.env(k, value);
     }
-    command.env(v.name, os(label));
+    if label != UNSET {
+        command.env(v.name, os(label));
+    }
     let case = format!("{}={}", v.name, shown(label));
     let mut child = Child::spawn_command(&case, command);
     let status = child.finish(Duration::from_secs(60));
     let result: Value = child.out.results.first().cloned().unwrap_or_default();
-    let outcome = result["outcome"].as_str().unwrap_or("none");
-    let error = result["error"].as_str().unwrap_or("");
+    let outcome = result["outcome"].as_str().unwrap_or("none").to_owned();
+    let error = result["error"].as_str().unwrap_or("").to_owned();
+    let (outcome, error) = (outcome.as_str(), error.as_str());
     let named_in_log = child.logs().iter().any(|l| l.contains(v.name));
     let lazy = matches!(v.kind, Kind::Rate | Kind::LazyUrl);
-    let problem = if !status.success() || outcome == "panic" || outcome == "none" {
+    let crashed = !status.success() || outcome == "panic" || outcome == "none";
+    let problem = if crashed {
         let why = child
             .stderr_tail(2000)
             .lines()
@@ -428,6 +442,8 @@ fn run(v: &Var, label: &str) -> Option<String> {
             .map(str::to_owned)
             .unwrap_or_else(|| error.chars().take(200).collect());
         Some(format!("{} / {outcome}: {why}", describe(status)))
+    } else if label == UNSET {
+        None
     } else if outcome == "err" && !error.contains(v.name) {
         Some(format!(
             "the error does not name the variable: {}",
@@ -442,23 +458,23 @@ fn run(v: &Var, label: &str) -> Option<String> {
             (Expect::Reject, "ok") if !(lazy && named_in_log) => {
                 Some("accepted silently (no error naming the variable)".into())
             }
+            (_, "ok") => used(v, label, &result, dir.path()),
             _ => None,
         }
     };
-    if problem.is_some() {
-        return problem;
-    }
-    if outcome != "ok" {
-        return None;
-    }
-    let made = files_in(dir.path());
+    (problem, outcome.to_owned(), error.to_owned())
+}
+
+/// For an accepted value: whether it was used as it should be.
+fn used(v: &Var, label: &str, result: &Value, dir: &Path) -> Option<String> {
+    let made = files_in(dir);
     match (v.kind, label) {
         (Kind::Provider, "none") if result["enabled"].as_bool() != Some(false) => Some(format!(
             "tracing is still on (providers {})",
             result["providers"]
         )),
         (Kind::File | Kind::Dir, l) if !l.is_empty() => {
-            let path = dir.path().join(os(l));
+            let path = dir.join(os(l));
             (!path.exists()).then(|| {
                 format!(
                     "accepted, but nothing was created at the path (the directory holds {made:?})"
@@ -483,10 +499,12 @@ fn every_env_var_fed_hostile_values() {
         if let Some(ok) = valid(v) {
             cases.push((i, ok.to_owned()));
         }
+        cases.push((i, UNSET.to_owned()));
     }
     let total = cases.len();
     let queue = Mutex::new(cases);
     let failures = Mutex::new(Vec::new());
+    let outcomes = Mutex::new(std::collections::HashMap::new());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
@@ -494,14 +512,39 @@ fn every_env_var_fed_hostile_values() {
                     let Some((i, label)) = queue.lock().unwrap().pop() else {
                         break;
                     };
-                    if let Some(problem) = run(&vars[i], &label) {
+                    let (problem, outcome) = run(&vars[i], &label);
+                    if let Some(problem) = problem {
                         failures.lock().unwrap().push((i, shown(&label), problem));
                     }
+                    outcomes.lock().unwrap().insert((i, label), outcome);
                 }
             });
         }
     });
     let mut failures = failures.into_inner().unwrap();
+    // A value that is set but not UTF-8 must not be read as if the variable were unset
+    // (issue 11: "a non-UTF-8 OPS_ENCRYPTION_KEY was reported as 'no encryption key'").
+    let outcomes = outcomes.into_inner().unwrap();
+    for i in 0..vars.len() {
+        let non_utf8 = shown("<non-utf8>");
+        // (An accepted value is judged by the oracle and, for paths, by whether it was used.)
+        let set = outcomes.get(&(i, "<non-utf8>".to_owned()));
+        let unset = outcomes.get(&(i, UNSET.to_owned()));
+        let same = set.is_some_and(|o| o.starts_with("err") && Some(o) == unset);
+        if same && !failures.iter().any(|(j, l, _)| *j == i && *l == non_utf8) {
+            failures.push((
+                i,
+                non_utf8,
+                format!(
+                    "read as if the variable were unset ({})",
+                    outcomes[&(i, UNSET.to_owned())]
+                        .chars()
+                        .take(160)
+                        .collect::<String>()
+                ),
+            ));
+        }
+    }
     failures.sort();
     let failing_vars: std::collections::BTreeSet<&str> =
         failures.iter().map(|(i, _, _)| vars[*i].name).collect();

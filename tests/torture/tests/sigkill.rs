@@ -69,13 +69,14 @@ fn sigkill_loop_loses_no_durable_ack_and_resends_at_most_the_batches_in_flight()
     let mut down_rounds = 0;
     let mut next = 0u64;
     for round in 0..kills {
-        // Now and then the backend is down for a round, so the spool holds a backlog that
-        // the next rounds replay.
-        let down = rng.f64() < 0.3;
+        // In turn paced like a typical app (50 traces/s: delivery keeps up, so the lane
+        // often has nothing left to send, which the ack path must survive), in one burst
+        // (rate 0), or paced fast; killed while sending or after it.
+        let rate = [50u64, 0, 500, 2000][round as usize % 4];
+        // Now and then the backend is down for a round (never in a slowly paced one), so the
+        // spool holds a backlog that the next rounds replay.
+        let down = rate != 50 && rng.f64() < 0.3;
         down_rounds += u32::from(down);
-        // In turn in one burst (rate 0) or paced, and killed while sending or after it. The
-        // slow pace lets the lane catch up between traces, which the ack path must survive.
-        let rate = [100u64, 0, 500, 2000][round as usize % 4];
         sink.set_mode(if down { Mode::Refuse } else { Mode::Up });
         let args = base_args(&sink, run, dir.path(), BATCH_SIZE)
             .opt("start", next)
@@ -86,7 +87,9 @@ fn sigkill_loop_loses_no_durable_ack_and_resends_at_most_the_batches_in_flight()
         let mut child = Child::spawn(&name, PRODUCER, &args.to_vec(), &[], None);
         child.expect_line("READY", Duration::from_secs(60));
         let sending_ms = (per_round * 1000).checked_div(rate).unwrap_or(200);
-        let kill_after = Duration::from_millis(rng.u64(300..(sending_ms + 800).clamp(301, 3000)));
+        let earliest = if rate == 50 { 2000 } else { 300 };
+        let kill_after =
+            Duration::from_millis(rng.u64(earliest..(sending_ms + 800).clamp(earliest + 1, 3000)));
         let until = Instant::now() + kill_after;
         while Instant::now() < until {
             child.pump();
