@@ -432,9 +432,12 @@ pub fn cap_string(s: &mut String, max: usize) -> bool {
     }
     let note = format!("…[{} bytes cut by ops]", s.len());
     let keep = floor_char_boundary(s, max.saturating_sub(note.len()));
-    s.truncate(keep);
-    s.push_str(&note);
-    s.shrink_to_fit();
+    // A new string, not the old one shrunk in place: a small string left at the start of a
+    // large freed block would keep the block from being reused.
+    let mut cut = String::with_capacity(keep + note.len());
+    cut.push_str(&s[..keep]);
+    cut.push_str(&note);
+    *s = cut;
     true
 }
 
@@ -467,8 +470,8 @@ fn cap_tags(tags: &mut Vec<String>, limits: &FieldLimits) -> (usize, Option<Stri
             tags.len(),
             limits.max_tags
         ));
-        tags.truncate(limits.max_tags);
-        tags.shrink_to_fit();
+        // A new vector, for the same reason as in `cap_string`.
+        *tags = tags.drain(..limits.max_tags).collect();
         cuts += 1;
     }
     for t in tags.iter_mut() {

@@ -288,11 +288,26 @@ impl ActiveTrace {
     }
 
     fn take_part(&self, state: &mut TraceState) -> PartData {
+        use crate::model::size::{alloc, map_nodes};
+        use std::mem::size_of;
         let records = std::mem::take(&mut state.buffer);
         let updates = state.updates.as_deref().cloned();
+        // What the part holds now, and what the trace it becomes will hold beyond the captured
+        // values (its observations and their names, the objects of their inputs): the queue
+        // counts both, so that building the trace never takes it past its byte budget.
+        let built: usize = alloc(size_of::<Trace>() + 16)
+            + alloc(records.len() * size_of::<Observation>())
+            + records
+                .iter()
+                .map(|r| {
+                    let inputs = r.data.as_ref().map_or(0, |d| d.inputs.len());
+                    alloc(r.site.name.len()) + map_nodes(inputs) + inputs * alloc(16)
+                })
+                .sum::<usize>();
         let size = std::mem::take(&mut state.bytes)
             + updates.as_ref().map_or(0, TraceUpdate::size)
-            + crate::model::size::alloc(records.capacity() * std::mem::size_of::<SpanRecord>());
+            + alloc(records.capacity() * size_of::<SpanRecord>())
+            + built;
         PartData {
             id: self.id.clone(),
             name: self.name,

@@ -666,6 +666,7 @@ impl TraceQueueManager {
             .counters
             .snapshot(lanes.iter().map(|l| l.stats()).collect());
         stats.spool = shared.spool.as_ref().map(Spool::stats);
+        stats.held_bytes = shared.bytes.load(Relaxed) as u64;
         stats
     }
 

@@ -96,6 +96,7 @@ impl Counters {
                 .collect(),
             providers,
             spool: None,
+            held_bytes: 0,
         }
     }
 }
@@ -124,6 +125,9 @@ pub struct QueueStats {
     pub providers: Vec<ProviderStats>,
     /// The spool's counters, when it is on.
     pub spool: Option<crate::spool::SpoolStats>,
+    /// Bytes of heap the queue's traces hold now, as estimated: what is counted against
+    /// [`crate::QueueConfig::max_bytes`].
+    pub held_bytes: u64,
 }
 
 impl QueueStats {

@@ -336,7 +336,9 @@ pub fn stats_json(stats: &QueueStats) -> Value {
         json!({
             "written": s.written, "replayed": s.replayed, "torn_bytes": s.torn_bytes,
             "not_spooled": s.not_spooled, "segments_deleted": s.segments_deleted,
-            "disk_bytes": s.disk_bytes,
+            "disk_bytes": s.disk_bytes, "corrupt_records": s.corrupt_records,
+            "corrupt_bytes": s.corrupt_bytes, "unreadable_records": s.unreadable_records,
+            "write_errors": s.write_errors, "waiting": s.waiting, "unresolved": s.unresolved,
         })
     });
     json!({
@@ -351,6 +353,7 @@ pub fn stats_json(stats: &QueueStats) -> Value {
         "providers": providers,
         "spool": spool,
         "lost_observations": ops_core::context::lost_observations(),
+        "held_bytes": stats.held_bytes,
     })
 }
 

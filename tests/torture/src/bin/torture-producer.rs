@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use ops_core::context::ObservationContext;
 use ops_core::{
-    EnqueueError, TraceId, TraceQueueManager, TraceTask, traced, update_current_observation,
-    update_current_trace,
+    Accepted, EnqueueError, TraceId, TraceQueueManager, TraceTask, traced,
+    update_current_observation, update_current_trace,
 };
 use ops_torture_tests::child::Durability;
 use ops_torture_tests::config::{Api, ArgMode, End, ProducerOpts, stats_json};
@@ -32,11 +32,9 @@ fn wait_for_go(phase: &str, queue: &TraceQueueManager) {
     let _ = std::io::stdin().read_line(&mut line);
 }
 
-/// What the return value of `add_trace_task` says about durability. Today it returns `()`,
-/// which says nothing, so a spooled queue claims `durable` for every accepted trace. Once it
-/// returns `Accepted`, this is the one line to change (to the flag it carries).
-fn claimed(_accepted: &(), spool_on: bool) -> Durability {
-    if spool_on {
+/// What the return value of `add_trace_task` says about durability.
+fn claimed(accepted: &Accepted, _spool_on: bool) -> Durability {
+    if accepted.is_durable() {
         Durability::Durable
     } else {
         Durability::Memory
@@ -144,7 +142,7 @@ impl Sender<'_> {
             .then(|| not_spooled(self.queue))
             .flatten();
         let started = Instant::now();
-        let result: Result<(), EnqueueError> = self.queue.add_trace_task(task);
+        let result: Result<Accepted, EnqueueError> = self.queue.add_trace_task(task);
         let took = started.elapsed();
         if opts.latency {
             self.latencies.push(took.as_nanos() as u64);
