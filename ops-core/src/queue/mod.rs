@@ -3,6 +3,7 @@
 //! delivered to each provider on its own lane, so one slow or failing provider never delays
 //! another.
 
+pub(crate) mod settings;
 mod stats;
 mod worker;
 
@@ -23,50 +24,61 @@ use crate::router::ProviderRouter;
 use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolPos};
 use crate::task::{TaskError, TraceTask};
 
-/// Seconds between exports when the queue is not full (Dify's variable; default 5).
+/// Seconds between exports when the queue is not full (Dify's variable; default 5; 0.001 to
+/// 3600, fractions allowed).
 pub const INTERVAL_ENV: &str = "TRACE_QUEUE_MANAGER_INTERVAL";
-/// Tasks per export batch (Dify's variable; default 100).
+/// Tasks per export batch (Dify's variable; default 100; a whole number from 1 to 10000000).
 pub const BATCH_SIZE_ENV: &str = "TRACE_QUEUE_MANAGER_BATCH_SIZE";
 
 /// The queue's settings. Values set in code beat the environment, which beats the defaults.
+///
+/// Every setting has an allowed range, given in its doc; [`TraceQueueBuilder::build`] refuses a
+/// value outside it with [`QueueError::InvalidSetting`] naming the setting and its range.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct QueueConfig {
-    /// How long a task may wait for a batch to fill (default 5 s, env `TRACE_QUEUE_MANAGER_INTERVAL`).
+    /// How long a task may wait for a batch to fill (default 5 s, env `TRACE_QUEUE_MANAGER_INTERVAL`;
+    /// 1 ms to 1 h).
     pub interval: Duration,
-    /// Tasks per batch; a full batch is exported at once (default 100, env `TRACE_QUEUE_MANAGER_BATCH_SIZE`).
+    /// Tasks per batch; a full batch is exported at once (default 100, env
+    /// `TRACE_QUEUE_MANAGER_BATCH_SIZE`; 1 to 10,000,000).
     pub batch_size: usize,
-    /// Tasks the queue holds before it drops new ones (default 10,000).
+    /// Tasks the queue holds before it drops new ones (default 10,000; 1 to 10,000,000).
     pub max_items: usize,
     /// Estimated bytes of traces the queue may hold, queued or waiting for any provider,
-    /// before it drops new tasks (default 64 MiB). This bounds memory while a backend is down.
+    /// before it drops new tasks (default 64 MiB; 1 byte to 1 TiB). This bounds memory while a
+    /// backend is down.
     pub max_bytes: usize,
-    /// Traces each provider may have waiting before it drops (default 10,000).
+    /// Traces each provider may have waiting before it drops (default 10,000; 1 to 10,000,000).
     pub provider_backlog: usize,
-    /// The longest one export may take before it counts as a retryable failure (default 30 s).
+    /// The longest one export may take before it counts as a retryable failure (default 30 s;
+    /// 1 ms to 1 h).
     pub export_timeout: Duration,
-    /// Retries of one batch before its traces are dropped (default 60).
+    /// Retries of one batch before its traces are dropped (default 60; 0 to 1,000,000).
     pub max_retries: u32,
-    /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms).
+    /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms; 0 to 1 h).
     pub initial_backoff: Duration,
-    /// The longest wait between retries (default 5 s).
+    /// The longest wait between retries (default 5 s; 0 to 1 h).
     pub max_backoff: Duration,
-    /// How long dropping the last handle waits for delivery (default 5 s).
+    /// How long dropping the last handle waits for delivery (default 5 s; 0 to 1 h).
     pub shutdown_timeout: Duration,
     /// The longest a batch is retried before its traces are dropped (default 300 s: Dify's
-    /// budget of 60 retries 5 s apart).
+    /// budget of 60 retries 5 s apart; 0 to 24 h).
     pub max_retry_time: Duration,
-    /// Consecutive failed attempts after which a provider's circuit opens (default 5).
+    /// Consecutive failed attempts after which a provider's circuit opens (default 5; 1 to
+    /// 1,000,000).
     pub breaker_threshold: u32,
-    /// How long an open circuit waits before one trial export (default 30 s).
+    /// How long an open circuit waits before one trial export (default 30 s; 0 to 1 h).
     pub breaker_cooldown: Duration,
     /// Limits on each input, output and metadata value; larger ones are replaced by a marker
-    /// with their size and a preview (default 1 MiB, depth 64).
+    /// with their size and a preview (default 1 MiB, depth 64; `max_bytes` 1 byte to 1 GiB,
+    /// `max_depth` 1 to 1000).
     pub field_limits: FieldLimits,
     /// How long a routed provider lane may stay idle and unrouted before it is shut down
-    /// (default 10 min).
+    /// (default 10 min; 1 ms to 24 h).
     pub lane_idle_timeout: Duration,
-    /// The durable spool; `None` (the default) keeps tasks in memory only.
+    /// The durable spool; `None` (the default) keeps tasks in memory only. Its `max_bytes` may
+    /// be 1 byte to 1 PiB, `segment_bytes` 1 byte to 1 GiB, an fsync interval 1 ms to 1 h.
     pub spool: Option<SpoolConfig>,
 }
 
@@ -107,6 +119,13 @@ pub enum QueueError {
         /// What it should look like.
         expected: &'static str,
     },
+    /// An environment variable cannot be read or its value is out of range.
+    #[error(transparent)]
+    Env(#[from] crate::env::EnvError),
+    /// `OPS_TRACE_PROVIDER=none`: tracing is turned off, so no queue is built (see
+    /// [`crate::builder_from_env`]; [`crate::init`] then installs nothing).
+    #[error("tracing is turned off (OPS_TRACE_PROVIDER=none); no queue is built")]
+    TracingOff,
     /// A setting in code cannot be used.
     #[error("invalid queue setting `{setting}`: {expected}")]
     InvalidSetting {
@@ -270,61 +289,22 @@ impl TraceQueueBuilder {
         self
     }
 
-    /// Starts the worker thread and returns the queue.
+    /// Starts the worker thread and returns the queue. Every setting is checked against its
+    /// range first (see [`QueueConfig`]); the first one out of range is a
+    /// [`QueueError::InvalidSetting`] (or [`QueueError::Env`] for an environment variable).
     pub fn build(mut self) -> Result<TraceQueueManager, QueueError> {
-        // Traced calls need the clock calibrated; do it here, off their path.
-        crate::context::warm_up_clock();
         self.config.interval = match self.interval {
             Some(i) => i,
-            None => env_parse(
-                INTERVAL_ENV,
-                "a number of seconds greater than 0, like 5 or 0.5",
-            )?
-            .map(Duration::from_secs_f64)
-            .unwrap_or(self.config.interval),
+            None => settings::interval_from_env()?.unwrap_or(self.config.interval),
         };
         self.config.batch_size = match self.batch_size {
             Some(b) => b,
-            None => env_parse::<f64>(BATCH_SIZE_ENV, "a whole number greater than 0, like 100")?
-                .map(|b| b as usize)
-                .unwrap_or(self.config.batch_size),
+            None => settings::batch_size_from_env()?.unwrap_or(self.config.batch_size),
         };
-        let c = &self.config;
-        for (ok, setting, expected) in [
-            (c.batch_size > 0, "batch_size", "at least 1"),
-            (c.max_items > 0, "max_items", "at least 1"),
-            (c.max_bytes > 0, "max_bytes", "at least 1"),
-            (c.provider_backlog > 0, "provider_backlog", "at least 1"),
-            (!c.interval.is_zero(), "interval", "greater than zero"),
-            (
-                !c.export_timeout.is_zero(),
-                "export_timeout",
-                "greater than zero",
-            ),
-        ] {
-            if !ok {
-                return Err(QueueError::InvalidSetting { setting, expected });
-            }
-        }
+        settings::validate(&self.config)?;
+        // Traced calls need the clock calibrated; do it here, off their path.
+        crate::context::warm_up_clock();
         TraceQueueManager::start(self.config, self.providers, self.router)
-    }
-}
-
-fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
-    var: &'static str,
-    expected: &'static str,
-) -> Result<Option<T>, QueueError> {
-    match std::env::var(var) {
-        Err(_) => Ok(None),
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(value) => match value.trim().parse::<T>() {
-            Ok(n) if n > T::default() => Ok(Some(n)),
-            _ => Err(QueueError::InvalidEnv {
-                var,
-                value,
-                expected,
-            }),
-        },
     }
 }
 
