@@ -670,6 +670,21 @@ impl HttpClient {
         Ok(self)
     }
 
+    /// Sets the per-request timeout (the `timeout` key): connecting gets at most that too,
+    /// and a whole export at least that.
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, String> {
+        self.with_timeouts(
+            timeout,
+            DEFAULT_CONNECT_TIMEOUT.min(timeout),
+            DEFAULT_EXPORT_DEADLINE.max(timeout),
+        )
+    }
+
+    /// The limit for one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The provider name errors carry.
     pub fn provider(&self) -> &'static str {
         self.provider

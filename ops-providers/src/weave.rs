@@ -21,8 +21,9 @@
 //! Config keys (Dify's): `api_key` (secret), `project` (required; `entity/project` also
 //! works), `entity` (optional), `endpoint` (the trace server, default
 //! `https://trace.wandb.ai`, path kept for dedicated `…/traces` servers), `host` (the W&B API,
-//! default `https://api.wandb.ai`). Environment (the SDK's): `WANDB_API_KEY`,
-//! `WF_TRACE_SERVER_URL`, `WANDB_BASE_URL`, `WANDB_ENTITY`, `WANDB_PROJECT`.
+//! default `https://api.wandb.ai`), `timeout` (seconds per request, 0.01 to 600, default 10).
+//! Environment (the SDK's): `WANDB_API_KEY`, `WF_TRACE_SERVER_URL`, `WANDB_BASE_URL`,
+//! `WANDB_ENTITY`, `WANDB_PROJECT`; the timeout from `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 //!
 //! The credentials check asks W&B who the key belongs to (GraphQL `viewer`); the project URL
 //! is `https://wandb.ai/{entity}/{project}`.
@@ -36,7 +37,7 @@ use chrono::{DateTime, Utc};
 use ops_core::limits::split_batches;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_url_with_path,
+    TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{ExportOutcome, Level, Observation, Trace, async_trait};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -73,6 +74,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::optional("project").required(),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::optional("host"),
+    TIMEOUT_FIELD,
 ];
 
 /// How calls are written.
@@ -265,6 +267,17 @@ impl Weave {
         project: &str,
         api_key: &str,
     ) -> Result<Self, ConfigError> {
+        let check = |field: &str, url: &str| {
+            ops_core::provider::check_url(url).map_err(|reason| ConfigError::Invalid {
+                provider: NAME.into(),
+                field: field.into(),
+                reason,
+            })
+        };
+        check("endpoint", endpoint)?;
+        if let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) {
+            check("host", h)?;
+        }
         let headers = vec![("authorization".to_owned(), authorization(api_key))];
         let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
             provider: NAME.into(),
@@ -291,13 +304,21 @@ impl Weave {
 
     /// The provider of a validated config.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
-        Self::new(
+        let mut p = Self::new(
             config.get("endpoint").unwrap_or(DEFAULT_ENDPOINT),
             config.get("host"),
             config.get("entity"),
             config.require("project")?,
             config.require("api_key")?,
-        )
+        )?;
+        p.http = p
+            .http
+            .with_timeout(config.timeout()?)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?;
+        Ok(p)
     }
 
     /// Replaces the timeouts: one request, connecting, a whole export.
@@ -349,7 +370,7 @@ impl Weave {
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(5).min(self.http.timeout()))
             .body(json!({ "query": DEFAULT_ENTITY_QUERY }).to_string());
         let reply = self
             .http
@@ -638,6 +659,10 @@ impl Provider for Weave {
         self.viewer().await.map(|_| ())
     }
 
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
+    }
+
     async fn project_key(&self) -> Result<Option<String>, ExportError> {
         let entity = match &self.entity {
             Some(e) => e.clone(),
@@ -692,17 +717,21 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
         }
         None => config.set("project", project),
     }
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let key = env::var("WANDB_API_KEY")?;
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let Some(key) = env::var(NAME, "WANDB_API_KEY")? else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME).with("api_key", key);
-    env::set_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"]);
-    env::set_from(&mut config, "host", &["WANDB_BASE_URL"]);
-    env::set_from(&mut config, "entity", &["WANDB_ENTITY"]);
-    env::set_from(&mut config, "project", &["WANDB_PROJECT", "WEAVE_PROJECT"]);
-    Some(config)
+    env::set_url_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"])?;
+    env::set_url_from(&mut config, "host", &["WANDB_BASE_URL"])?;
+    env::set_from(&mut config, "entity", &["WANDB_ENTITY"])?;
+    env::set_from(&mut config, "project", &["WANDB_PROJECT", "WEAVE_PROJECT"])?;
+    env::set_timeout_from(&mut config, &[])?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
@@ -712,7 +741,7 @@ fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "W&B Weave", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    ConfigError, ConfigField, ProviderConfig, obfuscate_secret, validate_integer_id,
-    validate_project_name, validate_url, validate_url_with_path,
+    ConfigError, ConfigField, ProviderConfig, TIMEOUT_FIELD, check_url, obfuscate_secret,
+    redact_url, validate_integer_id, validate_project_name, validate_timeout, validate_url,
+    validate_url_with_path,
 };
-pub use registry::{ProviderFactory, UnknownProvider, find, registered};
+pub use registry::{EnvReader, ProviderFactory, UnknownProvider, find, registered};
 
 use crate::model::Trace;
 
@@ -114,6 +115,13 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Releases resources; called once after the last export.
     async fn shutdown(&mut self) {}
+
+    /// The per-request timeout the provider uses, where it has one; the queue uses it as the
+    /// deadline of an export to this provider's lane. `None`: the queue's own
+    /// [`crate::QueueConfig::export_timeout`] applies.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn Provider {

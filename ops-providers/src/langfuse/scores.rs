@@ -205,7 +205,10 @@ impl ScoreClient {
     /// A client from `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY` and `LANGFUSE_BASE_URL` /
     /// `LANGFUSE_HOST`; `None` when the keys are not set.
     pub fn from_env() -> Option<Result<Self, ConfigError>> {
-        super::from_env().map(|c| Self::from_config(&c))
+        match super::from_env() {
+            Ok(config) => config.map(|c| Self::from_config(&c)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// The ingestion request body for `scores`.

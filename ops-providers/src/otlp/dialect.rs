@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
@@ -130,21 +131,39 @@ impl<D: Dialect> fmt::Debug for OtlpProvider<D> {
 }
 
 impl<D: Dialect> OtlpProvider<D> {
-    /// A provider for `dialect`. Fails when its headers are not valid HTTP or the HTTP client
-    /// cannot be built.
+    /// A provider for `dialect` with its own transport options. Fails when its endpoint is not
+    /// an http(s) URL with a host, its headers are not valid HTTP, or the HTTP client cannot be
+    /// built.
     pub fn new(dialect: D) -> Result<Self, ConfigError> {
+        let options = dialect.transport_options();
+        Self::with_options(dialect, options)
+    }
+
+    /// A provider for `dialect` whose requests time out after `timeout` (the `timeout` key of
+    /// every provider); connecting gets at most that too, and a whole export (splits included)
+    /// at least that.
+    pub fn with_timeout(dialect: D, timeout: Duration) -> Result<Self, ConfigError> {
+        let mut options = dialect.transport_options();
+        options.timeout = timeout;
+        options.connect_timeout = options.connect_timeout.min(timeout);
+        options.export_deadline = options.export_deadline.max(timeout);
+        Self::with_options(dialect, options)
+    }
+
+    fn with_options(dialect: D, options: TransportOptions) -> Result<Self, ConfigError> {
         let build = |message: String| ConfigError::Build {
             provider: dialect.name().to_owned(),
             message,
         };
+        let endpoint = dialect.endpoint();
+        ops_core::provider::check_url(&endpoint).map_err(|reason| ConfigError::Invalid {
+            provider: dialect.name().to_owned(),
+            field: "endpoint".to_owned(),
+            reason,
+        })?;
         let headers = super::transport::header_map(&dialect.headers()).map_err(build)?;
-        let transport = Transport::new(
-            dialect.name(),
-            dialect.endpoint(),
-            headers,
-            dialect.transport_options(),
-        )
-        .map_err(build)?;
+        let transport =
+            Transport::new(dialect.name(), endpoint, headers, options).map_err(build)?;
         Ok(Self {
             dialect: Arc::new(dialect),
             transport,
@@ -206,5 +225,9 @@ impl<D: Dialect> Provider for OtlpProvider<D> {
 
     async fn project_url(&self) -> Result<Option<String>, ExportError> {
         self.dialect.project_url(&self.transport).await
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.transport.options().timeout)
     }
 }
