@@ -155,6 +155,11 @@ impl Dialect for Aliyun {
         h
     }
 
+    fn secrets(&self) -> Vec<String> {
+        // Also part of the endpoint's path: every URL shown is redacted with it.
+        vec![self.license_key.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs
             .str("service.name", &self.app_name)

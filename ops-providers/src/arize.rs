@@ -95,6 +95,10 @@ impl Dialect for Arize {
         ]
     }
 
+    fn secrets(&self) -> Vec<String> {
+        vec![self.api_key.clone(), self.space_id.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs.str(openinference::PROJECT_NAME, &self.project);
     }

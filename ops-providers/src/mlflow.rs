@@ -98,6 +98,7 @@ pub struct Mlflow {
     traces_path: &'static str,
     auth: Auth,
     token: Mutex<Option<(String, Instant)>>,
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Mlflow {
@@ -135,11 +136,21 @@ impl Mlflow {
             config.get("experiment_id").unwrap_or("0"),
             "/v1/traces",
             auth,
+            config
+                .get("password")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         ))
     }
 
     /// The `databricks` dialect of a validated config.
     pub fn databricks(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let secrets = ["personal_access_token", "client_secret"]
+            .iter()
+            .filter_map(|k| config.get(k))
+            .map(str::to_owned)
+            .collect();
         let auth = if let Some(pat) = config.get("personal_access_token") {
             Auth::Header(format!("Bearer {pat}"))
         } else {
@@ -157,6 +168,7 @@ impl Mlflow {
             config.require("experiment_id")?,
             "/api/2.0/otel/v1/traces",
             auth,
+            secrets,
         ))
     }
 
@@ -166,7 +178,16 @@ impl Mlflow {
         experiment_id: &str,
         traces_path: &'static str,
         auth: Auth,
+        mut secrets: Vec<String>,
     ) -> Self {
+        match &auth {
+            Auth::None => {}
+            Auth::Header(h) => secrets.push(h.clone()),
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => secrets.push(env::basic_auth(client_id, client_secret)),
+        }
         Self {
             name,
             base: base.trim_end_matches('/').to_owned(),
@@ -174,6 +195,7 @@ impl Mlflow {
             traces_path,
             auth,
             token: Mutex::new(None),
+            secrets,
         }
     }
 
@@ -269,6 +291,10 @@ impl Dialect for Mlflow {
 
     fn endpoint(&self) -> String {
         env::join(&self.base, self.traces_path)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.secrets.clone()
     }
 
     fn headers(&self) -> Vec<(String, String)> {

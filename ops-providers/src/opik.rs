@@ -163,7 +163,7 @@ pub struct Opik {
 impl fmt::Debug for Opik {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opik")
-            .field("url", &self.url)
+            .field("url", &ops_core::provider::redact_url(&self.url))
             .field("project", &self.project)
             .field("workspace", &self.workspace)
             .field("http", &self.http)
@@ -223,10 +223,12 @@ impl Opik {
                     .unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
             ));
         }
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets(api_key);
         let mut url = url.trim().to_owned();
         if !url.ends_with('/') {
             url.push('/');
@@ -512,13 +514,9 @@ impl Record {
     }
 }
 
-#[async_trait]
-impl Provider for Opik {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl Opik {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         let records = self.records(batch, Utc::now());
         let (spans, traces): (Vec<Record>, Vec<Record>) =
             records.into_iter().partition(|r| r.kind == Kind::Span);
@@ -541,7 +539,7 @@ impl Provider for Opik {
         splitter.finish().outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         let url = format!("{}v1/private/auth", self.url);
         let request = self
             .http
@@ -561,17 +559,39 @@ impl Provider for Opik {
         reply.check(NAME, "the credentials check (POST v1/private/auth)")
     }
 
-    fn timeout(&self) -> Option<Duration> {
-        Some(self.http.timeout())
-    }
-
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         Ok(Some(format!(
             "{}{}/redirect/projects?name={}",
             self.ui_root(),
             env::url_segment(self.workspace.as_deref().unwrap_or(DEFAULT_WORKSPACE)),
             env::url_segment(&self.project)
         )))
+    }
+}
+
+#[async_trait]
+impl Provider for Opik {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
     }
 }
 

@@ -122,6 +122,10 @@ impl Dialect for Phoenix {
         h
     }
 
+    fn secrets(&self) -> Vec<String> {
+        self.api_key.iter().cloned().collect()
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs.str(openinference::PROJECT_NAME, &self.project);
     }

@@ -128,6 +128,10 @@ impl Dialect for Tencent {
         vec![("authorization".into(), format!("Bearer {}", self.token))]
     }
 
+    fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs
             .str("service.name", &self.service_name)

@@ -161,8 +161,8 @@ pub struct Weave {
 impl fmt::Debug for Weave {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Weave")
-            .field("endpoint", &self.endpoint)
-            .field("host", &self.host)
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
+            .field("host", &ops_core::provider::redact_url(&self.host))
             .field("entity", &self.entity)
             .field("project", &self.project)
             .field("mode", &self.mode)
@@ -279,10 +279,12 @@ impl Weave {
             check("host", h)?;
         }
         let headers = vec![("authorization".to_owned(), authorization(api_key))];
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets([api_key.to_owned(), authorization(api_key)]);
         Ok(Self {
             endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
             host: host
@@ -611,13 +613,9 @@ pub fn needs_calls_complete(status: u16, body: Option<&Value>) -> bool {
             == Some(CALLS_COMPLETE_MODE_REQUIRED)
 }
 
-#[async_trait]
-impl Provider for Weave {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl Weave {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         match self.ensure_entity().await {
             Ok(_) => {}
             Err((error, true)) => return ExportOutcome::Fatal(error),
@@ -655,15 +653,11 @@ impl Provider for Weave {
         splitter.finish().outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         self.viewer().await.map(|_| ())
     }
 
-    fn timeout(&self) -> Option<Duration> {
-        Some(self.http.timeout())
-    }
-
-    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+    async fn project_key_raw(&self) -> Result<Option<String>, ExportError> {
         let entity = match &self.entity {
             Some(e) => e.clone(),
             None => self
@@ -677,12 +671,43 @@ impl Provider for Weave {
         Ok((!entity.is_empty()).then(|| format!("{entity}/{}", self.project)))
     }
 
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         let ui = match self.host.as_str() {
             DEFAULT_HOST => "https://wandb.ai".to_owned(),
             other => other.to_owned(),
         };
         Ok(self.project_key().await?.map(|key| format!("{ui}/{key}")))
+    }
+}
+
+#[async_trait]
+impl Provider for Weave {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_key_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
     }
 }
 

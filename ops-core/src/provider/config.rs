@@ -1,10 +1,12 @@
 //! Provider configuration: keys, defaults and Dify's validators.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::ProviderFactory;
+use super::{ExportError, ExportOutcome, ProviderFactory};
 
 /// One config key of a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +235,17 @@ impl ProviderConfig {
         Ok(())
     }
 
+    /// A [`Redactor`] that removes the values of this config's secret keys (and their
+    /// percent-encoded and escaped forms) from text.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(
+            self.values
+                .iter()
+                .filter(|(k, _)| self.is_secret(k))
+                .map(|(_, v)| v.as_str()),
+        )
+    }
+
     /// The per-request timeout of key [`TIMEOUT_FIELD`] (seconds), or its default of 10 s.
     pub fn timeout(&self) -> Result<Duration, ConfigError> {
         parse_timeout(self, self.get(TIMEOUT_FIELD.name))
@@ -316,6 +329,119 @@ pub fn validate_timeout(config: &mut ProviderConfig) -> Result<Duration, ConfigE
     }
 }
 
+/// The smallest secret a [`Redactor`] looks for: shorter values would match ordinary words.
+const MIN_SECRET_CHARS: usize = 4;
+/// What a [`Redactor`] puts where a secret was.
+pub const REDACTED: &str = "<redacted>";
+
+/// Removes known secret values from text: error messages, quoted server answers, URLs and log
+/// lines. Each secret is also looked for percent-encoded (as in a URL) and escaped (as in a
+/// quoted string); callers add other forms (such as the base64 of HTTP Basic credentials)
+/// with [`Redactor::with`]. Values shorter than 4 characters are not looked for.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    needles: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.needles.len())
+            .finish()
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Redactor {
+    /// A redactor of `secrets` (and their encoded forms).
+    pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut r = Self::default();
+        for s in secrets {
+            r = r.with(s.as_ref());
+        }
+        r
+    }
+
+    /// Also removes `secret`, percent-encoded and escaped too.
+    #[must_use]
+    pub fn with(self, secret: &str) -> Self {
+        let debug = format!("{secret:?}");
+        let escaped = debug[1..debug.len() - 1].to_owned();
+        self.with_exact([secret.to_owned(), percent_encode(secret), escaped])
+    }
+
+    /// Also removes each of `values` exactly as given.
+    #[must_use]
+    pub fn with_exact(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        let needles = Arc::make_mut(&mut self.needles);
+        for v in values {
+            if v.chars().count() >= MIN_SECRET_CHARS && !needles.contains(&v) {
+                needles.push(v);
+            }
+        }
+        // Longest first, so a secret inside a longer one (a token in its header) goes with it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self
+    }
+
+    /// Also removes what `other` removes.
+    #[must_use]
+    pub fn merge(self, other: &Redactor) -> Self {
+        self.with_exact(other.needles.iter().cloned())
+    }
+
+    /// Whether it looks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every secret replaced by `<redacted>`.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for needle in self.needles.iter() {
+            if out.contains(needle.as_str()) {
+                out = Cow::Owned(out.replace(needle.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// `error` with its message redacted.
+    pub fn error(&self, mut error: ExportError) -> ExportError {
+        if let Cow::Owned(m) = self.redact(&error.message) {
+            error.message = m;
+        }
+        error
+    }
+
+    /// `outcome` with the message of its error redacted.
+    pub fn outcome(&self, outcome: ExportOutcome) -> ExportOutcome {
+        match outcome {
+            ExportOutcome::Partial { failed, error } => ExportOutcome::Partial {
+                failed,
+                error: self.error(error),
+            },
+            ExportOutcome::Retry { after, error } => ExportOutcome::Retry {
+                after,
+                error: self.error(error),
+            },
+            ExportOutcome::Fatal(error) => ExportOutcome::Fatal(self.error(error)),
+            other => other,
+        }
+    }
+}
+
 /// `url` fit to show: a password in it becomes `***`, and the value of every query parameter
 /// whose name suggests a secret (`key`, `token`, `secret`, `password`, `auth`, `signature`,
 /// `credential`, `sig`) becomes `<redacted>`. Text that is not a URL is returned as is.
@@ -348,14 +474,14 @@ pub fn redact_url(url: &str) -> String {
             .query_pairs()
             .map(|(k, v)| {
                 let v = if secret_name(&k) {
-                    "<redacted>".to_owned()
+                    REDACTED.to_owned()
                 } else {
                     v.into_owned()
                 };
                 (k.into_owned(), v)
             })
             .collect();
-        if pairs.iter().any(|(_, v)| v == "<redacted>") {
+        if pairs.iter().any(|(_, v)| v == REDACTED) {
             parsed.query_pairs_mut().clear().extend_pairs(pairs);
             changed = true;
         }
@@ -624,6 +750,35 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn redactors_remove_every_form_of_a_secret() {
+        let r = Redactor::new(["sk-lf-1234", "a b/c\"d", "k"]);
+        let text = "key sk-lf-1234 in url a%20b%2Fc%22d and quoted \"a b/c\\\"d\" and k stays";
+        let out = r.redact(text);
+        assert!(
+            !out.contains("sk-lf-1234") && !out.contains("a%20b%2Fc%22d"),
+            "{out}"
+        );
+        assert!(!out.contains("a b/c"), "{out}");
+        assert!(
+            out.contains("k stays"),
+            "values under 4 characters are left: {out}"
+        );
+        assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
+        let e = r.error(ExportError::new("p", "got sk-lf-1234"));
+        assert_eq!(e.message, "got <redacted>");
+        match r.outcome(ExportOutcome::fatal(ExportError::new("p", "sk-lf-1234"))) {
+            ExportOutcome::Fatal(e) => assert_eq!(e.message, "<redacted>"),
+            other => panic!("{other:?}"),
+        }
+        let c = ProviderConfig::new("x")
+            .with("secret_key", "sk-very-secret")
+            .with("host", "https://h");
+        let r = c.redactor();
+        assert_eq!(r.redact("https://h sk-very-secret"), "https://h <redacted>");
+        assert!(!format!("{r:?}").contains("very-secret"));
     }
 
     #[test]

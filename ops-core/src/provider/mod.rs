@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    ConfigError, ConfigField, ProviderConfig, TIMEOUT_FIELD, check_url, obfuscate_secret,
-    redact_url, validate_integer_id, validate_project_name, validate_timeout, validate_url,
-    validate_url_with_path,
+    ConfigError, ConfigField, ProviderConfig, REDACTED, Redactor, TIMEOUT_FIELD, check_url,
+    obfuscate_secret, redact_url, validate_integer_id, validate_project_name, validate_timeout,
+    validate_url, validate_url_with_path,
 };
 pub use registry::{EnvReader, ProviderFactory, UnknownProvider, find, registered};
 

@@ -77,7 +77,7 @@ impl std::fmt::Debug for Langfuse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Langfuse")
             .field("host", &self.host)
-            .field("public_key", &self.public_key)
+            .field("public_key", &"<redacted>")
             .field("secret_key", &"<redacted>")
             .finish()
     }
@@ -213,6 +213,14 @@ impl Dialect for Langfuse {
                 "x-langfuse-ingestion-version".into(),
                 INGESTION_VERSION.into(),
             ),
+        ]
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![
+            self.public_key.clone(),
+            self.secret_key.clone(),
+            self.authorization(),
         ]
     }
 

@@ -131,7 +131,7 @@ pub struct LangSmith {
 impl fmt::Debug for LangSmith {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LangSmith")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
             .field("project", &self.project)
             .field("http", &self.http)
             .field("info", &self.info)
@@ -163,10 +163,12 @@ impl LangSmith {
         if let Some(w) = workspace_id.filter(|w| !w.trim().is_empty()) {
             headers.push(("x-tenant-id".to_owned(), w.trim().to_owned()));
         }
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets([api_key]);
         Ok(Self {
             endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
             project: project.to_owned(),
@@ -266,6 +268,7 @@ impl LangSmith {
                 IngestInfo::default()
             }
             Err(e) => {
+                let e = self.http.redactor().error(e);
                 tracing::debug!(error = %e, "ops: langsmith /info failed; using defaults");
                 IngestInfo::default()
             }
@@ -476,13 +479,9 @@ impl LangSmith {
     }
 }
 
-#[async_trait]
-impl Provider for LangSmith {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl LangSmith {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         let runs = self.place(batch);
         if runs.is_empty() {
             // Everything is held for a parent that has not arrived yet.
@@ -493,7 +492,7 @@ impl Provider for LangSmith {
         report.outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         let url = format!("{}?limit=1", self.url("/sessions"));
         self.http
             .send(&url, self.http.get(&url))
@@ -501,14 +500,14 @@ impl Provider for LangSmith {
             .check(NAME, "the credentials check (GET /sessions)")
     }
 
-    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+    async fn project_key_raw(&self) -> Result<Option<String>, ExportError> {
         Ok(self
             .session()
             .await?
             .and_then(|s| s.get("id").and_then(Value::as_str).map(str::to_owned)))
     }
 
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         let ui = self.ui_root();
         Ok(Some(match self.session().await? {
             Some(s) => match (
@@ -523,11 +522,7 @@ impl Provider for LangSmith {
         }))
     }
 
-    fn timeout(&self) -> Option<Duration> {
-        Some(self.http.timeout())
-    }
-
-    async fn shutdown(&mut self) {
+    async fn shutdown_raw(&mut self) {
         // Runs still waiting for a parent will not get one now: send them as roots.
         let runs = self.state.release_all();
         if runs.is_empty() {
@@ -538,6 +533,41 @@ impl Provider for LangSmith {
         if report.failed.iter().any(|f| *f) {
             tracing::warn!("ops: langsmith could not send some held runs at shutdown");
         }
+    }
+}
+
+#[async_trait]
+impl Provider for LangSmith {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_key_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
+    }
+
+    async fn shutdown(&mut self) {
+        self.shutdown_raw().await;
     }
 }
 

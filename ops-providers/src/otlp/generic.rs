@@ -40,8 +40,8 @@ pub const FIELDS: &[ConfigField] = &[
     TIMEOUT_FIELD,
 ];
 
-/// The generic OTLP dialect.
-#[derive(Debug, Clone)]
+/// The generic OTLP dialect. Its Debug output shows header names, never their values.
+#[derive(Clone)]
 pub struct GenericOtlp {
     /// The full traces URL.
     pub endpoint: String,
@@ -53,6 +53,21 @@ pub struct GenericOtlp {
     pub encoding: Encoding,
     /// The body compression.
     pub compression: Compression,
+}
+
+impl std::fmt::Debug for GenericOtlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenericOtlp")
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("service_name", &self.service_name)
+            .field("encoding", &self.encoding)
+            .field("compression", &self.compression)
+            .finish()
+    }
 }
 
 impl GenericOtlp {
@@ -98,6 +113,11 @@ impl Dialect for GenericOtlp {
 
     fn headers(&self) -> Vec<(String, String)> {
         self.headers.clone()
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        // The whole header list is a secret (`authorization`, `x-honeycomb-team`, ...).
+        self.headers.iter().map(|(_, v)| v.clone()).collect()
     }
 
     fn transport_options(&self) -> TransportOptions {
