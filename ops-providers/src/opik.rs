@@ -292,6 +292,7 @@ impl Opik {
         for (index, trace) in batch.iter().enumerate() {
             let trace_id = self.ids.trace_id(trace, now);
             let obs = observations(trace);
+            let ids = crate::native::observation_ids(trace);
             for o in obs.iter() {
                 let json = self.span(trace, o, trace_id, now);
                 let id = json["id"].as_str().unwrap_or_default().to_owned();
@@ -307,7 +308,7 @@ impl Opik {
             }
             let root = obs.iter().find(|o| {
                 o.parent_id.is_none()
-                    || (crate::native::is_root(trace, o)
+                    || (crate::native::is_root_in(&ids, o)
                         && o.kind == trace.kind
                         && o.name == trace.name)
             });
@@ -445,12 +446,7 @@ impl Opik {
         metadata.insert("ops_kind".into(), json!(trace.kind.as_str()));
         metadata.insert("ops_trace_id".into(), json!(trace.id.as_str()));
         m.insert("metadata".into(), Value::Object(metadata));
-        let mut tags: Vec<String> = Vec::new();
-        for t in &trace.tags {
-            if !tags.contains(t) {
-                tags.push(t.clone());
-            }
-        }
+        let tags = crate::native::unique(&trace.tags);
         if !tags.is_empty() {
             m.insert("tags".into(), json!(tags));
         }

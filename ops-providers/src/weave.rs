@@ -189,6 +189,17 @@ struct Rollup {
 }
 
 impl Rollup {
+    fn add(&mut self, other: &Rollup) {
+        self.success += other.success;
+        self.error += other.error;
+        for (model, counts) in &other.usage {
+            let slot = self.usage.entry(model.clone()).or_default();
+            for (s, c) in slot.iter_mut().zip(counts) {
+                *s = s.saturating_add(*c);
+            }
+        }
+    }
+
     fn summary(&self) -> Value {
         let usage: Map<String, Value> = self
             .usage
@@ -213,48 +224,84 @@ impl Rollup {
 }
 
 /// The roll-ups of every observation of `obs`: its own usage and status plus its
-/// descendants'.
+/// descendants'. Linear in the observations: each adds its subtree's total to its parent once,
+/// children before parents. Observations on a parent cycle (no root above them) count only
+/// what hangs below the point where the walk entered the cycle.
 fn rollups(obs: &[Observation]) -> HashMap<Uuid, Rollup> {
     let index: HashMap<Uuid, usize> = obs.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
-    let mut out: HashMap<Uuid, Rollup> = HashMap::new();
-    for o in obs {
-        let usage = o.usage.as_ref().filter(|u| !u.is_empty()).map(|u| {
-            (
-                o.model.clone().unwrap_or_else(|| "unknown".into()),
-                [
-                    1,
-                    u.input.unwrap_or(0),
-                    u.output.unwrap_or(0),
-                    u.total().unwrap_or(0),
-                ],
-            )
-        });
-        let failed = o.level == Level::Error;
-        // Walk up the ancestors, at most once around any cycle.
-        let mut at = Some(o.id);
-        for _ in 0..=obs.len() {
-            let Some(id) = at else {
-                break;
-            };
-            let r = out.entry(id).or_default();
-            if failed {
-                r.error += 1;
-            } else {
-                r.success += 1;
-            }
-            if let Some((model, counts)) = &usage {
-                let slot = r.usage.entry(model.clone()).or_default();
-                for (s, c) in slot.iter_mut().zip(counts) {
-                    *s = s.saturating_add(*c);
-                }
-            }
-            at = index
-                .get(&id)
-                .and_then(|i| obs[*i].parent_id)
-                .filter(|p| index.contains_key(p) && *p != id);
+    let parent: Vec<Option<usize>> = obs
+        .iter()
+        .map(|o| {
+            o.parent_id
+                .filter(|p| *p != o.id)
+                .and_then(|p| index.get(&p).copied())
+        })
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); obs.len()];
+    for (i, p) in parent.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(i);
         }
     }
-    out
+    let mut totals: Vec<Rollup> = obs
+        .iter()
+        .map(|o| {
+            let mut r = Rollup::default();
+            if o.level == Level::Error {
+                r.error = 1;
+            } else {
+                r.success = 1;
+            }
+            if let Some(u) = o.usage.as_ref().filter(|u| !u.is_empty()) {
+                r.usage.insert(
+                    o.model.clone().unwrap_or_else(|| "unknown".into()),
+                    [
+                        1,
+                        u.input.unwrap_or(0),
+                        u.output.unwrap_or(0),
+                        u.total().unwrap_or(0),
+                    ],
+                );
+            }
+            r
+        })
+        .collect();
+    // Post-order from every root, then from anything left (cycles): children first.
+    let mut visited = vec![false; obs.len()];
+    let starts = (0..obs.len())
+        .filter(|i| parent[*i].is_none())
+        .chain(0..obs.len());
+    for start in starts {
+        if visited[start] {
+            continue;
+        }
+        visited[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some((node, next)) = stack.pop() {
+            if let Some(&child) = children[node].get(next) {
+                stack.push((node, next + 1));
+                if !visited[child] {
+                    visited[child] = true;
+                    stack.push((child, 0));
+                }
+                continue;
+            }
+            // Every child of `node` is done: add `node`'s total to its parent.
+            if let Some(p) = parent[node]
+                && stack.last().is_some_and(|(top, _)| *top == p)
+            {
+                let (done, into) = if node < p {
+                    let (a, b) = totals.split_at_mut(p);
+                    (&a[node], &mut b[0])
+                } else {
+                    let (a, b) = totals.split_at_mut(node);
+                    (&b[0], &mut a[p])
+                };
+                into.add(done);
+            }
+        }
+    }
+    obs.iter().map(|o| o.id).zip(totals).collect()
 }
 
 impl Weave {
@@ -431,9 +478,10 @@ impl Weave {
             let trace_id = self.ids.trace_id(trace, now);
             let obs = observations(trace);
             let rollups = rollups(&obs);
+            let ids = crate::native::observation_ids(trace);
             let root = obs
                 .iter()
-                .find(|o| crate::native::is_root(trace, o))
+                .find(|o| crate::native::is_root_in(&ids, o))
                 .map(|o| self.ids.observation_id(o.id, trace_id, now));
             for o in obs.iter() {
                 let id = self.ids.observation_id(o.id, trace_id, now);
@@ -798,6 +846,21 @@ mod tests {
         );
         assert_eq!(r[&llm.id].success, 1);
         assert_eq!(r[&mid.id].error, 1);
+    }
+
+    #[test]
+    fn a_parent_cycle_rolls_up_finitely() {
+        let mut a = Observation::new(ObservationKind::Span, "a");
+        let mut b = Observation::new(ObservationKind::Span, "b");
+        a.parent_id = Some(b.id);
+        b.parent_id = Some(a.id);
+        let r = rollups(&[a.clone(), b.clone()]);
+        let counts = |id| r[&id].success;
+        assert_eq!(
+            counts(a.id) + counts(b.id),
+            3,
+            "one of them holds the other"
+        );
     }
 
     #[test]
