@@ -21,12 +21,15 @@ pub(crate) mod exit {
     pub(crate) const OK: u8 = 0;
     /// Anything else (reading stdin failed, the runtime could not start, ...).
     pub(crate) const OTHER: u8 = 1;
-    /// Bad command line (clap's own code too), including a secret passed on argv.
+    /// Bad command line (clap's own code too), including a secret passed on argv, an
+    /// environment variable that is not UTF-8, and stdin that is too large or not text.
     pub(crate) const USAGE: u8 = 2;
     /// Invalid config: unknown provider or key, a field that does not validate, a masked
-    /// secret with nothing stored, an id that is not usable, another tenant's app.
+    /// secret with nothing stored, an id that is not usable, another tenant's app (read or
+    /// written).
     pub(crate) const INVALID: u8 = 3;
-    /// Not found: no such config, no enabled provider, tracing off for the app.
+    /// Not found: no such config, no enabled provider, tracing off for the app, no config
+    /// database (commands other than `config set` never create one).
     pub(crate) const NOT_FOUND: u8 = 4;
     /// A provider rejected the credentials or the test trace, or did not answer.
     pub(crate) const PROVIDER: u8 = 5;
@@ -46,16 +49,24 @@ Environment:
   OPS_TENANT               the tenant owning the apps (default: default)
   OPS_SECRET_<KEY>         a secret for `ops config set`, e.g. OPS_SECRET_SECRET_KEY
 
+Tenants: every command acts on the apps of --tenant / $OPS_TENANT only; naming an app of
+another tenant is an error (exit 3), for reads as for writes.
+
+Database: only `config set` creates the database file; the other commands report a missing
+one (exit 4). A URL that is neither a file path, sqlite:<path> nor postgres://... is an error.
+
 Exit codes:
   0  success
-  1  other failure (stdin, runtime, I/O)
-  2  bad command line, including a secret given on the command line
+  1  other failure (reading stdin, runtime, I/O)
+  2  bad command line, including a secret given on the command line, an environment
+     variable that is not UTF-8, and stdin over 64 KiB or not text
   3  invalid config: unknown provider or key, invalid value, masked secret with nothing
      stored, unusable app or tenant id, app owned by another tenant
-  4  not found: no such config, no enabled provider, tracing is off for the app
+  4  not found: no such config, no enabled provider, tracing is off for the app, no
+     config database
   5  a provider rejected the credentials or the test trace, or did not answer
-  6  encryption key missing or malformed, or a secret does not decrypt with it
-  7  config database error (unreachable, migration, concurrent change)";
+  6  encryption key missing, malformed or not UTF-8, or a secret does not decrypt with it
+  7  config database error (bad URL, unreachable, migration, concurrent change)";
 
 /// Configure per-app LLM tracing: provider configs with encrypted secrets, credential
 /// checks, test traces and key rotation.
@@ -219,8 +230,13 @@ struct SendTestArgs {
     /// Only this one of the app's enabled providers.
     #[arg(long)]
     provider: Option<String>,
-    /// Seconds to wait for each provider.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Seconds to wait for each provider (1 to 3600).
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
     timeout: u64,
 }
 
@@ -245,6 +261,9 @@ impl From<ops_config::Error> for Failure {
         use ops_config::Error as E;
         let code = match &e {
             E::Key(_) | E::Crypto(_) => exit::KEY,
+            E::Store(ops_config::StoreError::NotFound { .. }) => exit::NOT_FOUND,
+            E::Store(ops_config::StoreError::Env(_)) => exit::USAGE,
+            E::Store(ops_config::StoreError::WrongTenant { .. }) => exit::INVALID,
             E::Store(_) => exit::STORE,
             E::Config(_)
             | E::UnknownProvider(_)
