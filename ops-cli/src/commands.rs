@@ -202,7 +202,7 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
     let manager = manager(cli, Open::Create).await?;
     let saved = manager
         .save_config(
-            &cli.tenant,
+            cli.tenant(),
             app,
             factory.name,
             &collected.update,
@@ -244,14 +244,14 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
     }
     if args.enable {
         let status = manager
-            .set_enabled(&cli.tenant, app, Some(factory.name), true)
+            .set_enabled(cli.tenant(), app, Some(factory.name), true)
             .await?;
         println!(
             "tracing on for app {app}; active providers: {}",
             status.active_providers().join(", ")
         );
     } else {
-        let status = manager.app_status(&cli.tenant, app).await?;
+        let status = manager.app_status(cli.tenant(), app).await?;
         if !status.active_providers().contains(&factory.name) {
             println!(
                 "not active yet; turn it on with: ops enable --app {app} --provider {}",
@@ -259,7 +259,7 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
             );
         }
     }
-    if let Some(view) = manager.config_view(&cli.tenant, app, factory.name).await? {
+    if let Some(view) = manager.config_view(cli.tenant(), app, factory.name).await? {
         print_view(&view);
     }
     Ok(())
@@ -299,7 +299,7 @@ fn view_json(view: &ConfigView) -> serde_json::Value {
 async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     let wanted = args.provider.as_deref().map(factory).transpose()?;
     let manager = manager(cli, Open::Existing).await?;
-    let status = manager.app_status(&cli.tenant, &args.app).await?;
+    let status = manager.app_status(cli.tenant(), &args.app).await?;
     let names: Vec<String> = match wanted {
         Some(f) => vec![f.name.to_owned()],
         None => status
@@ -320,7 +320,7 @@ async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     }
     let mut views = Vec::new();
     for name in &names {
-        match manager.config_view(&cli.tenant, &args.app, name).await? {
+        match manager.config_view(cli.tenant(), &args.app, name).await? {
             Some(view) => views.push(view),
             None => {
                 return Err(Error::NotConfigured {
@@ -364,7 +364,7 @@ async fn delete(cli: &Cli, args: &ProviderTarget) -> Result<(), Failure> {
     let factory = factory(&args.provider)?;
     let manager = keyless_manager(cli).await?;
     if !manager
-        .delete_config(&cli.tenant, &args.app, factory.name)
+        .delete_config(cli.tenant(), &args.app, factory.name)
         .await?
     {
         return Err(Error::NotConfigured {
@@ -381,7 +381,7 @@ async fn switch(cli: &Cli, target: &Target, on: bool) -> Result<(), Failure> {
     let provider = target.provider.as_deref().map(factory).transpose()?;
     let manager = keyless_manager(cli).await?;
     let status = manager
-        .set_enabled(&cli.tenant, &target.app, provider.map(|f| f.name), on)
+        .set_enabled(cli.tenant(), &target.app, provider.map(|f| f.name), on)
         .await?;
     let active = status.active_providers();
     match (provider, on) {
@@ -411,7 +411,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
     let names: Vec<String> = match wanted {
         Some(f) => vec![f.name.to_owned()],
         None => manager
-            .app_status(&cli.tenant, &args.app)
+            .app_status(cli.tenant(), &args.app)
             .await?
             .providers
             .into_iter()
@@ -432,7 +432,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
     let mut failed = 0;
     for name in &names {
         match manager
-            .check_app_provider(&cli.tenant, &args.app, name)
+            .check_app_provider(cli.tenant(), &args.app, name)
             .await
         {
             Ok(report) => {
@@ -466,7 +466,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
 async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
     let wanted = args.provider.as_deref().map(factory).transpose()?;
     let manager = manager(cli, Open::Existing).await?;
-    let state = manager.app_providers(&cli.tenant, &args.app).await?;
+    let state = manager.app_providers(cli.tenant(), &args.app).await?;
     // An enabled provider that cannot be loaded fails the command with its own code (a key
     // that does not decrypt is 6, an invalid config 3), after the others were tried.
     let mut left_out: Option<Failure> = None;
@@ -500,7 +500,7 @@ async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
         if let Some(failure) = left_out {
             return Err(failure);
         }
-        let status = manager.app_status(&cli.tenant, &args.app).await?;
+        let status = manager.app_status(cli.tenant(), &args.app).await?;
         let why = match (wanted, status.enabled) {
             (Some(f), _) => format!("{} is not an active provider of app {}", f.name, args.app),
             (None, false) => format!("tracing is off for app {}", args.app),
@@ -514,7 +514,7 @@ async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let tenant = state.tenant_id().unwrap_or(&cli.tenant).to_owned();
+    let tenant = state.tenant_id().unwrap_or(cli.tenant()).to_owned();
     let trace = sample::chatflow(&tenant, &args.app)
         .and_then(|task| task.preprocess())
         .map_err(|e| Failure::new(exit::OTHER, format!("cannot build the sample trace: {e}")))?;

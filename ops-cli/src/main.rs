@@ -74,19 +74,16 @@ Exit codes:
 #[command(name = "ops", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     /// Config database: postgres://..., sqlite://<path> or a SQLite file path
-    /// [default: $OPS_CONFIG_DB or ./ops-config.db]
-    #[arg(
-        long,
-        global = true,
-        env = "OPS_CONFIG_DATABASE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// [default: $OPS_CONFIG_DATABASE_URL, else $OPS_CONFIG_DB, else ./ops-config.db]
+    // The variables are read by `ops_config::store::url_from_env`, whose errors name them
+    // (clap's do not).
+    #[arg(long, global = true, value_name = "URL")]
     database: Option<String>,
 
-    /// The tenant (workspace) that owns the apps; its derived key encrypts their secrets.
-    #[arg(long, global = true, env = "OPS_TENANT", default_value = "default")]
-    tenant: String,
+    /// The tenant (workspace) that owns the apps; its derived key encrypts their secrets
+    /// [default: $OPS_TENANT, else `default`].
+    #[arg(long, global = true)]
+    tenant: Option<String>,
 
     /// A file holding the master key(s), instead of $OPS_ENCRYPTION_KEY.
     #[arg(
@@ -247,6 +244,23 @@ pub(crate) struct Failure {
     pub(crate) message: String,
 }
 
+impl Cli {
+    /// The tenant: --tenant, else $OPS_TENANT (resolved by [`Cli::resolve_env`]), else
+    /// `default`.
+    pub(crate) fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("default")
+    }
+
+    /// Fills in what the environment gives, with errors that name the variable.
+    pub(crate) fn resolve_env(&mut self) -> Result<(), Failure> {
+        if self.tenant.is_none() {
+            self.tenant = ops_core::env::non_blank("OPS_TENANT")
+                .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 impl Failure {
     pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self {
@@ -294,7 +308,11 @@ fn main() -> ExitCode {
     // Keeps every provider's registration in the binary (`ops providers` in the CLI tests
     // fails if one goes missing).
     ops_providers::link();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Err(failure) = cli.resolve_env() {
+        eprintln!("error: {}", failure.message);
+        return ExitCode::from(failure.code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -989,14 +989,15 @@ fn exit_codes_match_the_table() {
         "18446744073709551616",
     ])
     .code(2);
-    let mut cmd = s.command(&["config", "show", "--app", "app-f"]);
-    cmd.env_remove("OPS_CONFIG_DB")
-        .env("OPS_CONFIG_DB", not_utf8());
-    let run = s.finish(cmd).code(2);
-    assert!(
-        run.stderr.contains("OPS_CONFIG_DB") && run.stderr.contains("UTF-8"),
-        "{run:#?}"
-    );
+    for var in ["OPS_CONFIG_DB", "OPS_CONFIG_DATABASE_URL", "OPS_TENANT"] {
+        let mut cmd = s.command(&["config", "show", "--app", "app-f"]);
+        cmd.env(var, not_utf8());
+        let run = s.finish(cmd).code(2);
+        assert!(
+            run.stderr.contains(var) && run.stderr.contains("not valid UTF-8"),
+            "{var}: {run:#?}"
+        );
+    }
     let big = format!("public_key={}\n", "x".repeat(70 * 1024));
     let run = s
         .run_with_stdin(
