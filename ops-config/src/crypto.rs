@@ -569,13 +569,10 @@ fn parse_sealed(ctx: &SecretContext<'_>, sealed: &str) -> Result<(u32, Vec<u8>),
 /// `OPS_ENCRYPTION_KEY`, when set and not blank; a value that is not UTF-8 is a
 /// [`KeyError::NotUnicode`].
 pub fn key_from_env() -> Result<Option<zeroize::Zeroizing<String>>, KeyError> {
-    match std::env::var_os(KEY_ENV) {
-        None => Ok(None),
-        Some(v) => {
-            let v = zeroize::Zeroizing::new(v.into_string().map_err(|_| KeyError::NotUnicode {
-                var: KEY_ENV.to_owned(),
-            })?);
-            Ok((!v.trim().is_empty()).then_some(v))
-        }
-    }
+    let value = ops_core::env::var(KEY_ENV).map_err(|_| KeyError::NotUnicode {
+        var: KEY_ENV.to_owned(),
+    })?;
+    Ok(value
+        .map(zeroize::Zeroizing::new)
+        .filter(|v| !v.trim().is_empty()))
 }

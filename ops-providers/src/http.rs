@@ -554,7 +554,10 @@ impl<T, O: Fn(&T) -> usize> Splitter<T, O> {
                 failed: vec![false; owners],
                 ..SplitReport::default()
             },
-            deadline: Instant::now() + deadline,
+            // A deadline past what the clock can hold is no deadline, not a panic.
+            deadline: Instant::now()
+                .checked_add(deadline)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)),
             owner,
         }
     }
@@ -957,6 +960,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_huge_export_deadline_is_no_panic() {
+        let mut s = Splitter::new("p", "u", vec![vec![0usize]], 1, Duration::MAX, |i| *i);
+        assert!(s.next_chunk().is_some());
+        s.done(Classified::accepted());
+        assert_eq!(s.finish().outcome(1), ExportOutcome::Delivered);
     }
 
     #[test]
