@@ -38,32 +38,44 @@ fn factory(name: &str) -> Result<&'static ProviderFactory, Failure> {
 }
 
 fn keyring(cli: &Cli) -> Result<Keyring, Failure> {
-    let value = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty());
+    let value = ops_config::crypto::key_from_env()?;
     Ok(Keyring::from_sources(
-        value.as_deref(),
+        value.as_ref().map(|v| v.as_str()),
         cli.key_file.as_deref(),
     )?)
 }
 
-async fn store(cli: &Cli) -> Result<Arc<dyn ConfigStore>, Failure> {
-    let url = cli
-        .database
-        .clone()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(config_store::url_from_env);
-    Ok(config_store::connect(&url).await?)
+/// Whether a command may create the config database: only `config set` does; every other
+/// command finds nothing to do in a database that does not exist, and says so.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Create the file (and its directory) when missing.
+    Create,
+    /// Never create anything.
+    Existing,
+}
+
+async fn store(cli: &Cli, open: Open) -> Result<Arc<dyn ConfigStore>, Failure> {
+    let url = match cli.database.clone().filter(|u| !u.trim().is_empty()) {
+        Some(url) => url,
+        None => config_store::url_from_env()?,
+    };
+    Ok(match open {
+        Open::Create => config_store::connect(&url).await?,
+        Open::Existing => config_store::connect_existing(&url).await?,
+    })
 }
 
 /// A manager with the key: the key is loaded first, so a key problem never touches the
 /// database.
-async fn manager(cli: &Cli) -> Result<OpsTraceManager, Failure> {
+async fn manager(cli: &Cli, open: Open) -> Result<OpsTraceManager, Failure> {
     let keys = keyring(cli)?;
-    Ok(OpsTraceManager::new(store(cli).await?, keys).with_cache_ttl(None))
+    Ok(OpsTraceManager::new(store(cli, open).await?, keys).with_cache_ttl(None))
 }
 
-/// A manager for commands that never read or write a secret.
+/// A manager for commands that never read or write a secret (and never create the database).
 async fn keyless_manager(cli: &Cli) -> Result<OpsTraceManager, Failure> {
-    Ok(OpsTraceManager::without_keys(store(cli).await?).with_cache_ttl(None))
+    Ok(OpsTraceManager::without_keys(store(cli, Open::Existing).await?).with_cache_ttl(None))
 }
 
 fn describe(field: &ops_core::provider::ConfigField) -> String {
@@ -140,12 +152,36 @@ fn keygen(version: Option<u32>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The most `--stdin` may hold: config values and secrets, never this much.
+pub(crate) const MAX_STDIN_BYTES: u64 = 64 * 1024;
+
 fn read_stdin() -> Result<String, Failure> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
+    read_limited(std::io::stdin().lock())
+}
+
+/// Reads `input` whole if it holds at most [`MAX_STDIN_BYTES`]; more is a usage error.
+pub(crate) fn read_limited(input: impl Read) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_STDIN_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| Failure::new(exit::OTHER, format!("cannot read stdin: {e}")))?;
-    Ok(text)
+    if bytes.len() as u64 > MAX_STDIN_BYTES {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "stdin holds more than {} KiB; --stdin takes KEY=VALUE lines or a JSON object of \
+                 config values, which fit in far less",
+                MAX_STDIN_BYTES / 1024
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Failure::new(
+            exit::USAGE,
+            "stdin is not valid UTF-8; write KEY=VALUE lines or a JSON object as text",
+        )
+    })
 }
 
 async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
@@ -156,13 +192,17 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let collected = input::collect(factory, &args.set, &args.unset, stdin.as_deref(), |var| {
-        std::env::var(var).ok()
-    })?;
-    let manager = manager(cli).await?;
+    let collected = input::collect(
+        factory,
+        &args.set,
+        &args.unset,
+        stdin.as_deref(),
+        ops_core::env::var,
+    )?;
+    let manager = manager(cli, Open::Create).await?;
     let saved = manager
         .save_config(
-            &cli.tenant,
+            cli.tenant(),
             app,
             factory.name,
             &collected.update,
@@ -204,14 +244,14 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
     }
     if args.enable {
         let status = manager
-            .set_enabled(&cli.tenant, app, Some(factory.name), true)
+            .set_enabled(cli.tenant(), app, Some(factory.name), true)
             .await?;
         println!(
             "tracing on for app {app}; active providers: {}",
             status.active_providers().join(", ")
         );
     } else {
-        let status = manager.app_status(app).await?;
+        let status = manager.app_status(cli.tenant(), app).await?;
         if !status.active_providers().contains(&factory.name) {
             println!(
                 "not active yet; turn it on with: ops enable --app {app} --provider {}",
@@ -219,7 +259,7 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
             );
         }
     }
-    if let Some(view) = manager.config_view(app, factory.name).await? {
+    if let Some(view) = manager.config_view(cli.tenant(), app, factory.name).await? {
         print_view(&view);
     }
     Ok(())
@@ -258,8 +298,8 @@ fn view_json(view: &ConfigView) -> serde_json::Value {
 
 async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     let wanted = args.provider.as_deref().map(factory).transpose()?;
-    let manager = manager(cli).await?;
-    let status = manager.app_status(&args.app).await?;
+    let manager = manager(cli, Open::Existing).await?;
+    let status = manager.app_status(cli.tenant(), &args.app).await?;
     let names: Vec<String> = match wanted {
         Some(f) => vec![f.name.to_owned()],
         None => status
@@ -280,7 +320,7 @@ async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     }
     let mut views = Vec::new();
     for name in &names {
-        match manager.config_view(&args.app, name).await? {
+        match manager.config_view(cli.tenant(), &args.app, name).await? {
             Some(view) => views.push(view),
             None => {
                 return Err(Error::NotConfigured {
@@ -324,7 +364,7 @@ async fn delete(cli: &Cli, args: &ProviderTarget) -> Result<(), Failure> {
     let factory = factory(&args.provider)?;
     let manager = keyless_manager(cli).await?;
     if !manager
-        .delete_config(&cli.tenant, &args.app, factory.name)
+        .delete_config(cli.tenant(), &args.app, factory.name)
         .await?
     {
         return Err(Error::NotConfigured {
@@ -341,7 +381,7 @@ async fn switch(cli: &Cli, target: &Target, on: bool) -> Result<(), Failure> {
     let provider = target.provider.as_deref().map(factory).transpose()?;
     let manager = keyless_manager(cli).await?;
     let status = manager
-        .set_enabled(&cli.tenant, &target.app, provider.map(|f| f.name), on)
+        .set_enabled(cli.tenant(), &target.app, provider.map(|f| f.name), on)
         .await?;
     let active = status.active_providers();
     match (provider, on) {
@@ -367,11 +407,11 @@ async fn switch(cli: &Cli, target: &Target, on: bool) -> Result<(), Failure> {
 
 async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
     let wanted = args.provider.as_deref().map(factory).transpose()?;
-    let manager = manager(cli).await?;
+    let manager = manager(cli, Open::Existing).await?;
     let names: Vec<String> = match wanted {
         Some(f) => vec![f.name.to_owned()],
         None => manager
-            .app_status(&args.app)
+            .app_status(cli.tenant(), &args.app)
             .await?
             .providers
             .into_iter()
@@ -391,7 +431,10 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
     let mut first_failure: Option<Failure> = None;
     let mut failed = 0;
     for name in &names {
-        match manager.check_app_provider(&args.app, name).await {
+        match manager
+            .check_app_provider(cli.tenant(), &args.app, name)
+            .await
+        {
             Ok(report) => {
                 println!("{name}: ok");
                 if let Some(key) = &report.project_key {
@@ -422,17 +465,42 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
 
 async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
     let wanted = args.provider.as_deref().map(factory).transpose()?;
-    let manager = manager(cli).await?;
-    let state = manager.providers_for_app(&args.app).await?;
+    let manager = manager(cli, Open::Existing).await?;
+    let state = manager.app_providers(cli.tenant(), &args.app).await?;
+    // An enabled provider that cannot be loaded fails the command with its own code (a key
+    // that does not decrypt is 6, an invalid config 3), after the others were tried.
+    let mut left_out: Option<Failure> = None;
     for (name, e) in state.errors() {
+        if wanted.is_some_and(|f| f.name != name) {
+            continue;
+        }
         eprintln!("warning: {name} is left out: {e}");
+        left_out.get_or_insert_with(|| {
+            let failure = Failure::from(e.clone());
+            Failure::new(
+                failure.code,
+                format!("{name} could not be loaded: {}", failure.message),
+            )
+        });
     }
-    let mut providers = manager.providers_for(&args.app).await?;
-    if let Some(f) = wanted {
-        providers.retain(|(_, p)| p.name() == f.name);
+    let mut providers: Vec<(String, Box<dyn ops_core::Provider>)> = Vec::new();
+    for p in state.providers() {
+        if wanted.is_some_and(|f| f.name != p.name()) {
+            continue;
+        }
+        match p.build() {
+            Ok(instance) => providers.push((p.instance_key().to_owned(), instance)),
+            Err(e) => {
+                eprintln!("warning: {} is left out: {e}", p.name());
+                left_out.get_or_insert_with(|| Failure::from(Error::from(e)));
+            }
+        }
     }
     if providers.is_empty() {
-        let status = manager.app_status(&args.app).await?;
+        if let Some(failure) = left_out {
+            return Err(failure);
+        }
+        let status = manager.app_status(cli.tenant(), &args.app).await?;
         let why = match (wanted, status.enabled) {
             (Some(f), _) => format!("{} is not an active provider of app {}", f.name, args.app),
             (None, false) => format!("tracing is off for app {}", args.app),
@@ -446,7 +514,7 @@ async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let tenant = state.tenant_id().unwrap_or(&cli.tenant).to_owned();
+    let tenant = state.tenant_id().unwrap_or(cli.tenant()).to_owned();
     let trace = sample::chatflow(&tenant, &args.app)
         .and_then(|task| task.preprocess())
         .map_err(|e| Failure::new(exit::OTHER, format!("cannot build the sample trace: {e}")))?;
@@ -490,6 +558,9 @@ async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
         }
         let _ = tokio::time::timeout(timeout, provider.shutdown()).await;
     }
+    if let Some(failure) = left_out {
+        return Err(failure);
+    }
     if failed > 0 {
         return Err(Failure::new(
             exit::PROVIDER,
@@ -525,7 +596,7 @@ async fn rotate_key(cli: &Cli, generate: bool) -> Result<(), Failure> {
         })?;
         println!("added key version {} to {}", key.version(), path.display());
     }
-    let manager = manager(cli).await?;
+    let manager = manager(cli, Open::Existing).await?;
     let report = manager.rotate_keys().await?;
     let moved: usize = report.resealed.values().sum();
     let from: Vec<String> = report

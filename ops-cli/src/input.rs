@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use ops_config::ConfigUpdate;
 use ops_core::ProviderFactory;
+use ops_core::env::EnvError;
 
 use crate::{Failure, exit};
 
@@ -30,13 +31,14 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 /// Builds the update for `factory` from the command line, the environment (`env` looks a
-/// variable up) and, when given, stdin's text.
+/// variable up; one that is not UTF-8 is a usage error naming it, never skipped) and, when
+/// given, stdin's text.
 pub(crate) fn collect(
     factory: &ProviderFactory,
     set: &[String],
     unset: &[String],
     stdin: Option<&str>,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Result<Option<String>, EnvError>,
 ) -> Result<Collected, Failure> {
     let mut out = Collected::default();
     let mut origin: BTreeMap<String, &'static str> = BTreeMap::new();
@@ -80,7 +82,8 @@ pub(crate) fn collect(
     }
     for field in factory.fields.iter().filter(|f| f.secret) {
         let var = secret_env(field.name);
-        if let Some(value) = env(&var).filter(|v| !v.is_empty()) {
+        let value = env(&var).map_err(|e| usage(format!("{e}; nothing was saved")))?;
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
             claim(field.name, "the environment")?;
             out.update.insert(field.name, value);
             out.from_env.push(field.name.to_owned());
@@ -161,7 +164,7 @@ mod tests {
             &["secret_key=sk-123456789".into()],
             &[],
             None,
-            |_| None,
+            |_| Ok(None),
         )
         .unwrap_err();
         assert_eq!(err.code, exit::USAGE);
@@ -175,7 +178,7 @@ mod tests {
 
     #[test]
     fn sources_combine_and_conflicts_are_errors() {
-        let env = |v: &str| (v == "OPS_SECRET_PUBLIC_KEY").then(|| "pk-1".to_owned());
+        let env = |v: &str| Ok((v == "OPS_SECRET_PUBLIC_KEY").then(|| "pk-1".to_owned()));
         let got = collect(
             factory(),
             &["host=https://x".into()],
@@ -197,14 +200,32 @@ mod tests {
             &["host=a".into()],
             &["host".into()],
             None,
-            |_| None,
+            |_| Ok(None),
         )
         .unwrap_err();
         assert!(err.message.contains("given twice"), "{}", err.message);
-        let err = collect(factory(), &[], &[], Some("a=1\na=2"), |_| None).unwrap_err();
+        let err = collect(factory(), &[], &[], Some("a=1\na=2"), |_| Ok(None)).unwrap_err();
         assert!(err.message.contains("twice in stdin"), "{}", err.message);
-        let err = collect(factory(), &["novalue".into()], &[], None, |_| None).unwrap_err();
+        let err = collect(factory(), &["novalue".into()], &[], None, |_| Ok(None)).unwrap_err();
         assert!(err.message.contains("KEY=VALUE"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_secret_variable_that_is_not_utf8_is_an_error() {
+        let env = |v: &str| {
+            if v == "OPS_SECRET_SECRET_KEY" {
+                Err(EnvError::NotUnicode { var: v.to_owned() })
+            } else {
+                Ok(None)
+            }
+        };
+        let err = collect(factory(), &[], &[], None, env).unwrap_err();
+        assert_eq!(err.code, exit::USAGE);
+        assert!(
+            err.message.contains("OPS_SECRET_SECRET_KEY") && err.message.contains("UTF-8"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

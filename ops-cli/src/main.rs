@@ -21,12 +21,15 @@ pub(crate) mod exit {
     pub(crate) const OK: u8 = 0;
     /// Anything else (reading stdin failed, the runtime could not start, ...).
     pub(crate) const OTHER: u8 = 1;
-    /// Bad command line (clap's own code too), including a secret passed on argv.
+    /// Bad command line (clap's own code too), including a secret passed on argv, an
+    /// environment variable that is not UTF-8, and stdin that is too large or not text.
     pub(crate) const USAGE: u8 = 2;
     /// Invalid config: unknown provider or key, a field that does not validate, a masked
-    /// secret with nothing stored, an id that is not usable, another tenant's app.
+    /// secret with nothing stored, an id that is not usable, another tenant's app (read or
+    /// written).
     pub(crate) const INVALID: u8 = 3;
-    /// Not found: no such config, no enabled provider, tracing off for the app.
+    /// Not found: no such config, no enabled provider, tracing off for the app, no config
+    /// database (commands other than `config set` never create one).
     pub(crate) const NOT_FOUND: u8 = 4;
     /// A provider rejected the credentials or the test trace, or did not answer.
     pub(crate) const PROVIDER: u8 = 5;
@@ -46,16 +49,24 @@ Environment:
   OPS_TENANT               the tenant owning the apps (default: default)
   OPS_SECRET_<KEY>         a secret for `ops config set`, e.g. OPS_SECRET_SECRET_KEY
 
+Tenants: every command acts on the apps of --tenant / $OPS_TENANT only; naming an app of
+another tenant is an error (exit 3), for reads as for writes.
+
+Database: only `config set` creates the database file; the other commands report a missing
+one (exit 4). A URL that is neither a file path, sqlite:<path> nor postgres://... is an error.
+
 Exit codes:
   0  success
-  1  other failure (stdin, runtime, I/O)
-  2  bad command line, including a secret given on the command line
+  1  other failure (reading stdin, runtime, I/O)
+  2  bad command line, including a secret given on the command line, an environment
+     variable that is not UTF-8, and stdin over 64 KiB or not text
   3  invalid config: unknown provider or key, invalid value, masked secret with nothing
      stored, unusable app or tenant id, app owned by another tenant
-  4  not found: no such config, no enabled provider, tracing is off for the app
+  4  not found: no such config, no enabled provider, tracing is off for the app, no
+     config database
   5  a provider rejected the credentials or the test trace, or did not answer
-  6  encryption key missing or malformed, or a secret does not decrypt with it
-  7  config database error (unreachable, migration, concurrent change)";
+  6  encryption key missing, malformed or not UTF-8, or a secret does not decrypt with it
+  7  config database error (bad URL, unreachable, migration, concurrent change)";
 
 /// Configure per-app LLM tracing: provider configs with encrypted secrets, credential
 /// checks, test traces and key rotation.
@@ -63,19 +74,16 @@ Exit codes:
 #[command(name = "ops", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     /// Config database: postgres://..., sqlite://<path> or a SQLite file path
-    /// [default: $OPS_CONFIG_DB or ./ops-config.db]
-    #[arg(
-        long,
-        global = true,
-        env = "OPS_CONFIG_DATABASE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// [default: $OPS_CONFIG_DATABASE_URL, else $OPS_CONFIG_DB, else ./ops-config.db]
+    // The variables are read by `ops_config::store::url_from_env`, whose errors name them
+    // (clap's do not).
+    #[arg(long, global = true, value_name = "URL")]
     database: Option<String>,
 
-    /// The tenant (workspace) that owns the apps; its derived key encrypts their secrets.
-    #[arg(long, global = true, env = "OPS_TENANT", default_value = "default")]
-    tenant: String,
+    /// The tenant (workspace) that owns the apps; its derived key encrypts their secrets
+    /// [default: $OPS_TENANT, else `default`].
+    #[arg(long, global = true)]
+    tenant: Option<String>,
 
     /// A file holding the master key(s), instead of $OPS_ENCRYPTION_KEY.
     #[arg(
@@ -219,8 +227,13 @@ struct SendTestArgs {
     /// Only this one of the app's enabled providers.
     #[arg(long)]
     provider: Option<String>,
-    /// Seconds to wait for each provider.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Seconds to wait for each provider (1 to 3600).
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
     timeout: u64,
 }
 
@@ -229,6 +242,23 @@ struct SendTestArgs {
 pub(crate) struct Failure {
     pub(crate) code: u8,
     pub(crate) message: String,
+}
+
+impl Cli {
+    /// The tenant: --tenant, else $OPS_TENANT (resolved by [`Cli::resolve_env`]), else
+    /// `default`.
+    pub(crate) fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("default")
+    }
+
+    /// Fills in what the environment gives, with errors that name the variable.
+    pub(crate) fn resolve_env(&mut self) -> Result<(), Failure> {
+        if self.tenant.is_none() {
+            self.tenant = ops_core::env::non_blank("OPS_TENANT")
+                .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 impl Failure {
@@ -245,6 +275,9 @@ impl From<ops_config::Error> for Failure {
         use ops_config::Error as E;
         let code = match &e {
             E::Key(_) | E::Crypto(_) => exit::KEY,
+            E::Store(ops_config::StoreError::NotFound { .. }) => exit::NOT_FOUND,
+            E::Store(ops_config::StoreError::Env(_)) => exit::USAGE,
+            E::Store(ops_config::StoreError::WrongTenant { .. }) => exit::INVALID,
             E::Store(_) => exit::STORE,
             E::Config(_)
             | E::UnknownProvider(_)
@@ -275,7 +308,11 @@ fn main() -> ExitCode {
     // Keeps every provider's registration in the binary (`ops providers` in the CLI tests
     // fails if one goes missing).
     ops_providers::link();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Err(failure) = cli.resolve_env() {
+        eprintln!("error: {}", failure.message);
+        return ExitCode::from(failure.code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -768,3 +768,402 @@ fn keygen_prints_usable_keys() {
     s.run(&["keygen", "--key-version", "0"]).code(2);
     let _ = Path::new("");
 }
+
+fn not_utf8() -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(vec![b'k', 0xff, 0xfe])
+}
+
+/// Every file and directory under `dir`, relative.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn database_urls_are_checked_and_reads_never_create_a_database() {
+    let s = Sandbox::new();
+    let work = s.path("work");
+    std::fs::create_dir(&work).unwrap();
+    let in_work = |args: &[&str]| {
+        let mut cmd = s.command(args);
+        cmd.current_dir(&work);
+        s.finish(cmd)
+    };
+    for url in ["::::", "postgres:/typo@127.0.0.1/test", "mysql://u:pw@h/db"] {
+        for args in [
+            vec!["--database", url, "config", "show", "--app", "a"],
+            vec!["--database", url, "check", "--app", "a"],
+            vec!["--database", url, "send-test", "--app", "a"],
+            vec![
+                "--database",
+                url,
+                "config",
+                "set",
+                "--app",
+                "a",
+                "--provider",
+                "file",
+                "--set",
+                "file=x.jsonl",
+            ],
+        ] {
+            let run = in_work(&args).code(7);
+            assert!(
+                run.stderr.contains("config database URL")
+                    && !run.stderr.contains("pw@")
+                    && !run.stderr.contains("has no tracing config"),
+                "{args:?}: {run:#?}"
+            );
+        }
+    }
+    assert!(files_under(&work).is_empty(), "{:?}", files_under(&work));
+
+    // No database yet: every command but `config set` says so, creating nothing.
+    let missing = work.join("sub").join("config.db");
+    let db = missing.to_str().unwrap().to_owned();
+    for args in [
+        vec!["config", "show", "--app", "a"],
+        vec!["check", "--app", "a"],
+        vec!["send-test", "--app", "a"],
+        vec!["enable", "--app", "a"],
+        vec!["disable", "--app", "a"],
+        vec!["config", "delete", "--app", "a", "--provider", "file"],
+        vec!["rotate-key"],
+    ] {
+        let mut full = vec!["--database", db.as_str()];
+        full.extend(args.iter().copied());
+        let run = in_work(&full).code(4);
+        assert!(run.stderr.contains("does not exist"), "{args:?}: {run:#?}");
+        let mut env_cmd = s.command(&args);
+        env_cmd.current_dir(&work).env("OPS_CONFIG_DB", &missing);
+        s.finish(env_cmd).code(4);
+    }
+    assert!(files_under(&work).is_empty(), "{:?}", files_under(&work));
+
+    // `config set` creates it; reads then find it.
+    in_work(&[
+        "--database",
+        &db,
+        "config",
+        "set",
+        "--app",
+        "a",
+        "--provider",
+        "file",
+        "--set",
+        "file=x.jsonl",
+    ])
+    .ok();
+    assert!(missing.is_file());
+    in_work(&["--database", &db, "config", "show", "--app", "a"]).ok();
+}
+
+#[test]
+fn naming_another_tenant_never_reads_its_configs() {
+    let rt = runtime();
+    let server = fake_langfuse(&rt, 200);
+    let host = server.uri();
+    let s = Sandbox::new();
+    s.run_with_secrets(&[
+        "--tenant",
+        "acme",
+        "config",
+        "set",
+        "--app",
+        "app-1",
+        "--provider",
+        "langfuse",
+        "--set",
+        &format!("host={host}"),
+        "--enable",
+    ])
+    .ok();
+    server.clear_requests();
+    // Another tenant, by flag or by $OPS_TENANT, reads nothing of app-1 and reaches no server.
+    for args in [
+        vec!["config", "show", "--app", "app-1"],
+        vec!["config", "show", "--app", "app-1", "--json"],
+        vec!["check", "--app", "app-1"],
+        vec!["send-test", "--app", "app-1"],
+        vec!["config", "show", "--app", "app-1", "--provider", "langfuse"],
+    ] {
+        let mut flagged = vec!["--tenant", "intruder"];
+        flagged.extend(args.iter().copied());
+        let mut by_env = s.command(&args);
+        by_env.env("OPS_TENANT", "intruder");
+        for run in [s.run(&flagged), s.finish(by_env)] {
+            let run = run.code(3);
+            assert!(
+                run.stderr
+                    .contains("app app-1 belongs to another tenant than intruder"),
+                "{args:?}: {run:#?}"
+            );
+            assert!(
+                !run.stdout.contains(&host) && !run.stdout.contains("langfuse:"),
+                "nothing of the config is shown: {run:#?}"
+            );
+        }
+        // The default tenant is a tenant too.
+        s.run(&args).code(3);
+    }
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+    // The owner still sees it all.
+    let shown = s
+        .run(&["--tenant", "acme", "config", "show", "--app", "app-1"])
+        .ok()
+        .stdout;
+    assert!(shown.contains("app app-1 (tenant acme)"), "{shown}");
+    s.run(&["--tenant", "acme", "send-test", "--app", "app-1"])
+        .ok();
+}
+
+#[test]
+fn exit_codes_match_the_table() {
+    let s = Sandbox::new();
+    // 0
+    s.run(&["providers"]).code(0);
+    s.run(&[
+        "config",
+        "set",
+        "--app",
+        "app-f",
+        "--provider",
+        "file",
+        "--set",
+    ]);
+    let out = s.path("t.jsonl");
+    s.run(&[
+        "config",
+        "set",
+        "--app",
+        "app-f",
+        "--provider",
+        "file",
+        "--set",
+        &format!("file={}", out.display()),
+        "--enable",
+    ])
+    .code(0);
+    // 1: stdin cannot be read (a directory).
+    let out1 = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ops"))
+        .env_clear()
+        .env("OPS_CONFIG_DB", s.path("config.db"))
+        .env("OPS_ENCRYPTION_KEY", KEY_V1)
+        .args([
+            "config",
+            "set",
+            "--app",
+            "app-f",
+            "--provider",
+            "file",
+            "--stdin",
+        ])
+        .stdin(std::fs::File::open(s.dir.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out1.status.code(), Some(1), "{out1:?}");
+    assert!(
+        String::from_utf8_lossy(&out1.stderr).contains("cannot read stdin"),
+        "{out1:?}"
+    );
+    // 2: command line, unreadable environment, stdin too large or not text.
+    s.run(&["send-test", "--app", "app-f", "--timeout", "0"])
+        .code(2);
+    s.run(&[
+        "send-test",
+        "--app",
+        "app-f",
+        "--timeout",
+        "18446744073709551616",
+    ])
+    .code(2);
+    for var in ["OPS_CONFIG_DB", "OPS_CONFIG_DATABASE_URL", "OPS_TENANT"] {
+        let mut cmd = s.command(&["config", "show", "--app", "app-f"]);
+        cmd.env(var, not_utf8());
+        let run = s.finish(cmd).code(2);
+        assert!(
+            run.stderr.contains(var) && run.stderr.contains("not valid UTF-8"),
+            "{var}: {run:#?}"
+        );
+    }
+    let big = format!("public_key={}\n", "x".repeat(70 * 1024));
+    let run = s
+        .run_with_stdin(
+            &[
+                "config",
+                "set",
+                "--app",
+                "app-2",
+                "--provider",
+                "langfuse",
+                "--stdin",
+            ],
+            &big,
+        )
+        .code(2);
+    assert!(run.stderr.contains("more than 64 KiB"), "{run:#?}");
+    let mut cmd = s.command(&[
+        "config",
+        "set",
+        "--app",
+        "app-2",
+        "--provider",
+        "langfuse",
+        "--stdin",
+    ]);
+    cmd.write_stdin(vec![b'a', b'=', 0xff, b'\n']);
+    s.finish(cmd).code(2);
+    // 3: invalid config.
+    s.run(&["config", "show", "--app", "app-f", "--provider", "nope"])
+        .code(3);
+    s.run(&["--tenant", "other", "config", "show", "--app", "app-f"])
+        .code(3);
+    // 4: not found.
+    s.run(&["config", "show", "--app", "nothing-here"]).code(4);
+    s.run(&["check", "--app", "nothing-here"]).code(4);
+    s.run(&["send-test", "--app", "nothing-here"]).code(4);
+    // 5: a provider that does not answer.
+    s.run_with_secrets(&[
+        "config",
+        "set",
+        "--app",
+        "app-5",
+        "--provider",
+        "langfuse",
+        "--no-check",
+        "--enable",
+        "--set",
+        "host=http://127.0.0.1:9",
+    ])
+    .ok();
+    s.run(&["check", "--app", "app-5"]).code(5);
+    s.run(&["send-test", "--app", "app-5", "--timeout", "20"])
+        .code(5);
+    // 6: the key: not UTF-8, or a secret that does not decrypt — in every command.
+    let mut cmd = s.command(&["config", "show", "--app", "app-5"]);
+    cmd.env("OPS_ENCRYPTION_KEY", not_utf8());
+    let run = s.finish(cmd).code(6);
+    assert!(
+        run.stderr.contains("OPS_ENCRYPTION_KEY")
+            && run.stderr.contains("UTF-8")
+            && !run.stderr.contains("no encryption key"),
+        "{run:#?}"
+    );
+    let mut wrong = Sandbox::new();
+    wrong.dir = tempfile::tempdir().unwrap();
+    wrong.key = OTHER_KEY.to_owned();
+    for args in [
+        &["config", "show", "--app", "app-5"][..],
+        &["check", "--app", "app-5", "--provider", "langfuse"],
+        &["send-test", "--app", "app-5", "--provider", "langfuse"],
+    ] {
+        let mut cmd = wrong.command(args);
+        cmd.env("OPS_CONFIG_DB", s.path("config.db"));
+        let run = wrong.finish(cmd).code(6);
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("cannot decrypt"),
+            "{args:?}: {run:#?}"
+        );
+    }
+    // 7: the database.
+    s.run(&[
+        "--database",
+        "postgres://u@127.0.0.1:1/db",
+        "config",
+        "show",
+        "--app",
+        "a",
+    ])
+    .code(7);
+}
+
+#[test]
+fn a_secret_variable_that_is_not_utf8_saves_nothing() {
+    let s = Sandbox::new();
+    let mut cmd = s.command(&[
+        "config",
+        "set",
+        "--app",
+        "app-1",
+        "--provider",
+        "langfuse",
+        "--no-check",
+    ]);
+    cmd.env("OPS_SECRET_PUBLIC_KEY", PK)
+        .env("OPS_SECRET_SECRET_KEY", not_utf8());
+    let run = s.finish(cmd).code(2);
+    assert!(
+        run.stderr.contains("OPS_SECRET_SECRET_KEY") && run.stderr.contains("UTF-8"),
+        "{run:#?}"
+    );
+    assert!(!run.stdout.contains("saved"), "{run:#?}");
+    assert!(!s.path("config.db").exists(), "nothing was written");
+}
+
+#[test]
+fn aliyun_license_keys_never_show_in_check_or_send_test() {
+    const LICENSE: &str = "lk-SENTINEL-aliyun-7f3a";
+    let rt = runtime();
+    let echo = rt.block_on(FakeServer::start());
+    echo.set_default(FakeResponse::echo(401));
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let mut s = Sandbox::new();
+    s.secrets.push(LICENSE.to_owned());
+    s.secrets.push("7f3a".to_owned());
+    for (app, endpoint) in [("app-closed", closed), ("app-echo", echo.uri())] {
+        let mut cmd = s.command(&[
+            "config",
+            "set",
+            "--app",
+            app,
+            "--provider",
+            "aliyun",
+            "--enable",
+            "--set",
+            &format!("endpoint={endpoint}"),
+        ]);
+        cmd.env("OPS_SECRET_LICENSE_KEY", LICENSE);
+        // The check before saving fails, and says so without the key.
+        let run = s.finish(cmd).code(5);
+        assert!(run.stderr.contains("credentials check failed"), "{run:#?}");
+        let mut cmd = s.command(&[
+            "config",
+            "set",
+            "--app",
+            app,
+            "--provider",
+            "aliyun",
+            "--enable",
+            "--no-check",
+            "--set",
+            &format!("endpoint={endpoint}"),
+        ]);
+        cmd.env("OPS_SECRET_LICENSE_KEY", LICENSE);
+        s.finish(cmd).ok();
+        let check = s.run(&["check", "--app", app]).code(5);
+        assert!(check.stdout.contains("<redacted>"), "{check:#?}");
+        let sent = s
+            .run(&["send-test", "--app", app, "--timeout", "20"])
+            .code(5);
+        assert!(sent.stdout.contains("aliyun: FAILED"), "{sent:#?}");
+    }
+    assert!(
+        echo.requests().iter().any(|r| r.path.contains(LICENSE)),
+        "the server was sent the key in the path, and echoed it"
+    );
+}

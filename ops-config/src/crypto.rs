@@ -67,6 +67,15 @@ pub enum KeyError {
     /// Both variables are set.
     #[error("both {KEY_ENV} and {KEY_FILE_ENV} are set; set only one of them")]
     Ambiguous,
+    /// A variable is set to a value that is not valid UTF-8 (a key is text: hex or base64).
+    #[error(
+        "{var} is set to a value that is not valid UTF-8; a key is 64 hex digits or base64 \
+         (make one with `ops keygen`)"
+    )]
+    NotUnicode {
+        /// The variable.
+        var: String,
+    },
     /// The key file cannot be read.
     #[error("cannot read the key file {path:?} (from {KEY_FILE_ENV}): {reason}")]
     File {
@@ -317,13 +326,14 @@ impl Keyring {
         Ok(Self { keys: map })
     }
 
-    /// The keys from `OPS_ENCRYPTION_KEY` or the file named by `OPS_ENCRYPTION_KEY_FILE`.
+    /// The keys from `OPS_ENCRYPTION_KEY` or the file named by `OPS_ENCRYPTION_KEY_FILE` (any
+    /// path). A key variable that is not UTF-8 is a [`KeyError::NotUnicode`], never "no key".
     pub fn from_env() -> Result<Self, KeyError> {
-        let value = std::env::var(KEY_ENV).ok().filter(|v| !v.trim().is_empty());
+        let value = key_from_env()?;
         let file = std::env::var_os(KEY_FILE_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        Self::from_sources(value.as_deref(), file.as_deref())
+        Self::from_sources(value.as_ref().map(|v| v.as_str()), file.as_deref())
     }
 
     /// The keys from a variable's value or a key file: what [`Keyring::from_env`] reads,
@@ -554,4 +564,15 @@ fn parse_sealed(ctx: &SecretContext<'_>, sealed: &str) -> Result<(u32, Vec<u8>),
         return Err(malformed("its payload is too short"));
     }
     Ok((version, blob))
+}
+
+/// `OPS_ENCRYPTION_KEY`, when set and not blank; a value that is not UTF-8 is a
+/// [`KeyError::NotUnicode`].
+pub fn key_from_env() -> Result<Option<zeroize::Zeroizing<String>>, KeyError> {
+    let value = ops_core::env::var(KEY_ENV).map_err(|_| KeyError::NotUnicode {
+        var: KEY_ENV.to_owned(),
+    })?;
+    Ok(value
+        .map(zeroize::Zeroizing::new)
+        .filter(|v| !v.trim().is_empty()))
 }

@@ -65,7 +65,7 @@ pub enum Error {
     Crypto(#[from] CryptoError),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A config value is missing or invalid (the error names the field).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -123,4 +123,16 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+}
+
+impl From<StoreError> for Error {
+    /// A store's [`StoreError::WrongTenant`] is the manager's [`Error::WrongTenant`].
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WrongTenant { app_id, tenant_id } => {
+                Error::WrongTenant { app_id, tenant_id }
+            }
+            other => Error::Store(other),
+        }
+    }
 }

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use ops_core::Provider;
-use ops_core::provider::{ConfigError, ProviderConfig, ProviderFactory};
+use ops_core::provider::{ConfigError, ProviderConfig, ProviderFactory, Redactor};
+use ops_core::{ExportError, ExportOutcome, Provider, Trace};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{Keyring, SecretContext, key_version_of};
@@ -202,6 +202,7 @@ pub struct AppProvider {
     factory: &'static ProviderFactory,
     config: ProviderConfig,
     instance: Arc<dyn Provider>,
+    redactor: Redactor,
 }
 
 impl fmt::Debug for AppProvider {
@@ -238,9 +239,11 @@ impl AppProvider {
     }
 
     /// A new instance of the same config, owned by the caller (a queue lane exports through
-    /// its own instance).
+    /// its own instance). Its errors, and so the queue's `last_error`, come without the
+    /// config's secrets.
     pub fn build(&self) -> Result<Box<dyn Provider>, ConfigError> {
-        self.factory.build(self.config.clone())
+        let instance = self.factory.build(self.config.clone())?;
+        Ok(Box::new(Redacting::new(instance, self.redactor.clone())))
     }
 }
 
@@ -442,12 +445,12 @@ impl OpsTraceManager {
 
     // ---- reading -------------------------------------------------------------------------
 
-    /// The app's switch and providers (Dify's `get_app_tracing_config`; an unknown app is
-    /// disabled with no providers).
-    pub async fn app_status(&self, app_id: &str) -> Result<AppStatus, Error> {
-        validate_id("app id", app_id)?;
-        let app = self.store.app(app_id).await?;
-        let configs = self.store.configs(app_id).await?;
+    /// The switch and providers of `tenant_id`'s app (Dify's `get_app_tracing_config`; an
+    /// unknown app is disabled with no providers). Another tenant's app is an
+    /// [`Error::WrongTenant`].
+    pub async fn app_status(&self, tenant_id: &str, app_id: &str) -> Result<AppStatus, Error> {
+        let app = self.check_tenant(tenant_id, app_id).await?;
+        let configs = self.store.configs(tenant_id, app_id).await?;
         Ok(AppStatus {
             app_id: app_id.to_owned(),
             tenant_id: app.as_ref().map(|a| a.tenant_id.clone()),
@@ -463,16 +466,18 @@ impl OpsTraceManager {
         })
     }
 
-    /// The app's `provider` config for display, secrets obfuscated; `None` if there is none
-    /// (Dify's `has_not_configured`).
+    /// The `provider` config of `tenant_id`'s app for display, secrets obfuscated; `None` if
+    /// there is none (Dify's `has_not_configured`). Another tenant's app is an
+    /// [`Error::WrongTenant`].
     pub async fn config_view(
         &self,
+        tenant_id: &str,
         app_id: &str,
         provider: &str,
     ) -> Result<Option<ConfigView>, Error> {
-        validate_id("app id", app_id)?;
+        self.check_tenant(tenant_id, app_id).await?;
         let factory = ops_core::provider::find(provider)?;
-        let Some(stored) = self.store.config(app_id, factory.name).await? else {
+        let Some(stored) = self.store.config(tenant_id, app_id, factory.name).await? else {
             return Ok(None);
         };
         let mut values = stored.plain.clone();
@@ -497,16 +502,18 @@ impl OpsTraceManager {
         }))
     }
 
-    /// The app's `provider` config, decrypted and validated (Dify's
-    /// `get_decrypted_tracing_config`); `None` if there is none.
+    /// The `provider` config of `tenant_id`'s app, decrypted and validated (Dify's
+    /// `get_decrypted_tracing_config`); `None` if there is none. Another tenant's app is an
+    /// [`Error::WrongTenant`].
     pub async fn decrypted_config(
         &self,
+        tenant_id: &str,
         app_id: &str,
         provider: &str,
     ) -> Result<Option<ProviderConfig>, Error> {
-        validate_id("app id", app_id)?;
+        self.check_tenant(tenant_id, app_id).await?;
         let factory = ops_core::provider::find(provider)?;
-        match self.store.config(app_id, factory.name).await? {
+        match self.store.config(tenant_id, app_id, factory.name).await? {
             Some(stored) => Ok(Some(self.decrypt(factory, &stored)?)),
             None => Ok(None),
         }
@@ -531,7 +538,14 @@ impl OpsTraceManager {
 
     // ---- writing -------------------------------------------------------------------------
 
-    async fn check_tenant(&self, tenant_id: &str, app_id: &str) -> Result<(), Error> {
+    /// Checks the ids and that the app, if it has a row, is `tenant_id`'s; returns the row.
+    /// Every read and write of an app's configs goes through it (and the store's SQL checks
+    /// the tenant again).
+    async fn check_tenant(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+    ) -> Result<Option<crate::store::AppTracing>, Error> {
         validate_id("tenant id", tenant_id)?;
         validate_id("app id", app_id)?;
         match self.store.app(app_id).await? {
@@ -539,7 +553,7 @@ impl OpsTraceManager {
                 app_id: app_id.to_owned(),
                 tenant_id: tenant_id.to_owned(),
             }),
-            _ => Ok(()),
+            app => Ok(app),
         }
     }
 
@@ -582,7 +596,7 @@ impl OpsTraceManager {
             }
             .into());
         }
-        let stored = self.store.config(app_id, factory.name).await?;
+        let stored = self.store.config(tenant_id, app_id, factory.name).await?;
         let current = match &stored {
             Some(s) => Some(self.decrypt_raw(s)?),
             None => None,
@@ -680,7 +694,10 @@ impl OpsTraceManager {
     ) -> Result<bool, Error> {
         self.check_tenant(tenant_id, app_id).await?;
         let factory = ops_core::provider::find(provider)?;
-        let deleted = self.store.delete_config(app_id, factory.name).await?;
+        let deleted = self
+            .store
+            .delete_config(tenant_id, app_id, factory.name)
+            .await?;
         self.invalidate(app_id);
         Ok(deleted)
     }
@@ -707,7 +724,7 @@ impl OpsTraceManager {
             .await;
         self.invalidate(app_id);
         result?;
-        self.app_status(app_id).await
+        self.app_status(tenant_id, app_id).await
     }
 
     async fn set_enabled_inner(
@@ -722,7 +739,7 @@ impl OpsTraceManager {
                 let factory = ops_core::provider::find(provider)?;
                 if !self
                     .store
-                    .set_provider_enabled(app_id, factory.name, enabled)
+                    .set_provider_enabled(tenant_id, app_id, factory.name, enabled)
                     .await?
                 {
                     return Err(Error::NotConfigured {
@@ -735,7 +752,7 @@ impl OpsTraceManager {
                 }
             }
             None if enabled => {
-                let configs = self.store.configs(app_id).await?;
+                let configs = self.store.configs(tenant_id, app_id).await?;
                 if !configs.iter().any(|c| c.enabled) {
                     let names: Vec<_> = configs.iter().map(|c| c.provider.as_str()).collect();
                     return Err(Error::NoProvider {
@@ -762,25 +779,29 @@ impl OpsTraceManager {
 
     /// Validates `config`, builds the provider and runs its `api_check` (Dify's
     /// `check_trace_config_is_effective`), then asks for the project key and URL. Nothing is
-    /// stored.
+    /// stored. The config's secrets are removed from every message of the report or error,
+    /// whatever the provider or the platform put in it.
     pub async fn check_trace_config(
         &self,
         provider: &str,
         config: ProviderConfig,
     ) -> Result<CheckReport, Error> {
         let factory = ops_core::provider::find(provider)?;
+        let redactor = config_redactor(&config);
         let instance = factory.build(config)?;
-        self.check_instance(factory.name, instance.as_ref()).await
+        self.check_instance(factory.name, instance.as_ref(), &redactor)
+            .await
     }
 
     async fn check_instance(
         &self,
         name: &str,
         instance: &dyn Provider,
+        redactor: &Redactor,
     ) -> Result<CheckReport, Error> {
         let failed = |message: String| Error::CheckFailed {
             provider: name.to_owned(),
-            message,
+            message: redactor.redact(&message).into_owned(),
         };
         match tokio::time::timeout(self.check_timeout, instance.api_check()).await {
             Err(_) => {
@@ -798,28 +819,31 @@ impl OpsTraceManager {
             project_url: None,
             project_error: None,
         };
+        let scrub = |message: String| Some(redactor.redact(&message).into_owned());
         match tokio::time::timeout(self.check_timeout, instance.project_key()).await {
             Ok(Ok(key)) => report.project_key = key,
-            Ok(Err(e)) => report.project_error = Some(e.message),
+            Ok(Err(e)) => report.project_error = scrub(e.message),
             Err(_) => report.project_error = Some("the project lookup timed out".into()),
         }
         match tokio::time::timeout(self.check_timeout, instance.project_url()).await {
             Ok(Ok(url)) => report.project_url = url,
-            Ok(Err(e)) => report.project_error = Some(e.message),
+            Ok(Err(e)) => report.project_error = scrub(e.message),
             Err(_) => report.project_error = Some("the project URL lookup timed out".into()),
         }
         Ok(report)
     }
 
-    /// Checks the app's stored `provider` config (decrypt, validate, build, `api_check`).
+    /// Checks the stored `provider` config of `tenant_id`'s app (decrypt, validate, build,
+    /// `api_check`). Another tenant's app is an [`Error::WrongTenant`].
     pub async fn check_app_provider(
         &self,
+        tenant_id: &str,
         app_id: &str,
         provider: &str,
     ) -> Result<CheckReport, Error> {
         let factory = ops_core::provider::find(provider)?;
         let config = self
-            .decrypted_config(app_id, factory.name)
+            .decrypted_config(tenant_id, app_id, factory.name)
             .await?
             .ok_or_else(|| Error::NotConfigured {
                 app_id: app_id.to_owned(),
@@ -828,16 +852,27 @@ impl OpsTraceManager {
         self.check_trace_config(factory.name, config).await
     }
 
-    /// The platform's project id for the app's `provider` (Dify's
+    /// The platform's project id for `provider` of `tenant_id`'s app (Dify's
     /// `get_trace_config_project_key`).
-    pub async fn project_key(&self, app_id: &str, provider: &str) -> Result<Option<String>, Error> {
-        let instance = self.instance(app_id, provider).await?;
+    pub async fn project_key(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+        provider: &str,
+    ) -> Result<Option<String>, Error> {
+        let instance = self.instance(tenant_id, app_id, provider).await?;
         self.lookup(provider, instance.project_key()).await
     }
 
-    /// Where to see the app's traces on `provider` (Dify's `get_trace_config_project_url`).
-    pub async fn project_url(&self, app_id: &str, provider: &str) -> Result<Option<String>, Error> {
-        let instance = self.instance(app_id, provider).await?;
+    /// Where to see the traces of `tenant_id`'s app on `provider` (Dify's
+    /// `get_trace_config_project_url`).
+    pub async fn project_url(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+        provider: &str,
+    ) -> Result<Option<String>, Error> {
+        let instance = self.instance(tenant_id, app_id, provider).await?;
         self.lookup(provider, instance.project_url()).await
     }
 
@@ -858,21 +893,28 @@ impl OpsTraceManager {
         }
     }
 
-    /// The cached instance when the provider is active for the app, else a fresh one.
-    async fn instance(&self, app_id: &str, provider: &str) -> Result<Arc<dyn Provider>, Error> {
+    /// The cached instance when the provider is active for the app, else a fresh one; either
+    /// way its errors come without the config's secrets.
+    async fn instance(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+        provider: &str,
+    ) -> Result<Arc<dyn Provider>, Error> {
         let factory = ops_core::provider::find(provider)?;
-        let state = self.providers_for_app(app_id).await?;
+        let state = self.app_providers(tenant_id, app_id).await?;
         if let Some(p) = state.providers.iter().find(|p| p.name == factory.name) {
             return Ok(p.provider());
         }
         let config = self
-            .decrypted_config(app_id, factory.name)
+            .decrypted_config(tenant_id, app_id, factory.name)
             .await?
             .ok_or_else(|| Error::NotConfigured {
                 app_id: app_id.to_owned(),
                 provider: factory.name.to_owned(),
             })?;
-        Ok(Arc::from(factory.build(config)?))
+        let redactor = config_redactor(&config);
+        Ok(Arc::new(Redacting::new(factory.build(config)?, redactor)))
     }
 
     // ---- cache and routing ---------------------------------------------------------------
@@ -917,7 +959,29 @@ impl OpsTraceManager {
         self.fresh(entry).then(|| entry.state.instance_keys())
     }
 
-    /// The app's active providers, built, from the cache (loaded on a miss).
+    /// The active providers of `tenant_id`'s app, built, as [`OpsTraceManager::providers_for_app`]
+    /// gives them; another tenant's app is an [`Error::WrongTenant`]. For tools acting for a
+    /// tenant (the routing of traces uses [`OpsTraceManager::providers_for_app`], which acts for
+    /// the app's own tenant).
+    pub async fn app_providers(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+    ) -> Result<Arc<AppProviders>, Error> {
+        self.check_tenant(tenant_id, app_id).await?;
+        let state = self.providers_for_app(app_id).await?;
+        match state.tenant_id() {
+            Some(owner) if owner != tenant_id => Err(Error::WrongTenant {
+                app_id: app_id.to_owned(),
+                tenant_id: tenant_id.to_owned(),
+            }),
+            _ => Ok(state),
+        }
+    }
+
+    /// The app's active providers, built, from the cache (loaded on a miss), with the configs
+    /// of the tenant that owns the app. Every instance's errors come without its config's
+    /// secrets.
     ///
     /// An enabled provider that cannot be loaded (its secret does not decrypt, its config no
     /// longer validates, it cannot be built) is left out and listed in
@@ -980,10 +1044,10 @@ impl OpsTraceManager {
             providers: Vec::new(),
             errors: Vec::new(),
         };
-        if !state.enabled {
+        let Some(tenant_id) = state.tenant_id.clone().filter(|_| state.enabled) else {
             return Ok(state);
-        }
-        for stored in self.store.configs(app_id).await? {
+        };
+        for stored in self.store.configs(&tenant_id, app_id).await? {
             if !stored.enabled {
                 continue;
             }
@@ -991,6 +1055,7 @@ impl OpsTraceManager {
                 .map_err(Error::from)
                 .and_then(|factory| {
                     let config = self.decrypt(factory, &stored)?;
+                    let redactor = config_redactor(&config);
                     let instance = factory.build(config.clone())?;
                     Ok(AppProvider {
                         name: factory.name.to_owned(),
@@ -998,7 +1063,8 @@ impl OpsTraceManager {
                         version: stored.version,
                         factory,
                         config,
-                        instance: Arc::from(instance),
+                        instance: Arc::new(Redacting::new(instance, redactor.clone())),
+                        redactor,
                     })
                 });
             match built {
@@ -1105,5 +1171,73 @@ fn context<'a>(stored: &'a StoredConfig, field: &'a str) -> SecretContext<'a> {
         app_id: &stored.app_id,
         provider: &stored.provider,
         field,
+    }
+}
+
+/// A redactor of `config`'s secret values, raw, percent-encoded, escaped and in base64.
+fn config_redactor(config: &ProviderConfig) -> Redactor {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let secrets: Vec<String> = config
+        .iter()
+        .filter(|(k, _)| {
+            ops_core::provider::find(config.provider())
+                .is_ok_and(|f| f.secret_keys().any(|s| s == *k))
+        })
+        .map(|(_, v)| v.to_owned())
+        .collect();
+    let mut r = config.redactor();
+    for s in &secrets {
+        r = r.with_exact([STANDARD.encode(s), URL_SAFE_NO_PAD.encode(s)]);
+    }
+    r
+}
+
+/// A provider whose errors are redacted with its config's secrets: what the manager hands out,
+/// so that no server message quoting a credential reaches a caller, a log or a queue's
+/// `last_error`, whatever the provider itself does.
+struct Redacting {
+    inner: Box<dyn Provider>,
+    redactor: Redactor,
+}
+
+impl Redacting {
+    fn new(inner: Box<dyn Provider>, redactor: Redactor) -> Self {
+        Self { inner, redactor }
+    }
+}
+
+#[ops_core::async_trait]
+impl Provider for Redacting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.inner.export(batch).await;
+        self.redactor.outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.inner.api_check().await;
+        result.map_err(|e| self.redactor.error(e))
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let result = self.inner.project_key().await;
+        result.map_err(|e| self.redactor.error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.inner.project_url().await;
+        result.map_err(|e| self.redactor.error(e))
+    }
+
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.inner.timeout()
     }
 }

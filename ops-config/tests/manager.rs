@@ -28,6 +28,8 @@ fn builds(project: &str) -> usize {
 }
 
 /// A provider whose credentials check passes only for [`GOOD`], with Dify-style validators.
+/// Its errors quote the token back, in clear and in base64, as a careless server does: the
+/// manager must remove it.
 struct Checked {
     token: String,
     host: String,
@@ -40,13 +42,17 @@ impl Provider for Checked {
         P
     }
     async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
+        if self.token == GOOD {
+            ExportOutcome::Delivered
+        } else {
+            ExportOutcome::fatal(self.echo())
+        }
     }
     async fn api_check(&self) -> Result<(), ExportError> {
         if self.token == GOOD {
             Ok(())
         } else {
-            Err(ExportError::new(P, "401 Unauthorized: invalid token"))
+            Err(self.echo())
         }
     }
     async fn project_key(&self) -> Result<Option<String>, ExportError> {
@@ -54,6 +60,20 @@ impl Provider for Checked {
     }
     async fn project_url(&self) -> Result<Option<String>, ExportError> {
         Ok(Some(format!("{}/project/{}", self.host, self.project)))
+    }
+}
+
+impl Checked {
+    fn echo(&self) -> ExportError {
+        use base64::Engine as _;
+        ExportError::new(
+            P,
+            format!(
+                "401 Unauthorized: invalid token {:?} (authorization: Basic {})",
+                self.token,
+                base64::engine::general_purpose::STANDARD.encode(&self.token)
+            ),
+        )
     }
 }
 
@@ -141,7 +161,12 @@ async fn save_validates_checks_encrypts_and_shows_obfuscated() {
     );
 
     // At rest: the secret is a ciphertext; other keys are validated (path dropped, trimmed).
-    let row = f.store.config("app-1", P).await.unwrap().unwrap();
+    let row = f
+        .store
+        .config("tenant-a", "app-1", P)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.sealed["token"].starts_with("enc:v1:k1:"));
     assert!(!format!("{:?}{:?}", row.sealed, row.plain).contains(GOOD));
     assert_eq!(row.plain["host"], "https://api.example.com");
@@ -157,19 +182,27 @@ async fn save_validates_checks_encrypts_and_shows_obfuscated() {
     }
 
     // For display: obfuscated with Dify's rule.
-    let view = f.manager.config_view("app-1", P).await.unwrap().unwrap();
+    let view = f
+        .manager
+        .config_view("tenant-a", "app-1", P)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.values["token"], obfuscate(GOOD));
     assert_eq!(view.values["token"], "good-t************89");
     assert_eq!(view.values["host"], "https://api.example.com");
     assert_eq!(view.key_versions["token"], 1);
     assert_eq!(view.secret_keys, ["token", "api_secret"]);
     assert!(!view.enabled);
-    assert_eq!(f.manager.config_view("app-2", P).await.unwrap(), None);
+    assert_eq!(
+        f.manager.config_view("tenant-a", "app-2", P).await.unwrap(),
+        None
+    );
 
     // Decrypted for use.
     let config = f
         .manager
-        .decrypted_config("app-1", P)
+        .decrypted_config("tenant-a", "app-1", P)
         .await
         .unwrap()
         .unwrap();
@@ -191,7 +224,7 @@ async fn bad_credentials_save_nothing() {
     );
     assert!(err.to_string().contains("401 Unauthorized"), "{err}");
     assert!(!err.to_string().contains("wrong-token-xyz"), "{err}");
-    assert_eq!(f.store.config("app-1", P).await.unwrap(), None);
+    assert_eq!(f.store.config("tenant-a", "app-1", P).await.unwrap(), None);
     assert_eq!(
         f.store.app("app-1").await.unwrap(),
         None,
@@ -203,14 +236,26 @@ async fn bad_credentials_save_nothing() {
         .save_config("tenant-a", "app-1", P, &good("bad"), true)
         .await
         .unwrap();
-    let before = f.store.config("app-1", P).await.unwrap().unwrap();
+    let before = f
+        .store
+        .config("tenant-a", "app-1", P)
+        .await
+        .unwrap()
+        .unwrap();
     let err = f
         .manager
         .save_config("tenant-a", "app-1", P, &bad.set("project", "other"), true)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::CheckFailed { .. }), "{err:?}");
-    assert_eq!(f.store.config("app-1", P).await.unwrap().unwrap(), before);
+    assert_eq!(
+        f.store
+            .config("tenant-a", "app-1", P)
+            .await
+            .unwrap()
+            .unwrap(),
+        before
+    );
 
     // Without the check it is saved (the provider is still built).
     let saved = f
@@ -226,7 +271,11 @@ async fn bad_credentials_save_nothing() {
         .unwrap();
     assert_eq!((saved.version, saved.checked), (2, false));
     // And the stored check now fails, naming the provider.
-    let err = f.manager.check_app_provider("app-1", P).await.unwrap_err();
+    let err = f
+        .manager
+        .check_app_provider("tenant-a", "app-1", P)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::CheckFailed { .. }), "{err:?}");
 }
 
@@ -294,7 +343,7 @@ async fn masked_values_keep_the_secret_and_are_never_stored() {
         .unwrap_err();
     assert!(matches!(err, Error::MaskedWithoutStored(_)), "{err:?}");
     assert!(err.to_string().contains("`token`"), "{err}");
-    assert_eq!(f.store.config("app-1", P).await.unwrap(), None);
+    assert_eq!(f.store.config("tenant-a", "app-1", P).await.unwrap(), None);
 
     f.manager
         .save_config(
@@ -307,7 +356,12 @@ async fn masked_values_keep_the_secret_and_are_never_stored() {
         .await
         .unwrap();
     // The form sends everything back as displayed, with one field edited.
-    let view = f.manager.config_view("app-1", P).await.unwrap().unwrap();
+    let view = f
+        .manager
+        .config_view("tenant-a", "app-1", P)
+        .await
+        .unwrap()
+        .unwrap();
     let mut echo = ConfigUpdate::new();
     for (k, v) in &view.values {
         echo.insert(k.clone(), v.clone());
@@ -321,7 +375,7 @@ async fn masked_values_keep_the_secret_and_are_never_stored() {
     assert_eq!(saved.version, 2);
     let config = f
         .manager
-        .decrypted_config("app-1", P)
+        .decrypted_config("tenant-a", "app-1", P)
         .await
         .unwrap()
         .unwrap();
@@ -342,7 +396,7 @@ async fn masked_values_keep_the_secret_and_are_never_stored() {
         .unwrap();
     let config = f
         .manager
-        .decrypted_config("app-1", P)
+        .decrypted_config("tenant-a", "app-1", P)
         .await
         .unwrap()
         .unwrap();
@@ -350,7 +404,7 @@ async fn masked_values_keep_the_secret_and_are_never_stored() {
     assert_eq!(config.get("token"), Some(GOOD));
     assert!(
         !f.store
-            .config("app-1", P)
+            .config("tenant-a", "app-1", P)
             .await
             .unwrap()
             .unwrap()
@@ -564,11 +618,14 @@ async fn several_providers_per_app_and_routing() {
     assert_eq!(mock.traces()[0].name, "routed");
 
     assert_eq!(
-        m.project_url("app-1", "mock").await.unwrap().as_deref(),
+        m.project_url("t", "app-1", "mock")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("mock://ops-config-routing")
     );
     assert_eq!(
-        m.project_key("app-1", P).await.unwrap().as_deref(),
+        m.project_key("t", "app-1", P).await.unwrap().as_deref(),
         Some("key-route")
     );
 
@@ -587,12 +644,105 @@ async fn several_providers_per_app_and_routing() {
 }
 
 #[tokio::test]
+async fn quoted_server_messages_never_carry_the_credentials() {
+    use base64::Engine as _;
+    let f = fixture().await;
+    let m = &f.manager;
+    let token = "wrong-token-0123456789";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(token);
+    let clean = |text: &str| !text.contains(token) && !text.contains(&b64);
+    let err = m
+        .save_config("t", "app-1", P, &good("echo").set("token", token), true)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401 Unauthorized"), "{err}");
+    assert!(clean(&err.to_string()), "{err}");
+    m.save_config("t", "app-1", P, &good("echo").set("token", token), false)
+        .await
+        .unwrap();
+    m.set_enabled("t", "app-1", Some(P), true).await.unwrap();
+    let err = m.check_app_provider("t", "app-1", P).await.unwrap_err();
+    assert!(clean(&format!("{err} {err:?}")), "{err:?}");
+    // What the queue's lanes get (and so `stats().last_error`).
+    for (_, mut provider) in m.providers_for("app-1").await.unwrap() {
+        let outcome = provider
+            .export(&[Arc::new(Trace::new(
+                TraceId::generate(),
+                ObservationKind::Span,
+                "t",
+                chrono::Utc::now(),
+            ))])
+            .await;
+        assert!(matches!(outcome, ExportOutcome::Fatal(_)), "{outcome:?}");
+        assert!(clean(&format!("{outcome:?}")), "{outcome:?}");
+    }
+    let cached = m.providers_for_app("app-1").await.unwrap();
+    let err = cached.providers()[0]
+        .provider()
+        .api_check()
+        .await
+        .unwrap_err();
+    assert!(clean(&err.to_string()), "{err}");
+    assert!(err.to_string().contains("<redacted>"), "{err}");
+}
+
+#[tokio::test]
 async fn tenants_are_isolated() {
     let f = fixture().await;
     let m = &f.manager;
     m.save_config("tenant-a", "app-a", P, &good("tenant"), true)
         .await
         .unwrap();
+    m.set_enabled("tenant-a", "app-a", Some(P), true)
+        .await
+        .unwrap();
+    // Naming another tenant never reads the app's config (Dify's GHSA-48xc-wmw8-3jr3).
+    let reads: Vec<Result<String, Error>> = vec![
+        m.app_status("tenant-b", "app-a")
+            .await
+            .map(|s| format!("{s:?}")),
+        m.config_view("tenant-b", "app-a", P)
+            .await
+            .map(|v| format!("{v:?}")),
+        m.decrypted_config("tenant-b", "app-a", P)
+            .await
+            .map(|c| format!("{c:?}")),
+        m.check_app_provider("tenant-b", "app-a", P)
+            .await
+            .map(|r| format!("{r:?}")),
+        m.project_key("tenant-b", "app-a", P)
+            .await
+            .map(|k| format!("{k:?}")),
+        m.project_url("tenant-b", "app-a", P)
+            .await
+            .map(|u| format!("{u:?}")),
+        m.app_providers("tenant-b", "app-a")
+            .await
+            .map(|p| format!("{:?}", p.instance_keys())),
+    ];
+    for result in reads {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::WrongTenant { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("belongs to another tenant"),
+            "{err}"
+        );
+    }
+    // The owner reads it.
+    assert!(
+        m.config_view("tenant-a", "app-a", P)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        m.app_providers("tenant-a", "app-a")
+            .await
+            .unwrap()
+            .instance_keys()
+            .len(),
+        1
+    );
     for result in [
         m.save_config("tenant-b", "app-a", P, &good("tenant"), true)
             .await
@@ -611,7 +761,12 @@ async fn tenants_are_isolated() {
     m.save_config("tenant-b", "app-b", "mock", &ConfigUpdate::new(), true)
         .await
         .unwrap();
-    let mut copied = f.store.config("app-a", P).await.unwrap().unwrap();
+    let mut copied = f
+        .store
+        .config("tenant-a", "app-a", P)
+        .await
+        .unwrap()
+        .unwrap();
     copied.app_id = "app-b".into();
     copied.tenant_id = "tenant-b".into();
     copied.enabled = true;
@@ -631,7 +786,7 @@ async fn tenants_are_isolated() {
     assert_eq!(provider, P);
     assert!(matches!(err, Error::Crypto(_)), "{err:?}");
     assert!(err.to_string().contains("cannot decrypt `token`"), "{err}");
-    let err = m.config_view("app-b", P).await.unwrap_err();
+    let err = m.config_view("tenant-b", "app-b", P).await.unwrap_err();
     assert!(matches!(err, Error::Crypto(_)), "{err:?}");
 }
 
@@ -667,7 +822,7 @@ async fn rotation_reencrypts_everything() {
     assert_eq!(report.already_current, 0);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     for app in ["app-1", "app-2"] {
-        let row = f.store.config(app, P).await.unwrap().unwrap();
+        let row = f.store.config("t", app, P).await.unwrap().unwrap();
         assert!(
             row.sealed.values().all(|s| s.starts_with("enc:v1:k2:")),
             "{row:?}"
@@ -680,18 +835,21 @@ async fn rotation_reencrypts_everything() {
     // Only the new key is needed now; the old key alone no longer opens anything.
     let new_only = OpsTraceManager::new(Arc::clone(&f.store), Keyring::new([v2]).unwrap());
     let config = new_only
-        .decrypted_config("app-1", P)
+        .decrypted_config("t", "app-1", P)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(config.get("token"), Some(GOOD));
     assert_eq!(config.get("api_secret"), Some("second-secret"));
     let old_only = OpsTraceManager::new(Arc::clone(&f.store), v1);
-    let err = old_only.decrypted_config("app-1", P).await.unwrap_err();
+    let err = old_only
+        .decrypted_config("t", "app-1", P)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("key version 2"), "{err}");
 
     // A config that cannot be opened is reported and left as it was.
-    let mut broken = f.store.config("app-2", P).await.unwrap().unwrap();
+    let mut broken = f.store.config("t", "app-2", P).await.unwrap().unwrap();
     broken.sealed.insert(
         "token".into(),
         "enc:v1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
@@ -742,10 +900,15 @@ async fn a_keyless_manager_switches_but_never_touches_secrets() {
     );
     assert!(err.to_string().contains("OPS_ENCRYPTION_KEY"), "{err}");
     assert_eq!(
-        f.store.config("app-1", P).await.unwrap().unwrap().version,
+        f.store
+            .config("t", "app-1", P)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         1
     );
-    let err = keyless.config_view("app-1", P).await.unwrap_err();
+    let err = keyless.config_view("t", "app-1", P).await.unwrap_err();
     assert!(matches!(err, Error::Key(_)), "{err:?}");
     // Loading reports the provider it cannot decrypt instead of failing the app.
     let state = keyless.providers_for_app("app-1").await.unwrap();

@@ -32,14 +32,22 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
     let started = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
     assert_eq!(store.app("app-1").await.unwrap(), None);
     assert!(store.apps().await.unwrap().is_empty());
-    assert_eq!(store.config("app-1", "langfuse").await.unwrap(), None);
+    assert_eq!(
+        store.config("tenant-a", "app-1", "langfuse").await.unwrap(),
+        None
+    );
     assert!(
         !store
-            .set_provider_enabled("app-1", "langfuse", true)
+            .set_provider_enabled("tenant-a", "app-1", "langfuse", true)
             .await
             .unwrap()
     );
-    assert!(!store.delete_config("app-1", "langfuse").await.unwrap());
+    assert!(
+        !store
+            .delete_config("tenant-a", "app-1", "langfuse")
+            .await
+            .unwrap()
+    );
 
     // Create: version 1, and the app row appears, disabled, owned by the tenant.
     let mut config = row("app-1", "langfuse", "tenant-a");
@@ -51,7 +59,11 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
         .expect("the app row is created");
     assert_eq!((app.tenant_id.as_str(), app.enabled), ("tenant-a", false));
     assert!(app.created_at >= started && app.updated_at >= app.created_at);
-    let got = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    let got = store
+        .config("tenant-a", "app-1", "langfuse")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.version, 1);
     assert_eq!(got.plain, config.plain);
     assert_eq!(got.sealed, config.sealed);
@@ -85,7 +97,11 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
         "{err:?}"
     );
     assert!(err.to_string().contains("changed concurrently"), "{err}");
-    let got = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    let got = store
+        .config("tenant-a", "app-1", "langfuse")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.version, 2);
     assert_eq!(got.plain["host"], "https://eu.langfuse.com");
 
@@ -99,7 +115,7 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
         .await
         .unwrap();
     let names: Vec<_> = store
-        .configs("app-1")
+        .configs("tenant-a", "app-1")
         .await
         .unwrap()
         .into_iter()
@@ -118,13 +134,13 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
     // Switches.
     assert!(
         store
-            .set_provider_enabled("app-1", "langfuse", true)
+            .set_provider_enabled("tenant-a", "app-1", "langfuse", true)
             .await
             .unwrap()
     );
     assert!(
         store
-            .config("app-1", "langfuse")
+            .config("tenant-a", "app-1", "langfuse")
             .await
             .unwrap()
             .unwrap()
@@ -132,7 +148,7 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
     );
     assert!(
         !store
-            .config("app-1", "console")
+            .config("tenant-a", "app-1", "console")
             .await
             .unwrap()
             .unwrap()
@@ -143,13 +159,50 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
         .await
         .unwrap();
     assert!(store.app("app-1").await.unwrap().unwrap().enabled);
-    // The tenant of an existing app is never changed by a switch.
-    store
+    // Another tenant can neither switch the app nor read, change or delete its configs.
+    let err = store
         .set_app_enabled("tenant-z", "app-1", false)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongTenant { .. }), "{err:?}");
     let app = store.app("app-1").await.unwrap().unwrap();
-    assert_eq!((app.tenant_id.as_str(), app.enabled), ("tenant-a", false));
+    assert_eq!((app.tenant_id.as_str(), app.enabled), ("tenant-a", true));
+    assert_eq!(
+        store.config("tenant-z", "app-1", "langfuse").await.unwrap(),
+        None
+    );
+    assert!(store.configs("tenant-z", "app-1").await.unwrap().is_empty());
+    assert!(
+        !store
+            .set_provider_enabled("tenant-z", "app-1", "langfuse", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_config("tenant-z", "app-1", "langfuse")
+            .await
+            .unwrap()
+    );
+    let mut stolen = store
+        .config("tenant-a", "app-1", "langfuse")
+        .await
+        .unwrap()
+        .unwrap();
+    stolen.tenant_id = "tenant-z".into();
+    stolen
+        .plain
+        .insert("host".into(), "https://attacker.example".into());
+    for expected in [None, Some(stolen.version)] {
+        let err = store.put_config(&stolen, expected).await.unwrap_err();
+        assert!(matches!(err, StoreError::WrongTenant { .. }), "{err:?}");
+    }
+    let kept = store
+        .config("tenant-a", "app-1", "langfuse")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.enabled && kept.plain["host"] == "https://eu.langfuse.com");
     // A switch creates the app row when missing.
     store
         .set_app_enabled("tenant-c", "app-3", true)
@@ -164,12 +217,16 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
         .collect();
     assert_eq!(apps, ["app-1", "app-2", "app-3"]);
     // Updating keeps `enabled` as given in the row.
-    let mut enabled = store.config("app-1", "langfuse").await.unwrap().unwrap();
+    let mut enabled = store
+        .config("tenant-a", "app-1", "langfuse")
+        .await
+        .unwrap()
+        .unwrap();
     enabled.plain.insert("project".into(), "p2".into());
     assert_eq!(store.put_config(&enabled, Some(2)).await.unwrap(), 3);
     assert!(
         store
-            .config("app-1", "langfuse")
+            .config("tenant-a", "app-1", "langfuse")
             .await
             .unwrap()
             .unwrap()
@@ -188,7 +245,7 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
     );
     assert_eq!(
         store
-            .config("app-1", "langfuse")
+            .config("tenant-a", "app-1", "langfuse")
             .await
             .unwrap()
             .unwrap()
@@ -197,9 +254,19 @@ async fn exercise(store: Arc<dyn ConfigStore>) {
     );
 
     // Delete.
-    assert!(store.delete_config("app-1", "console").await.unwrap());
-    assert!(!store.delete_config("app-1", "console").await.unwrap());
-    assert_eq!(store.configs("app-1").await.unwrap().len(), 1);
+    assert!(
+        store
+            .delete_config("tenant-a", "app-1", "console")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_config("tenant-a", "app-1", "console")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.configs("tenant-a", "app-1").await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +285,7 @@ async fn sqlite_store() {
     assert_eq!(reopened.backend(), "sqlite");
     assert_eq!(
         reopened
-            .config("app-1", "langfuse")
+            .config("tenant-a", "app-1", "langfuse")
             .await
             .unwrap()
             .unwrap()
@@ -256,6 +323,61 @@ async fn sqlite_urls_and_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_paths_and_sqlite_urls_create_files_and_reads_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd_files = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    // Not a path, not sqlite:, not postgres://: errors, and no file appears.
+    for url in [
+        "::::",
+        "postgres:/typo@127.0.0.1/test",
+        "mysql://h/db",
+        "file:x.db",
+    ] {
+        let in_dir = if url.contains("://") || url.starts_with("postgres") {
+            url.to_owned()
+        } else {
+            dir.path().join(url).display().to_string()
+        };
+        for result in [
+            store::connect(&in_dir).await.map(|_| ()),
+            store::connect_existing(&in_dir).await.map(|_| ()),
+        ] {
+            let err = result.unwrap_err();
+            assert!(matches!(err, StoreError::BadUrl { .. }), "{url}: {err:?}");
+        }
+    }
+    assert!(cwd_files().is_empty(), "{:?}", cwd_files());
+    assert!(!std::path::Path::new("::::").exists());
+
+    // A read on a missing file: NotFound, nothing created (neither the file nor its directory).
+    let missing = dir.path().join("sub").join("config.db");
+    for url in [
+        missing.display().to_string(),
+        format!("sqlite://{}", missing.display()),
+        format!("sqlite:{}?mode=rwc", missing.display()),
+    ] {
+        let err = store::connect_existing(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{url}: {err:?}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+    assert!(cwd_files().is_empty(), "{:?}", cwd_files());
+
+    // Writes create it; reads then open it.
+    let created = store::connect(missing.to_str().unwrap()).await.unwrap();
+    created.set_app_enabled("t", "a", true).await.unwrap();
+    let read = store::connect_existing(missing.to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(read.app("a").await.unwrap().unwrap().enabled);
+    assert!(store::connect_existing("sqlite::memory:").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store() {
     let Ok(url) = std::env::var(PG_ENV) else {
         // Written to stderr directly, past the test harness's capture, so the skip is seen.
@@ -282,7 +404,11 @@ async fn postgres_store() {
     // Migrating a second time into the same schema is a no-op.
     let again = PostgresStore::connect_in_schema(&url, &schema).await;
     let kept = match &again {
-        Ok(s) => s.config("app-1", "langfuse").await.ok().flatten(),
+        Ok(s) => s
+            .config("tenant-a", "app-1", "langfuse")
+            .await
+            .ok()
+            .flatten(),
         Err(_) => None,
     };
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

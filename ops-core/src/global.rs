@@ -129,11 +129,13 @@ pub fn shutdown(timeout: Duration) -> FlushReport {
     queue.map(|q| q.shutdown(timeout)).unwrap_or_default()
 }
 
-/// Keeps the global queue alive; dropping it flushes and shuts the queue down.
+/// Keeps the global queue alive; dropping it flushes and shuts the queue down. When tracing is
+/// off (`OPS_TRACE_PROVIDER=none`) it holds nothing and dropping it does nothing.
 #[derive(Debug)]
 #[must_use = "dropping the guard shuts tracing down at once"]
 pub struct TracingGuard {
     timeout: Duration,
+    installed: bool,
 }
 
 impl TracingGuard {
@@ -141,27 +143,114 @@ impl TracingGuard {
     pub fn queue(&self) -> Option<TraceQueueManager> {
         global()
     }
+
+    /// Whether [`init`] installed a queue (false when `OPS_TRACE_PROVIDER=none`).
+    pub fn is_installed(&self) -> bool {
+        self.installed
+    }
 }
 
 impl Drop for TracingGuard {
     fn drop(&mut self) {
-        shutdown(self.timeout);
+        if self.installed {
+            shutdown(self.timeout);
+        }
     }
+}
+
+/// What `OPS_TRACE_PROVIDER` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Selection {
+    /// `none`: tracing is off, no queue.
+    Off,
+    /// These provider names, each once, in order.
+    Providers(Vec<String>),
+}
+
+const PROVIDER_HINT: &str = "write provider names separated by commas, like `console` or \
+                             `langfuse,phoenix`, or `none` to turn tracing off; unset it for \
+                             the default `console`";
+
+fn provider_error(value: &str, expected: String) -> QueueError {
+    QueueError::Env(crate::env::EnvError::invalid(PROVIDER_ENV, value, expected))
+}
+
+/// Parses the value of `OPS_TRACE_PROVIDER` (`None`: unset).
+fn selection(value: Option<&str>) -> Result<Selection, QueueError> {
+    let Some(value) = value else {
+        return Ok(Selection::Providers(vec!["console".to_owned()]));
+    };
+    if value.trim().is_empty() {
+        return Err(provider_error(
+            value,
+            format!("it is set but empty; {PROVIDER_HINT}"),
+        ));
+    }
+    let names: Vec<&str> = value.split(',').map(str::trim).collect();
+    if let Some(at) = names.iter().position(|n| n.is_empty()) {
+        return Err(provider_error(
+            value,
+            format!(
+                "name {} of {} is empty; {PROVIDER_HINT}",
+                at + 1,
+                names.len()
+            ),
+        ));
+    }
+    if names.iter().any(|n| n.eq_ignore_ascii_case("none")) {
+        if names.len() == 1 {
+            return Ok(Selection::Off);
+        }
+        return Err(provider_error(
+            value,
+            "`none` turns tracing off and cannot be combined with providers; set either `none` \
+             or the providers"
+                .to_owned(),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return Err(provider_error(
+                value,
+                format!("{name:?} is named twice; name each provider once"),
+            ));
+        }
+        out.push(name.to_owned());
+    }
+    Ok(Selection::Providers(out))
+}
+
+/// Reads `OPS_TRACE_PROVIDER` and checks the variables every selection reads, so that a bad
+/// value is an error at start rather than a warning later.
+fn selection_from_env() -> Result<Selection, QueueError> {
+    let selection = selection(crate::env::var(PROVIDER_ENV)?.as_deref())?;
+    crate::env::parse_var(crate::context::SAMPLE_RATE_ENV, crate::env::fraction)?;
+    // Read later by the local providers and the task builder, which take an unreadable value
+    // as unset: refuse it here.
+    crate::env::var(crate::local::TRACE_FILE_ENV)?;
+    crate::env::var(crate::FILES_URL_ENV)?;
+    Ok(selection)
 }
 
 /// A queue builder with the providers named by `OPS_TRACE_PROVIDER` (default `console`), each
 /// configured from its official SDK's environment variables, and the durable spool when
 /// `OPS_TRACE_SPOOL_DIR` is set.
+///
+/// `OPS_TRACE_PROVIDER` is a comma-separated list of provider names, each named once. Set but
+/// empty, an empty name (`console,,`), or `none` combined with providers are errors. `none`
+/// alone turns tracing off: [`init`] then installs no queue, and this function returns
+/// [`QueueError::TracingOff`], so that no queue that drops every trace is ever built.
 pub fn builder_from_env() -> Result<TraceQueueBuilder, QueueError> {
-    let names = std::env::var(PROVIDER_ENV).unwrap_or_else(|_| "console".to_owned());
+    let names = match selection_from_env()? {
+        Selection::Off => return Err(QueueError::TracingOff),
+        Selection::Providers(names) => names,
+    };
     let mut builder = TraceQueueManager::builder();
     if let Some(spool) = crate::spool::SpoolConfig::from_env()? {
         builder = builder.spool(spool);
     }
-    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if name.eq_ignore_ascii_case("none") {
-            continue;
-        }
+    for name in &names {
         let factory = provider::find(name)?;
         let built = factory
             .build_from_env()?
@@ -186,16 +275,69 @@ pub fn builder_from_env() -> Result<TraceQueueBuilder, QueueError> {
 /// Sets up tracing from the environment and installs the global queue.
 ///
 /// Providers come from `OPS_TRACE_PROVIDER` (default `console`, the embedded provider that
-/// prints trees to stderr; `OPS_TRACE_FILE` adds a JSON lines file). Keep the guard for the
-/// life of the program: dropping it delivers what is queued, waiting at most 5 s.
+/// prints trees to stderr; `OPS_TRACE_FILE` adds a JSON lines file). With
+/// `OPS_TRACE_PROVIDER=none` tracing is off: no queue is installed, and every traced call costs
+/// one atomic load ([`is_enabled`] stays false). Keep the guard for the life of the program:
+/// dropping it delivers what is queued, waiting at most 5 s.
 ///
 /// ```no_run
 /// let _guard = ops_core::init()?;
 /// # Ok::<(), ops_core::QueueError>(())
 /// ```
 pub fn init() -> Result<TracingGuard, QueueError> {
-    let queue = builder_from_env()?.build()?;
     let timeout = Duration::from_secs(5);
+    let queue = match builder_from_env() {
+        Ok(builder) => builder.build()?,
+        Err(QueueError::TracingOff) => {
+            return Ok(TracingGuard {
+                timeout,
+                installed: false,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     set_global(queue);
-    Ok(TracingGuard { timeout })
+    Ok(TracingGuard {
+        timeout,
+        installed: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &str) -> Vec<String> {
+        match selection(Some(v)).unwrap() {
+            Selection::Providers(n) => n,
+            Selection::Off => panic!("{v}: off"),
+        }
+    }
+
+    #[test]
+    fn provider_lists_are_checked() {
+        assert_eq!(
+            selection(None).unwrap(),
+            Selection::Providers(vec!["console".into()])
+        );
+        assert_eq!(names(" console , file "), ["console", "file"]);
+        assert_eq!(selection(Some("none")).unwrap(), Selection::Off);
+        assert_eq!(selection(Some(" NONE ")).unwrap(), Selection::Off);
+        for (bad, why) in [
+            ("", "set but empty"),
+            ("   ", "set but empty"),
+            (",,,", "name 1 of 4 is empty"),
+            ("console,,", "name 2 of 3 is empty"),
+            (",console", "name 1 of 2 is empty"),
+            ("none,console", "cannot be combined"),
+            ("console,none", "cannot be combined"),
+            ("console,Console", "named twice"),
+        ] {
+            let err = selection(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("OPS_TRACE_PROVIDER") && err.contains(why),
+                "{bad:?}: {err}"
+            );
+        }
+    }
 }

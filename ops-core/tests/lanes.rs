@@ -346,3 +346,31 @@ fn a_worker_that_cannot_answer_shutdown_in_time_has_its_traces_counted() {
         "every trace is delivered or counted: {report:?} {stats:?}"
     );
 }
+
+#[test]
+fn a_server_error_that_is_final_is_bisected_before_any_trace_is_failed() {
+    let p = Behaving::new("p", |batch| {
+        if contains(batch, "poison") {
+            Act::Answer(ExportOutcome::fatal(
+                ExportError::new("p", "HTTP 500: cannot decode").with_status(500),
+            ))
+        } else {
+            Act::Answer(ExportOutcome::Delivered)
+        }
+    });
+    let mut c = config();
+    c.batch_size = 10;
+    c.interval = Duration::from_secs(3600);
+    let q = queue(c, vec![p.clone()]);
+    for i in 0..9 {
+        q.add_trace_task(task(&format!("good-{i}"))).unwrap();
+    }
+    q.add_trace_task(task("poison")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || p.delivered().len() == 9),
+        "{:?}",
+        p.delivered()
+    );
+    assert!(eventually(Duration::from_secs(5), || q.stats().failed == 1));
+    assert_eq!(q.stats().dropped_total(), 0);
+}

@@ -365,7 +365,7 @@ fn settings_in_code_are_validated() {
     let err = TraceQueueManager::builder().config(c).build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid queue setting `batch_size`: at least 1"
+        "invalid queue setting `batch_size`: must be from 1 to 10000000"
     );
 }
 
@@ -428,7 +428,7 @@ fn env_settings_apply_and_code_beats_env() {
     );
     assert!(
         out.contains(
-            "ERROR TRACE_QUEUE_MANAGER_BATCH_SIZE=\"lots\" is invalid: a whole number greater than 0"
+            "ERROR environment variable TRACE_QUEUE_MANAGER_BATCH_SIZE=\"lots\" is invalid: expected a whole number from 1 to 10000000"
         ),
         "{out}"
     );

@@ -15,14 +15,17 @@
 //! `host.name` and `acs.arms.service.feature=genai_app`, which marks an AI application.
 //!
 //! Config keys (Dify's): `license_key` (secret, required), `endpoint` (default
-//! `https://tracing-analysis-dc-hz.aliyuncs.com`), `app_name` (default `dify_app`).
+//! `https://tracing-analysis-dc-hz.aliyuncs.com`), `app_name` (default `dify_app`), `timeout`
+//! (seconds per request, 0.01 to 600, default 10).
 //! Environment: `ALIYUN_ARMS_LICENSE_KEY`, `ALIYUN_ARMS_ENDPOINT`, `ALIYUN_ARMS_APP_NAME`
-//! (this crate's names; ARMS's agents are configured in the console).
+//! (this crate's names; ARMS's agents are configured in the console); the timeout from
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
+//! `host.name` comes from `HOSTNAME` (or `/etc/hostname`), read when the provider is built.
 
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_project_name, validate_url_with_path,
+    TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
 use serde_json::{Value, json};
@@ -46,6 +49,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("license_key"),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::with_default("app_name", DEFAULT_APP_NAME),
+    TIMEOUT_FIELD,
 ];
 
 /// The ARMS dialect.
@@ -55,6 +59,8 @@ pub struct Aliyun {
     pub endpoint: String,
     /// `service.name`.
     pub app_name: String,
+    /// `host.name`.
+    pub host_name: String,
     license_key: String,
 }
 
@@ -99,6 +105,7 @@ impl Aliyun {
                 .get("app_name")
                 .unwrap_or(DEFAULT_APP_NAME)
                 .to_owned(),
+            host_name: host_name(NAME)?,
             license_key: config.require("license_key")?.to_owned(),
         })
     }
@@ -108,15 +115,16 @@ impl Aliyun {
     }
 }
 
-fn host_name() -> String {
-    env::var("HOSTNAME")
+/// `HOSTNAME`, else `/etc/hostname`, else `unknown`; an error when `HOSTNAME` is not UTF-8.
+pub(crate) fn host_name(provider: &str) -> Result<String, ConfigError> {
+    Ok(env::var(provider, "HOSTNAME")?
         .or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
                 .map(|s| s.trim().to_owned())
         })
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| "unknown".into()))
 }
 
 #[async_trait]
@@ -147,11 +155,16 @@ impl Dialect for Aliyun {
         h
     }
 
+    fn secrets(&self) -> Vec<String> {
+        // Also part of the endpoint's path: every URL shown is redacted with it.
+        vec![self.license_key.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs
             .str("service.name", &self.app_name)
             .str("service.version", crate::otlp::encode::VERSION)
-            .str("host.name", host_name())
+            .str("host.name", &self.host_name)
             .str("acs.arms.service.feature", "genai_app")
             .str("gen_ai.instrumentation.sdk.name", "ops");
     }
@@ -253,25 +266,36 @@ impl Dialect for Aliyun {
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     validate_url_with_path(config, "endpoint", DEFAULT_ENDPOINT, None)?;
     validate_project_name(config, "app_name", DEFAULT_APP_NAME);
+    validate_timeout(config)?;
     config.apply_field_rules()
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let mut config =
-        ProviderConfig::new(NAME).with("license_key", env::var("ALIYUN_ARMS_LICENSE_KEY")?);
-    env::set_from(&mut config, "endpoint", &["ALIYUN_ARMS_ENDPOINT"]);
-    env::set_from(&mut config, "app_name", &["ALIYUN_ARMS_APP_NAME"]);
-    Some(config)
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let license = env::var(NAME, "ALIYUN_ARMS_LICENSE_KEY")?;
+    let endpoint = env::url_var(NAME, "ALIYUN_ARMS_ENDPOINT")?;
+    let Some(license) = license else {
+        return Ok(None);
+    };
+    let mut config = ProviderConfig::new(NAME).with("license_key", license);
+    if let Some(e) = endpoint {
+        config.set("endpoint", e);
+    }
+    env::set_from(&mut config, "app_name", &["ALIYUN_ARMS_APP_NAME"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Aliyun::from_config(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Aliyun::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Alibaba Cloud ARMS", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

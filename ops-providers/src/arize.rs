@@ -7,12 +7,14 @@
 //! The EU endpoint is `https://otlp.eu-west-1a.arize.com`.
 //!
 //! Config keys (Dify's): `api_key`, `space_id` (secrets, required), `project` (default
-//! `default`), `endpoint` (default `https://otlp.arize.com`, path dropped).
-//! Environment: `ARIZE_API_KEY`, `ARIZE_SPACE_ID`, `ARIZE_PROJECT_NAME`.
+//! `default`), `endpoint` (default `https://otlp.arize.com`, path dropped), `timeout` (seconds per
+//! request, 0.01 to 600, default 10).
+//! Environment: `ARIZE_API_KEY`, `ARIZE_SPACE_ID`, `ARIZE_PROJECT_NAME`; the timeout from
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_project_name, validate_url,
+    TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url,
 };
 use ops_core::{Observation, Trace, async_trait};
 
@@ -34,6 +36,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("space_id"),
     ConfigField::with_default("project", "default"),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
+    TIMEOUT_FIELD,
 ];
 
 /// The Arize AX dialect.
@@ -92,6 +95,10 @@ impl Dialect for Arize {
         ]
     }
 
+    fn secrets(&self) -> Vec<String> {
+        vec![self.api_key.clone(), self.space_id.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs.str(openinference::PROJECT_NAME, &self.project);
     }
@@ -108,23 +115,33 @@ impl Dialect for Arize {
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     validate_url(config, "endpoint", DEFAULT_ENDPOINT)?;
     validate_project_name(config, "project", "default");
+    validate_timeout(config)?;
     config.apply_field_rules()
 }
 
-fn from_env() -> Option<ProviderConfig> {
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let api_key = env::var(NAME, "ARIZE_API_KEY")?;
+    let space_id = env::var(NAME, "ARIZE_SPACE_ID")?;
+    let (Some(api_key), Some(space_id)) = (api_key, space_id) else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME)
-        .with("api_key", env::var("ARIZE_API_KEY")?)
-        .with("space_id", env::var("ARIZE_SPACE_ID")?);
-    env::set_from(&mut config, "project", &["ARIZE_PROJECT_NAME"]);
-    Some(config)
+        .with("api_key", api_key)
+        .with("space_id", space_id);
+    env::set_from(&mut config, "project", &["ARIZE_PROJECT_NAME"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Arize::from_config(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Arize::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Arize", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }

@@ -11,27 +11,138 @@
     allow(dead_code)
 )]
 
-use base64::Engine as _;
-use ops_core::provider::ProviderConfig;
+use std::time::Duration;
 
-/// The value of environment variable `name`, when set and not blank.
-pub(crate) fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+use base64::Engine as _;
+use ops_core::provider::{ConfigError, ProviderConfig, TIMEOUT_FIELD, check_url};
+
+/// The error for environment variable `var` of `provider`.
+fn env_error(provider: &str, error: ops_core::env::EnvError) -> ConfigError {
+    ConfigError::Env {
+        provider: provider.to_owned(),
+        error,
+    }
 }
 
-/// The first of `names` that is set.
-pub(crate) fn first_var(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| var(n))
+/// The value of environment variable `name`, trimmed, when set and not blank; an error naming
+/// it when it is not UTF-8.
+pub(crate) fn var(provider: &str, name: &str) -> Result<Option<String>, ConfigError> {
+    ops_core::env::non_blank(name).map_err(|e| env_error(provider, e))
+}
+
+/// The first of `names` that is set (and not blank).
+pub(crate) fn first_var(provider: &str, names: &[&str]) -> Result<Option<String>, ConfigError> {
+    for name in names {
+        if let Some(v) = var(provider, name)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 /// Sets `key` in `config` from the first of `names` that is set.
-pub(crate) fn set_from(config: &mut ProviderConfig, key: &str, names: &[&str]) {
-    if let Some(v) = first_var(names) {
+pub(crate) fn set_from(
+    config: &mut ProviderConfig,
+    key: &str,
+    names: &[&str],
+) -> Result<(), ConfigError> {
+    if let Some(v) = first_var(config.provider(), names)? {
         config.set(key, v);
     }
+    Ok(())
+}
+
+/// The URL in environment variable `name`, when set: it must be http(s) with a host, else the
+/// error names the variable.
+pub(crate) fn url_var(provider: &str, name: &str) -> Result<Option<String>, ConfigError> {
+    let Some(v) = var(provider, name)? else {
+        return Ok(None);
+    };
+    check_url(&v).map_err(|reason| {
+        env_error(
+            provider,
+            ops_core::env::EnvError::InvalidSecret {
+                var: name.to_owned(),
+                expected: reason,
+            },
+        )
+    })?;
+    Ok(Some(v))
+}
+
+/// Sets `key` from the first of `names` that is set, checked as a URL ([`url_var`]).
+pub(crate) fn set_url_from(
+    config: &mut ProviderConfig,
+    key: &str,
+    names: &[&str],
+) -> Result<(), ConfigError> {
+    for name in names {
+        if let Some(v) = url_var(config.provider(), name)? {
+            config.set(key, v);
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The per-request timeout every provider reads when nothing more specific is set: seconds,
+/// fractions allowed, 0.01 to 600.
+pub(crate) const EXPORT_TIMEOUT_ENV: &str = "OPS_TRACE_EXPORT_TIMEOUT";
+/// The OTLP exporters' timeouts (the OpenTelemetry spec: whole milliseconds; the traces one
+/// wins).
+pub(crate) const OTLP_TIMEOUT_ENVS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+];
+
+const TIMEOUT_MIN: Duration = Duration::from_millis(10);
+const TIMEOUT_MAX: Duration = Duration::from_secs(600);
+
+/// How a provider's timeout variable is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimeoutUnit {
+    /// Seconds, fractions allowed (`OPS_TRACE_EXPORT_TIMEOUT`, `LANGFUSE_TIMEOUT`).
+    Seconds,
+    /// Whole milliseconds (the OpenTelemetry variables).
+    Millis,
+}
+
+/// Sets key `timeout` from the first of `vars` that is set (each with its unit), else from
+/// `OPS_TRACE_EXPORT_TIMEOUT`. A value out of range (10 ms to 600 s) is an error naming the
+/// variable.
+pub(crate) fn set_timeout_from(
+    config: &mut ProviderConfig,
+    vars: &[(&str, TimeoutUnit)],
+) -> Result<(), ConfigError> {
+    let provider = config.provider().to_owned();
+    let all = vars
+        .iter()
+        .copied()
+        .chain([(EXPORT_TIMEOUT_ENV, TimeoutUnit::Seconds)]);
+    for (name, unit) in all {
+        let parsed = ops_core::env::parse_var(name, |v| match unit {
+            TimeoutUnit::Seconds => ops_core::env::seconds(v, TIMEOUT_MIN, TIMEOUT_MAX),
+            TimeoutUnit::Millis => ops_core::env::milliseconds(v, TIMEOUT_MIN, TIMEOUT_MAX),
+        })
+        .map_err(|e| env_error(&provider, e))?;
+        if let Some(d) = parsed {
+            config.set(TIMEOUT_FIELD.name, format!("{}", d.as_secs_f64()));
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// [`set_timeout_from`] with the OpenTelemetry variables: what every OTLP-based provider reads.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn set_otlp_timeout(config: &mut ProviderConfig) -> Result<(), ConfigError> {
+    set_timeout_from(
+        config,
+        &[
+            (OTLP_TIMEOUT_ENVS[0], TimeoutUnit::Millis),
+            (OTLP_TIMEOUT_ENVS[1], TimeoutUnit::Millis),
+        ],
+    )
 }
 
 /// `Basic base64(user:password)`.

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
+use ops_core::provider::{Redactor, redact_url};
 use ops_core::{ExportError, ExportOutcome};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -44,17 +45,25 @@ pub fn client(timeout: Duration, connect_timeout: Duration) -> Result<reqwest::C
 }
 
 /// Turns `(name, value)` pairs into a header map, naming the bad one on error. Credentials
-/// headers are marked sensitive, so they never show in debug output.
+/// headers are marked sensitive; the Debug output of this crate's clients shows header names
+/// only, whatever their values.
 pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("{k:?} is not a valid HTTP header name"))?;
+            .map_err(|_| "a header name is not a valid HTTP header name".to_owned())?;
         let mut value = HeaderValue::from_str(v)
             .map_err(|_| format!("the value of header {k:?} has characters HTTP does not allow"))?;
         if matches!(
             name.as_str(),
-            "authorization" | "x-api-key" | "api_key" | "api-key" | "x-arms-license-key"
+            "authorization"
+                | "x-api-key"
+                | "api_key"
+                | "api-key"
+                | "x-arms-license-key"
+                | "arize-space-id"
+                | "space_id"
+                | "x-langfuse-public-key"
         ) {
             value.set_sensitive(true);
         }
@@ -145,6 +154,35 @@ impl HttpReply {
     }
 }
 
+/// Header names of `headers`, for Debug output (values may be credentials).
+pub(crate) fn header_names(headers: &HeaderMap) -> Vec<&str> {
+    headers.keys().map(HeaderName::as_str).collect()
+}
+
+/// A redactor of a provider's `secrets` (keys, tokens, credentials header values): each value
+/// as it is, percent-encoded, escaped and in base64, and the token of a `Basic …` or
+/// `Bearer …` value alone, so a server that quotes our request back cannot put them in an
+/// error, a log line or `stats().last_error`.
+pub fn secrets_redactor<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Redactor {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let mut r = Redactor::default();
+    for secret in secrets {
+        let s = secret.as_ref().trim();
+        if s.is_empty() {
+            continue;
+        }
+        r = r.with(s);
+        for prefix in ["Basic ", "Bearer ", "basic ", "bearer "] {
+            if let Some(token) = s.strip_prefix(prefix) {
+                r = r.with(token.trim());
+            }
+        }
+        r = r.with_exact([STANDARD.encode(s), URL_SAFE_NO_PAD.encode(s)]);
+    }
+    r
+}
+
 /// Sends `request` and reads the whole answer. A connection failure or timeout is an error of
 /// `provider` that names `url` and says what happened.
 pub async fn send(
@@ -171,7 +209,8 @@ pub async fn send(
 }
 
 /// The error for a request that got no answer: timed out, could not connect, or failed, with
-/// the whole chain of causes.
+/// the whole chain of causes. The URL is shown with credentials removed ([`redact_url`]), and
+/// reqwest's own copy of it is left out.
 pub fn network_error(provider: &str, url: &str, e: &reqwest::Error) -> ExportError {
     let what = if e.is_timeout() {
         "timed out"
@@ -180,14 +219,27 @@ pub fn network_error(provider: &str, url: &str, e: &reqwest::Error) -> ExportErr
     } else {
         "failed"
     };
-    let mut detail = e.to_string();
+    // reqwest's message names the URL again (with anything in it); describe it without.
+    let mut detail = if e.is_timeout() {
+        "operation timed out".to_owned()
+    } else if e.is_connect() {
+        "error connecting".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "error reading the answer".to_owned()
+    } else if e.is_builder() {
+        "the request could not be built".to_owned()
+    } else {
+        "error sending the request".to_owned()
+    };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         detail.push_str(": ");
         detail.push_str(&s.to_string());
         source = s.source();
     }
-    ExportError::new(provider, format!("request to {url} {what}: {detail}"))
+    let shown = redact_url(url);
+    let detail = detail.replace(url, &shown);
+    ExportError::new(provider, format!("request to {shown} {what}: {detail}"))
 }
 
 /// What a server's answer means for the request that got it.
@@ -263,7 +315,7 @@ pub fn classify_status(
         provider,
         format!(
             "{} answered HTTP {}: {}{}",
-            url,
+            redact_url(url),
             status,
             quote(&reply.message()),
             match code {
@@ -273,7 +325,8 @@ pub fn classify_status(
                 _ => "",
             }
         ),
-    );
+    )
+    .with_status(code);
     let retryable = matches!(code, 408 | 429 | 502 | 503 | 504)
         || (rules.retry_server_errors && code >= 500 && !matches!(code, 501 | 505));
     if retryable {
@@ -372,10 +425,18 @@ pub fn server_message(headers: &HeaderMap, body: &[u8]) -> String {
     String::from_utf8_lossy(body).trim().to_owned()
 }
 
-/// `message` in double quotes, cut to a readable length.
+/// `message` in double quotes, cut to a readable length. A cut falls between words: a word
+/// (which may be a token the server echoed) is never shown in part, so a redactor that looks
+/// for whole secrets still finds every one that is shown.
 pub fn quote(message: &str) -> String {
     let mut cut: String = message.chars().take(MAX_QUOTE).collect();
     if cut.len() < message.len() {
+        let word = |c: char| c.is_alphanumeric() || "-_+/=.~%:".contains(c);
+        let next_is_word = message[cut.len()..].chars().next().is_some_and(word);
+        if next_is_word {
+            let keep = cut.trim_end_matches(word).len();
+            cut.truncate(keep);
+        }
         cut.push('…');
     }
     format!("{cut:?}")
@@ -494,7 +555,10 @@ impl<T, O: Fn(&T) -> usize> Splitter<T, O> {
                 failed: vec![false; owners],
                 ..SplitReport::default()
             },
-            deadline: Instant::now() + deadline,
+            // A deadline past what the clock can hold is no deadline, not a panic.
+            deadline: Instant::now()
+                .checked_add(deadline)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)),
             owner,
         }
     }
@@ -526,7 +590,7 @@ impl<T, O: Fn(&T) -> usize> Splitter<T, O> {
                     &self.provider,
                     format!(
                         "export to {} ran out of time after {sent} requests; the rest is sent again later",
-                        self.url
+                        redact_url(&self.url)
                     ),
                 );
                 self.report.retry.get_or_insert((None, error));
@@ -617,13 +681,15 @@ fn push_halves<T>(work: &mut Vec<(Vec<T>, u32)>, mut first: Vec<T>, depth: u32) 
 }
 
 /// A client of one platform's HTTP API: the provider name errors carry, the reqwest client,
-/// the headers every request carries, and the limits of an export.
+/// the headers every request carries, the limits of an export, and the redactor of the
+/// provider's secrets.
 #[derive(Clone)]
 pub struct HttpClient {
     provider: &'static str,
     client: reqwest::Client,
     headers: HeaderMap,
     timeout: Duration,
+    redactor: Redactor,
     /// The limit for a whole export, splits included.
     pub export_deadline: Duration,
 }
@@ -632,7 +698,8 @@ impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("provider", &self.provider)
-            .field("headers", &self.headers)
+            .field("headers", &header_names(&self.headers))
+            .field("timeout", &self.timeout)
             .field("export_deadline", &self.export_deadline)
             .finish_non_exhaustive()
     }
@@ -653,8 +720,21 @@ impl HttpClient {
             client: client(DEFAULT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)?,
             headers: header_map(headers)?,
             timeout: DEFAULT_TIMEOUT,
+            redactor: Redactor::default(),
             export_deadline: DEFAULT_EXPORT_DEADLINE,
         })
+    }
+
+    /// Removes `secrets` (see [`secrets_redactor`]) from every error of this client's provider.
+    #[must_use]
+    pub fn with_secrets<S: AsRef<str>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
+        self.redactor = self.redactor.merge(&secrets_redactor(secrets));
+        self
+    }
+
+    /// The redactor of the provider's secrets.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Sets the timeouts: one request, connecting, and a whole export.
@@ -668,6 +748,21 @@ impl HttpClient {
         self.timeout = timeout;
         self.export_deadline = export_deadline;
         Ok(self)
+    }
+
+    /// Sets the per-request timeout (the `timeout` key): connecting gets at most that too,
+    /// and a whole export at least that.
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, String> {
+        self.with_timeouts(
+            timeout,
+            DEFAULT_CONNECT_TIMEOUT.min(timeout),
+            DEFAULT_EXPORT_DEADLINE.max(timeout),
+        )
+    }
+
+    /// The limit for one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The provider name errors carry.
@@ -809,6 +904,22 @@ mod tests {
     }
 
     #[test]
+    fn quotes_never_cut_a_word_in_two() {
+        let secret = "sk-lf-SECRET-0123456789";
+        let message = format!("{} {secret} tail", "x ".repeat(240));
+        let q = quote(&message);
+        assert!(q.ends_with("…\""), "{q}");
+        assert!(
+            !q.contains("sk-lf"),
+            "no part of the word at the cut is shown: {q}"
+        );
+        let r = secrets_redactor(["Basic dXNlcjpwdw=="]);
+        assert_eq!(r.redact("echo dXNlcjpwdw=="), "echo <redacted>");
+        let r = secrets_redactor(["k-123456"]);
+        assert_eq!(r.redact("b64 ay0xMjM0NTY="), "b64 <redacted>");
+    }
+
+    #[test]
     fn gzip_is_shared() {
         let body = b"hello hello hello hello".to_vec();
         let (zipped, enc) = Compression::Gzip.apply(body.clone());
@@ -850,6 +961,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_huge_export_deadline_is_no_panic() {
+        let mut s = Splitter::new("p", "u", vec![vec![0usize]], 1, Duration::MAX, |i| *i);
+        assert!(s.next_chunk().is_some());
+        s.done(Classified::accepted());
+        assert_eq!(s.finish().outcome(1), ExportOutcome::Delivered);
     }
 
     #[test]

@@ -47,6 +47,14 @@
 
 #[cfg(feature = "http")]
 pub(crate) mod env;
+/// The per-request timeout every provider built from the environment reads when nothing more
+/// specific is set (`OPS_TRACE_EXPORT_TIMEOUT`: seconds, fractions allowed, 0.01 to 600).
+/// OTLP-based providers read `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (whole milliseconds, 10 to 600000) first, and Langfuse
+/// `LANGFUSE_TIMEOUT` (seconds) before those. The config key of every provider is `timeout`
+/// (seconds, 0.01 to 600, default 10).
+#[cfg(feature = "http")]
+pub const EXPORT_TIMEOUT_ENV: &str = env::EXPORT_TIMEOUT_ENV;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "otlp")]

@@ -21,10 +21,13 @@
 //!   `password` (secret).
 //! - `databricks`: `host` (required), `experiment_id` (required, digits), and
 //!   `personal_access_token` (secret) or `client_id` with `client_secret` (secret).
+//! - Both: `timeout` (seconds per request, 0.01 to 600, default 10).
 //!
 //! Environment (MLflow's and Databricks' SDK variables): `MLFLOW_TRACKING_URI`,
 //! `MLFLOW_EXPERIMENT_ID`, `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`;
-//! `DATABRICKS_HOST`, `DATABRICKS_TOKEN`, `DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`.
+//! `DATABRICKS_HOST`, `DATABRICKS_TOKEN`, `DATABRICKS_CLIENT_ID`, `DATABRICKS_CLIENT_SECRET`;
+//! the timeout from `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or
+//! `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_integer_id, validate_url, validate_url_with_path,
+    TIMEOUT_FIELD, validate_integer_id, validate_timeout, validate_url, validate_url_with_path,
 };
 use ops_core::{Observation, ObservationKind, Trace, async_trait};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -42,6 +45,9 @@ use crate::otlp::encode::Attributes;
 use crate::otlp::genai::cache_read_tokens;
 use crate::otlp::transport::{Transport, quote};
 use crate::otlp::{Dialect, OtlpProvider, content, env};
+
+/// The longest an OAuth token is cached, whatever its `expires_in` says: a day.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 
 /// The MLflow provider's registry name.
 pub const MLFLOW: &str = "mlflow";
@@ -56,6 +62,7 @@ pub const MLFLOW_FIELDS: &[ConfigField] = &[
     ConfigField::with_default("experiment_id", "0"),
     ConfigField::optional("username"),
     ConfigField::secret("password").not_required(),
+    TIMEOUT_FIELD,
 ];
 
 /// The `databricks` config keys.
@@ -65,6 +72,7 @@ pub const DATABRICKS_FIELDS: &[ConfigField] = &[
     ConfigField::secret("personal_access_token").not_required(),
     ConfigField::optional("client_id"),
     ConfigField::secret("client_secret").not_required(),
+    TIMEOUT_FIELD,
 ];
 
 /// How requests authenticate.
@@ -90,6 +98,7 @@ pub struct Mlflow {
     traces_path: &'static str,
     auth: Auth,
     token: Mutex<Option<(String, Instant)>>,
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Mlflow {
@@ -127,11 +136,21 @@ impl Mlflow {
             config.get("experiment_id").unwrap_or("0"),
             "/v1/traces",
             auth,
+            config
+                .get("password")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         ))
     }
 
     /// The `databricks` dialect of a validated config.
     pub fn databricks(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let secrets = ["personal_access_token", "client_secret"]
+            .iter()
+            .filter_map(|k| config.get(k))
+            .map(str::to_owned)
+            .collect();
         let auth = if let Some(pat) = config.get("personal_access_token") {
             Auth::Header(format!("Bearer {pat}"))
         } else {
@@ -149,6 +168,7 @@ impl Mlflow {
             config.require("experiment_id")?,
             "/api/2.0/otel/v1/traces",
             auth,
+            secrets,
         ))
     }
 
@@ -158,7 +178,16 @@ impl Mlflow {
         experiment_id: &str,
         traces_path: &'static str,
         auth: Auth,
+        mut secrets: Vec<String>,
     ) -> Self {
+        match &auth {
+            Auth::None => {}
+            Auth::Header(h) => secrets.push(h.clone()),
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => secrets.push(env::basic_auth(client_id, client_secret)),
+        }
         Self {
             name,
             base: base.trim_end_matches('/').to_owned(),
@@ -166,6 +195,7 @@ impl Mlflow {
             traces_path,
             auth,
             token: Mutex::new(None),
+            secrets,
         }
     }
 
@@ -209,10 +239,12 @@ impl Mlflow {
                         )
                     })?
                     .to_owned();
+                // A server's figure: bounded, so that adding it to now cannot overflow.
                 let lifetime = json
                     .get("expires_in")
                     .and_then(Value::as_u64)
-                    .unwrap_or(3600);
+                    .unwrap_or(3600)
+                    .min(MAX_TOKEN_LIFETIME_SECS);
                 let until =
                     Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
                 *self.token.lock().expect("token lock") = Some((token.clone(), until));
@@ -259,6 +291,10 @@ impl Dialect for Mlflow {
 
     fn endpoint(&self) -> String {
         env::join(&self.base, self.traces_path)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.secrets.clone()
     }
 
     fn headers(&self) -> Vec<(String, String)> {
@@ -384,6 +420,7 @@ fn validate_mlflow(config: &mut ProviderConfig) -> Result<(), ConfigError> {
             "set both `username` and `password` for HTTP Basic auth, or neither",
         ));
     }
+    validate_timeout(config)?;
     Ok(())
 }
 
@@ -396,49 +433,64 @@ fn validate_databricks(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     if !pat && !m2m {
         return Err(missing_databricks_credentials(config));
     }
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn mlflow_from_env() -> Option<ProviderConfig> {
-    let uri = env::var("MLFLOW_TRACKING_URI")?;
+fn mlflow_from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let Some(uri) = env::var(MLFLOW, "MLFLOW_TRACKING_URI")? else {
+        return Ok(None);
+    };
     if uri.to_ascii_lowercase().starts_with("databricks") {
-        return None;
+        return Ok(None);
     }
+    let uri = env::url_var(MLFLOW, "MLFLOW_TRACKING_URI")?.unwrap_or(uri);
     let mut config = ProviderConfig::new(MLFLOW).with("tracking_uri", uri);
-    env::set_from(&mut config, "experiment_id", &["MLFLOW_EXPERIMENT_ID"]);
-    env::set_from(&mut config, "username", &["MLFLOW_TRACKING_USERNAME"]);
-    env::set_from(&mut config, "password", &["MLFLOW_TRACKING_PASSWORD"]);
-    Some(config)
+    env::set_from(&mut config, "experiment_id", &["MLFLOW_EXPERIMENT_ID"])?;
+    env::set_from(&mut config, "username", &["MLFLOW_TRACKING_USERNAME"])?;
+    env::set_from(&mut config, "password", &["MLFLOW_TRACKING_PASSWORD"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
-fn databricks_from_env() -> Option<ProviderConfig> {
+fn databricks_from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let host = env::url_var(DATABRICKS, "DATABRICKS_HOST")?;
+    let experiment = env::var(DATABRICKS, "MLFLOW_EXPERIMENT_ID")?;
+    let (Some(host), Some(experiment)) = (host, experiment) else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(DATABRICKS)
-        .with("host", env::var("DATABRICKS_HOST")?)
-        .with("experiment_id", env::var("MLFLOW_EXPERIMENT_ID")?);
-    env::set_from(&mut config, "personal_access_token", &["DATABRICKS_TOKEN"]);
-    env::set_from(&mut config, "client_id", &["DATABRICKS_CLIENT_ID"]);
-    env::set_from(&mut config, "client_secret", &["DATABRICKS_CLIENT_SECRET"]);
-    Some(config)
+        .with("host", host)
+        .with("experiment_id", experiment);
+    env::set_from(&mut config, "personal_access_token", &["DATABRICKS_TOKEN"])?;
+    env::set_from(&mut config, "client_id", &["DATABRICKS_CLIENT_ID"])?;
+    env::set_from(&mut config, "client_secret", &["DATABRICKS_CLIENT_SECRET"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build_mlflow(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Mlflow::tracking_server(
-        config,
-    )?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Mlflow::tracking_server(config)?,
+        config.timeout()?,
+    )?))
 }
 
 fn build_databricks(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Mlflow::databricks(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Mlflow::databricks(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(MLFLOW, "MLflow", MLFLOW_FIELDS, build_mlflow)
         .with_validate(validate_mlflow)
-        .with_env(mlflow_from_env)
+        .with_env_checked(mlflow_from_env)
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(DATABRICKS, "Databricks", DATABRICKS_FIELDS, build_databricks)
         .with_validate(validate_databricks)
-        .with_env(databricks_from_env)
+        .with_env_checked(databricks_from_env)
 }

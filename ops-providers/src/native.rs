@@ -2,7 +2,7 @@
 //! sent as, UUIDv7 ids that match start times, timestamps, and small bounded caches.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -33,7 +33,8 @@ pub fn observations(trace: &Trace) -> Cow<'_, [Observation]> {
 }
 
 /// Whether `o` has no parent within `trace` (its parent, if any, was sent in another export
-/// or belongs to another trace).
+/// or belongs to another trace). Linear in the trace's observations: over a whole trace, use
+/// [`is_root_in`].
 pub fn is_root(trace: &Trace, o: &Observation) -> bool {
     o.parent_id
         .is_none_or(|p| p == o.id || !trace.observations.iter().any(|x| x.id == p))
@@ -162,15 +163,29 @@ pub fn error_type(o: &Observation) -> String {
         .to_owned()
 }
 
-/// The trace's tags followed by the observation's, without duplicates.
+/// The trace's tags followed by the observation's, without duplicates; linear in the tags.
 pub fn tags(trace: &Trace, o: &Observation) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for t in trace.tags.iter().chain(&o.tags) {
-        if !out.contains(t) {
-            out.push(t.clone());
-        }
-    }
-    out
+    unique(trace.tags.iter().chain(&o.tags))
+}
+
+/// `items` in order without repeats (the first of each kept), in linear time.
+pub fn unique<'a>(items: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut seen: HashSet<&'a str> = HashSet::new();
+    items
+        .into_iter()
+        .filter(|t| seen.insert(t.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The ids of the observations of `trace`, for [`is_root_in`].
+pub fn observation_ids(trace: &Trace) -> HashSet<Uuid> {
+    trace.observations.iter().map(|o| o.id).collect()
+}
+
+/// [`is_root`] with the trace's ids at hand ([`observation_ids`]): constant time.
+pub fn is_root_in(ids: &HashSet<Uuid>, o: &Observation) -> bool {
+    o.parent_id.is_none_or(|p| p == o.id || !ids.contains(&p))
 }
 
 /// Who and what the observation is for, as metadata: `user_id`, `session_id`, `app_id`,

@@ -19,8 +19,9 @@
 //!
 //! Config keys (Dify's): `api_key` (secret, optional), `project` (default `Default Project`),
 //! `workspace` (optional), `url` (default `https://www.comet.com/opik/api/`; must end with
-//! `/api/`). Environment (the SDK's): `OPIK_API_KEY`, `OPIK_URL_OVERRIDE`, `OPIK_WORKSPACE`,
-//! `OPIK_PROJECT_NAME`.
+//! `/api/`), `timeout` (seconds per request, 0.01 to 600, default 10). Environment (the SDK's):
+//! `OPIK_API_KEY`, `OPIK_URL_OVERRIDE`, `OPIK_WORKSPACE`, `OPIK_PROJECT_NAME`; the timeout from
+//! `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 //!
 //! The credentials check is Opik's access check (`POST v1/private/auth`); the project URL is
 //! `{ui}/{workspace}/redirect/projects?name={project}`.
@@ -35,7 +36,7 @@ use ops_core::limits::split_batches;
 use ops_core::model::{SemanticKind, UsageUnit};
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_project_name, validate_url_with_path,
+    TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{ExportOutcome, Level, Observation, ObservationKind, Trace, async_trait};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
@@ -67,6 +68,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::with_default("project", DEFAULT_PROJECT),
     ConfigField::optional("workspace"),
     ConfigField::with_default("url", DEFAULT_URL),
+    TIMEOUT_FIELD,
 ];
 
 /// Opik's span `type` for an observation kind: `llm`, `tool`, `guardrail` or `general`.
@@ -161,7 +163,7 @@ pub struct Opik {
 impl fmt::Debug for Opik {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opik")
-            .field("url", &self.url)
+            .field("url", &ops_core::provider::redact_url(&self.url))
             .field("project", &self.project)
             .field("workspace", &self.workspace)
             .field("http", &self.http)
@@ -199,6 +201,11 @@ impl Opik {
         api_key: Option<&str>,
         workspace: Option<&str>,
     ) -> Result<Self, ConfigError> {
+        ops_core::provider::check_url(url).map_err(|reason| ConfigError::Invalid {
+            provider: NAME.into(),
+            field: "url".into(),
+            reason,
+        })?;
         let api_key = api_key.map(str::trim).filter(|k| !k.is_empty());
         let workspace = workspace
             .map(str::trim)
@@ -216,10 +223,12 @@ impl Opik {
                     .unwrap_or_else(|| DEFAULT_WORKSPACE.into()),
             ));
         }
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets(api_key);
         let mut url = url.trim().to_owned();
         if !url.ends_with('/') {
             url.push('/');
@@ -235,12 +244,20 @@ impl Opik {
 
     /// The provider of a validated config.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
-        Self::new(
+        let mut p = Self::new(
             config.get("url").unwrap_or(DEFAULT_URL),
             config.get("project").unwrap_or(DEFAULT_PROJECT),
             config.get("api_key"),
             config.get("workspace"),
-        )
+        )?;
+        p.http = p
+            .http
+            .with_timeout(config.timeout()?)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?;
+        Ok(p)
     }
 
     /// Replaces the timeouts: one request, connecting, a whole export.
@@ -275,6 +292,7 @@ impl Opik {
         for (index, trace) in batch.iter().enumerate() {
             let trace_id = self.ids.trace_id(trace, now);
             let obs = observations(trace);
+            let ids = crate::native::observation_ids(trace);
             for o in obs.iter() {
                 let json = self.span(trace, o, trace_id, now);
                 let id = json["id"].as_str().unwrap_or_default().to_owned();
@@ -290,7 +308,7 @@ impl Opik {
             }
             let root = obs.iter().find(|o| {
                 o.parent_id.is_none()
-                    || (crate::native::is_root(trace, o)
+                    || (crate::native::is_root_in(&ids, o)
                         && o.kind == trace.kind
                         && o.name == trace.name)
             });
@@ -428,12 +446,7 @@ impl Opik {
         metadata.insert("ops_kind".into(), json!(trace.kind.as_str()));
         metadata.insert("ops_trace_id".into(), json!(trace.id.as_str()));
         m.insert("metadata".into(), Value::Object(metadata));
-        let mut tags: Vec<String> = Vec::new();
-        for t in &trace.tags {
-            if !tags.contains(t) {
-                tags.push(t.clone());
-            }
-        }
+        let tags = crate::native::unique(&trace.tags);
         if !tags.is_empty() {
             m.insert("tags".into(), json!(tags));
         }
@@ -497,13 +510,9 @@ impl Record {
     }
 }
 
-#[async_trait]
-impl Provider for Opik {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl Opik {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         let records = self.records(batch, Utc::now());
         let (spans, traces): (Vec<Record>, Vec<Record>) =
             records.into_iter().partition(|r| r.kind == Kind::Span);
@@ -526,7 +535,7 @@ impl Provider for Opik {
         splitter.finish().outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         let url = format!("{}v1/private/auth", self.url);
         let request = self
             .http
@@ -546,7 +555,7 @@ impl Provider for Opik {
         reply.check(NAME, "the credentials check (POST v1/private/auth)")
     }
 
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         Ok(Some(format!(
             "{}{}/redirect/projects?name={}",
             self.ui_root(),
@@ -556,18 +565,45 @@ impl Provider for Opik {
     }
 }
 
+#[async_trait]
+impl Provider for Opik {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
+    }
+}
+
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     config.apply_field_rules()?;
     validate_url_with_path(config, "url", DEFAULT_URL, Some("/api/"))?;
     validate_project_name(config, "project", DEFAULT_PROJECT);
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let key = env::var("OPIK_API_KEY");
-    let url = env::var("OPIK_URL_OVERRIDE");
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let key = env::var(NAME, "OPIK_API_KEY")?;
+    let url = env::url_var(NAME, "OPIK_URL_OVERRIDE")?;
     if key.is_none() && url.is_none() {
-        return None;
+        return Ok(None);
     }
     let mut config = ProviderConfig::new(NAME);
     if let Some(k) = key {
@@ -578,9 +614,10 @@ fn from_env() -> Option<ProviderConfig> {
         let u = u.trim_end_matches('/');
         config.set("url", format!("{u}/"));
     }
-    env::set_from(&mut config, "workspace", &["OPIK_WORKSPACE"]);
-    env::set_from(&mut config, "project", &["OPIK_PROJECT_NAME"]);
-    Some(config)
+    env::set_from(&mut config, "workspace", &["OPIK_WORKSPACE"])?;
+    env::set_from(&mut config, "project", &["OPIK_PROJECT_NAME"])?;
+    env::set_timeout_from(&mut config, &[])?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
@@ -590,7 +627,7 @@ fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Opik", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

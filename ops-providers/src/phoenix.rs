@@ -3,16 +3,18 @@
 //! `openinference.project.name`.
 //!
 //! Config keys (Dify's): `api_key` (secret, optional: only when Phoenix has auth on), `project`
-//! (default `default`), `endpoint` (default `https://app.phoenix.arize.com`, path kept).
+//! (default `default`), `endpoint` (default `https://app.phoenix.arize.com`, path kept),
+//! `timeout` (seconds per request, 0.01 to 600, default 10).
 //! Environment (the Phoenix SDK's): `PHOENIX_COLLECTOR_ENDPOINT` (with or without
-//! `/v1/traces`), `PHOENIX_API_KEY`, `PHOENIX_PROJECT_NAME`.
+//! `/v1/traces`), `PHOENIX_API_KEY`, `PHOENIX_PROJECT_NAME`; the timeout from
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 //!
 //! The credentials check lists projects through Phoenix's REST API (`GET /v1/projects`), and
 //! the project URL is `{endpoint}/projects/{project id}`.
 
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_project_name, validate_url_with_path,
+    TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Observation, Trace, async_trait};
 use serde_json::Value;
@@ -34,6 +36,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("api_key").not_required(),
     ConfigField::with_default("project", DEFAULT_PROJECT),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
+    TIMEOUT_FIELD,
 ];
 
 /// The Phoenix dialect.
@@ -119,6 +122,10 @@ impl Dialect for Phoenix {
         h
     }
 
+    fn secrets(&self) -> Vec<String> {
+        self.api_key.iter().cloned().collect()
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs.str(openinference::PROJECT_NAME, &self.project);
     }
@@ -162,14 +169,15 @@ pub(crate) use crate::env::url_segment;
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     validate_url_with_path(config, "endpoint", DEFAULT_ENDPOINT, None)?;
     validate_project_name(config, "project", DEFAULT_PROJECT);
+    validate_timeout(config)?;
     config.apply_field_rules()
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let endpoint = env::var("PHOENIX_COLLECTOR_ENDPOINT");
-    let api_key = env::var("PHOENIX_API_KEY");
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let endpoint = env::url_var(NAME, "PHOENIX_COLLECTOR_ENDPOINT")?;
+    let api_key = env::var(NAME, "PHOENIX_API_KEY")?;
     if endpoint.is_none() && api_key.is_none() {
-        return None;
+        return Ok(None);
     }
     let mut config = ProviderConfig::new(NAME);
     if let Some(e) = endpoint {
@@ -178,18 +186,22 @@ fn from_env() -> Option<ProviderConfig> {
     if let Some(k) = api_key {
         config.set("api_key", k);
     }
-    env::set_from(&mut config, "project", &["PHOENIX_PROJECT_NAME"]);
-    Some(config)
+    env::set_from(&mut config, "project", &["PHOENIX_PROJECT_NAME"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Phoenix::from_config(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Phoenix::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Arize Phoenix", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

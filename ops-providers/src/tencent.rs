@@ -14,13 +14,16 @@
 //!   Port 4317 is APM's gRPC port, which this provider does not speak: it is rejected.
 //!
 //! Config keys (Dify's): `token` (secret, required), `endpoint` (required), `service_name`
-//! (default `dify_app`). Environment: `TENCENT_APM_TOKEN`, `TENCENT_APM_ENDPOINT`,
-//! `TENCENT_APM_SERVICE_NAME` (this crate's names).
+//! (default `dify_app`), `timeout` (seconds per request, 0.01 to 600, default 10). Environment:
+//! `TENCENT_APM_TOKEN`, `TENCENT_APM_ENDPOINT`, `TENCENT_APM_SERVICE_NAME` (this crate's names);
+//! the timeout from `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or
+//! `OPS_TRACE_EXPORT_TIMEOUT` (seconds). `host.name` comes from `HOSTNAME`, read when the
+//! provider is built.
 
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_url_with_path,
+    TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
 
@@ -41,6 +44,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("token"),
     ConfigField::optional("endpoint").required(),
     ConfigField::with_default("service_name", DEFAULT_SERVICE_NAME),
+    TIMEOUT_FIELD,
 ];
 
 /// `name` made a valid APM service name: lowercase; characters other than letters, digits and
@@ -84,6 +88,8 @@ pub struct Tencent {
     pub endpoint: String,
     /// `service.name`, normalised.
     pub service_name: String,
+    /// `host.name`.
+    pub host_name: String,
     token: String,
 }
 
@@ -102,6 +108,7 @@ impl Tencent {
         Ok(Self {
             endpoint: config.require("endpoint")?.trim_end_matches('/').to_owned(),
             service_name: service_name(config.get("service_name").unwrap_or(DEFAULT_SERVICE_NAME)),
+            host_name: env::var(NAME, "HOSTNAME")?.unwrap_or_else(|| "unknown".into()),
             token: config.require("token")?.to_owned(),
         })
     }
@@ -121,14 +128,15 @@ impl Dialect for Tencent {
         vec![("authorization".into(), format!("Bearer {}", self.token))]
     }
 
+    fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone()]
+    }
+
     fn resource_attributes(&self, attrs: &mut Attributes) {
         attrs
             .str("service.name", &self.service_name)
             .str("token", &self.token)
-            .str(
-                "host.name",
-                env::var("HOSTNAME").unwrap_or_else(|| "unknown".into()),
-            );
+            .str("host.name", &self.host_name);
     }
 
     fn span_attributes(&self, trace: &Trace, o: &Observation, attrs: &mut Attributes) {
@@ -191,25 +199,35 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    validate_timeout(config)?;
     config.apply_field_rules()
 }
 
-fn from_env() -> Option<ProviderConfig> {
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let token = env::var(NAME, "TENCENT_APM_TOKEN")?;
+    let endpoint = env::url_var(NAME, "TENCENT_APM_ENDPOINT")?;
+    let (Some(token), Some(endpoint)) = (token, endpoint) else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME)
-        .with("token", env::var("TENCENT_APM_TOKEN")?)
-        .with("endpoint", env::var("TENCENT_APM_ENDPOINT")?);
-    env::set_from(&mut config, "service_name", &["TENCENT_APM_SERVICE_NAME"]);
-    Some(config)
+        .with("token", token)
+        .with("endpoint", endpoint);
+    env::set_from(&mut config, "service_name", &["TENCENT_APM_SERVICE_NAME"])?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Tencent::from_config(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Tencent::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Tencent Cloud APM", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@
 //! Config keys (Dify's): `api_key` (secret), `project` (required; `entity/project` also
 //! works), `entity` (optional), `endpoint` (the trace server, default
 //! `https://trace.wandb.ai`, path kept for dedicated `…/traces` servers), `host` (the W&B API,
-//! default `https://api.wandb.ai`). Environment (the SDK's): `WANDB_API_KEY`,
-//! `WF_TRACE_SERVER_URL`, `WANDB_BASE_URL`, `WANDB_ENTITY`, `WANDB_PROJECT`.
+//! default `https://api.wandb.ai`), `timeout` (seconds per request, 0.01 to 600, default 10).
+//! Environment (the SDK's): `WANDB_API_KEY`, `WF_TRACE_SERVER_URL`, `WANDB_BASE_URL`,
+//! `WANDB_ENTITY`, `WANDB_PROJECT`; the timeout from `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 //!
 //! The credentials check asks W&B who the key belongs to (GraphQL `viewer`); the project URL
 //! is `https://wandb.ai/{entity}/{project}`.
@@ -36,7 +37,7 @@ use chrono::{DateTime, Utc};
 use ops_core::limits::split_batches;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_url_with_path,
+    TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{ExportOutcome, Level, Observation, Trace, async_trait};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -73,6 +74,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::optional("project").required(),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::optional("host"),
+    TIMEOUT_FIELD,
 ];
 
 /// How calls are written.
@@ -159,8 +161,8 @@ pub struct Weave {
 impl fmt::Debug for Weave {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Weave")
-            .field("endpoint", &self.endpoint)
-            .field("host", &self.host)
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
+            .field("host", &ops_core::provider::redact_url(&self.host))
             .field("entity", &self.entity)
             .field("project", &self.project)
             .field("mode", &self.mode)
@@ -187,6 +189,17 @@ struct Rollup {
 }
 
 impl Rollup {
+    fn add(&mut self, other: &Rollup) {
+        self.success += other.success;
+        self.error += other.error;
+        for (model, counts) in &other.usage {
+            let slot = self.usage.entry(model.clone()).or_default();
+            for (s, c) in slot.iter_mut().zip(counts) {
+                *s = s.saturating_add(*c);
+            }
+        }
+    }
+
     fn summary(&self) -> Value {
         let usage: Map<String, Value> = self
             .usage
@@ -211,48 +224,84 @@ impl Rollup {
 }
 
 /// The roll-ups of every observation of `obs`: its own usage and status plus its
-/// descendants'.
+/// descendants'. Linear in the observations: each adds its subtree's total to its parent once,
+/// children before parents. Observations on a parent cycle (no root above them) count only
+/// what hangs below the point where the walk entered the cycle.
 fn rollups(obs: &[Observation]) -> HashMap<Uuid, Rollup> {
     let index: HashMap<Uuid, usize> = obs.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
-    let mut out: HashMap<Uuid, Rollup> = HashMap::new();
-    for o in obs {
-        let usage = o.usage.as_ref().filter(|u| !u.is_empty()).map(|u| {
-            (
-                o.model.clone().unwrap_or_else(|| "unknown".into()),
-                [
-                    1,
-                    u.input.unwrap_or(0),
-                    u.output.unwrap_or(0),
-                    u.total().unwrap_or(0),
-                ],
-            )
-        });
-        let failed = o.level == Level::Error;
-        // Walk up the ancestors, at most once around any cycle.
-        let mut at = Some(o.id);
-        for _ in 0..=obs.len() {
-            let Some(id) = at else {
-                break;
-            };
-            let r = out.entry(id).or_default();
-            if failed {
-                r.error += 1;
-            } else {
-                r.success += 1;
-            }
-            if let Some((model, counts)) = &usage {
-                let slot = r.usage.entry(model.clone()).or_default();
-                for (s, c) in slot.iter_mut().zip(counts) {
-                    *s = s.saturating_add(*c);
-                }
-            }
-            at = index
-                .get(&id)
-                .and_then(|i| obs[*i].parent_id)
-                .filter(|p| index.contains_key(p) && *p != id);
+    let parent: Vec<Option<usize>> = obs
+        .iter()
+        .map(|o| {
+            o.parent_id
+                .filter(|p| *p != o.id)
+                .and_then(|p| index.get(&p).copied())
+        })
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); obs.len()];
+    for (i, p) in parent.iter().enumerate() {
+        if let Some(p) = p {
+            children[*p].push(i);
         }
     }
-    out
+    let mut totals: Vec<Rollup> = obs
+        .iter()
+        .map(|o| {
+            let mut r = Rollup::default();
+            if o.level == Level::Error {
+                r.error = 1;
+            } else {
+                r.success = 1;
+            }
+            if let Some(u) = o.usage.as_ref().filter(|u| !u.is_empty()) {
+                r.usage.insert(
+                    o.model.clone().unwrap_or_else(|| "unknown".into()),
+                    [
+                        1,
+                        u.input.unwrap_or(0),
+                        u.output.unwrap_or(0),
+                        u.total().unwrap_or(0),
+                    ],
+                );
+            }
+            r
+        })
+        .collect();
+    // Post-order from every root, then from anything left (cycles): children first.
+    let mut visited = vec![false; obs.len()];
+    let starts = (0..obs.len())
+        .filter(|i| parent[*i].is_none())
+        .chain(0..obs.len());
+    for start in starts {
+        if visited[start] {
+            continue;
+        }
+        visited[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some((node, next)) = stack.pop() {
+            if let Some(&child) = children[node].get(next) {
+                stack.push((node, next + 1));
+                if !visited[child] {
+                    visited[child] = true;
+                    stack.push((child, 0));
+                }
+                continue;
+            }
+            // Every child of `node` is done: add `node`'s total to its parent.
+            if let Some(p) = parent[node]
+                && stack.last().is_some_and(|(top, _)| *top == p)
+            {
+                let (done, into) = if node < p {
+                    let (a, b) = totals.split_at_mut(p);
+                    (&a[node], &mut b[0])
+                } else {
+                    let (a, b) = totals.split_at_mut(node);
+                    (&b[0], &mut a[p])
+                };
+                into.add(done);
+            }
+        }
+    }
+    obs.iter().map(|o| o.id).zip(totals).collect()
 }
 
 impl Weave {
@@ -265,11 +314,24 @@ impl Weave {
         project: &str,
         api_key: &str,
     ) -> Result<Self, ConfigError> {
+        let check = |field: &str, url: &str| {
+            ops_core::provider::check_url(url).map_err(|reason| ConfigError::Invalid {
+                provider: NAME.into(),
+                field: field.into(),
+                reason,
+            })
+        };
+        check("endpoint", endpoint)?;
+        if let Some(h) = host.map(str::trim).filter(|h| !h.is_empty()) {
+            check("host", h)?;
+        }
         let headers = vec![("authorization".to_owned(), authorization(api_key))];
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets([api_key.to_owned(), authorization(api_key)]);
         Ok(Self {
             endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
             host: host
@@ -291,13 +353,21 @@ impl Weave {
 
     /// The provider of a validated config.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
-        Self::new(
+        let mut p = Self::new(
             config.get("endpoint").unwrap_or(DEFAULT_ENDPOINT),
             config.get("host"),
             config.get("entity"),
             config.require("project")?,
             config.require("api_key")?,
-        )
+        )?;
+        p.http = p
+            .http
+            .with_timeout(config.timeout()?)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?;
+        Ok(p)
     }
 
     /// Replaces the timeouts: one request, connecting, a whole export.
@@ -349,7 +419,7 @@ impl Weave {
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(5).min(self.http.timeout()))
             .body(json!({ "query": DEFAULT_ENTITY_QUERY }).to_string());
         let reply = self
             .http
@@ -408,9 +478,10 @@ impl Weave {
             let trace_id = self.ids.trace_id(trace, now);
             let obs = observations(trace);
             let rollups = rollups(&obs);
+            let ids = crate::native::observation_ids(trace);
             let root = obs
                 .iter()
-                .find(|o| crate::native::is_root(trace, o))
+                .find(|o| crate::native::is_root_in(&ids, o))
                 .map(|o| self.ids.observation_id(o.id, trace_id, now));
             for o in obs.iter() {
                 let id = self.ids.observation_id(o.id, trace_id, now);
@@ -590,13 +661,9 @@ pub fn needs_calls_complete(status: u16, body: Option<&Value>) -> bool {
             == Some(CALLS_COMPLETE_MODE_REQUIRED)
 }
 
-#[async_trait]
-impl Provider for Weave {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl Weave {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         match self.ensure_entity().await {
             Ok(_) => {}
             Err((error, true)) => return ExportOutcome::Fatal(error),
@@ -634,11 +701,11 @@ impl Provider for Weave {
         splitter.finish().outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         self.viewer().await.map(|_| ())
     }
 
-    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+    async fn project_key_raw(&self) -> Result<Option<String>, ExportError> {
         let entity = match &self.entity {
             Some(e) => e.clone(),
             None => self
@@ -652,12 +719,43 @@ impl Provider for Weave {
         Ok((!entity.is_empty()).then(|| format!("{entity}/{}", self.project)))
     }
 
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         let ui = match self.host.as_str() {
             DEFAULT_HOST => "https://wandb.ai".to_owned(),
             other => other.to_owned(),
         };
         Ok(self.project_key().await?.map(|key| format!("{ui}/{key}")))
+    }
+}
+
+#[async_trait]
+impl Provider for Weave {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_key_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
     }
 }
 
@@ -692,17 +790,21 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
         }
         None => config.set("project", project),
     }
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let key = env::var("WANDB_API_KEY")?;
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let Some(key) = env::var(NAME, "WANDB_API_KEY")? else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME).with("api_key", key);
-    env::set_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"]);
-    env::set_from(&mut config, "host", &["WANDB_BASE_URL"]);
-    env::set_from(&mut config, "entity", &["WANDB_ENTITY"]);
-    env::set_from(&mut config, "project", &["WANDB_PROJECT", "WEAVE_PROJECT"]);
-    Some(config)
+    env::set_url_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"])?;
+    env::set_url_from(&mut config, "host", &["WANDB_BASE_URL"])?;
+    env::set_from(&mut config, "entity", &["WANDB_ENTITY"])?;
+    env::set_from(&mut config, "project", &["WANDB_PROJECT", "WEAVE_PROJECT"])?;
+    env::set_timeout_from(&mut config, &[])?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
@@ -712,7 +814,7 @@ fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "W&B Weave", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]
@@ -744,6 +846,21 @@ mod tests {
         );
         assert_eq!(r[&llm.id].success, 1);
         assert_eq!(r[&mid.id].error, 1);
+    }
+
+    #[test]
+    fn a_parent_cycle_rolls_up_finitely() {
+        let mut a = Observation::new(ObservationKind::Span, "a");
+        let mut b = Observation::new(ObservationKind::Span, "b");
+        a.parent_id = Some(b.id);
+        b.parent_id = Some(a.id);
+        let r = rollups(&[a.clone(), b.clone()]);
+        let counts = |id| r[&id].success;
+        assert_eq!(
+            counts(a.id) + counts(b.id),
+            3,
+            "one of them holds the other"
+        );
     }
 
     #[test]

@@ -68,6 +68,8 @@ fn every_provider_is_registered_with_difys_keys() {
         let mut got: Vec<_> = f.other_keys().collect();
         got.sort_unstable();
         let mut want = other.to_vec();
+        // Every network provider also has `timeout` (seconds per request).
+        want.push("timeout");
         want.sort_unstable();
         assert_eq!(got, want, "{name} other keys");
     }
@@ -404,7 +406,10 @@ fn env_child() {
     }
     let get = |name: &str| {
         let f = find(name).unwrap();
-        let config = (f.from_env)().unwrap_or_else(|| panic!("{name}: from_env gave nothing"));
+        let config = f
+            .env_config()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|| panic!("{name}: from_env gave nothing"));
         assert!(f.build(config.clone()).is_ok(), "{name}: {config:?}");
         config
     };
@@ -522,7 +527,10 @@ fn without_the_variables_nothing_is_configured() {
         ("weave", "WANDB_API_KEY"),
     ] {
         if std::env::var_os(var).is_none() {
-            assert!((find(name).unwrap().from_env)().is_none(), "{name}");
+            assert!(
+                find(name).unwrap().env_config().unwrap().is_none(),
+                "{name}"
+            );
         }
     }
 }

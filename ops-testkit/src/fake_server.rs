@@ -38,6 +38,8 @@ pub struct FakeResponse {
     pub body: Vec<u8>,
     /// How long to wait before answering (to provoke client timeouts).
     pub delay: Option<Duration>,
+    /// Whether the body quotes the request back ([`FakeResponse::echo`]).
+    pub echo: bool,
 }
 
 impl FakeResponse {
@@ -48,7 +50,20 @@ impl FakeResponse {
             headers: Vec::new(),
             body: Vec::new(),
             delay: None,
+            echo: false,
         }
+    }
+
+    /// An answer with `status` whose JSON body quotes the request back, as a careless server
+    /// does: `{"message": "...", "error": "..."}` holding the method, path and query, every
+    /// header with its value, and the body (decompressed; as text, lossily). For tests that a
+    /// client never repeats its own credentials in its errors or logs.
+    pub fn echo(status: u16) -> Self {
+        Self {
+            echo: true,
+            ..Self::status(status)
+        }
+        .header("content-type", "application/json")
     }
 
     /// 200 with an empty body: what OTLP receivers answer a full success with.
@@ -84,12 +99,17 @@ impl FakeResponse {
         self
     }
 
-    fn template(&self) -> ResponseTemplate {
+    fn template(&self, request: &RecordedRequest) -> ResponseTemplate {
         let mut t = ResponseTemplate::new(self.status);
         for (k, v) in &self.headers {
             t = t.append_header(k.as_str(), v.as_str());
         }
-        t = t.set_body_bytes(self.body.clone());
+        let body = if self.echo {
+            echo_body(request)
+        } else {
+            self.body.clone()
+        };
+        t = t.set_body_bytes(body);
         if let Some(d) = self.delay {
             t = t.set_delay(d);
         }
@@ -173,6 +193,30 @@ impl RecordedRequest {
     }
 }
 
+/// The most body bytes an echo quotes.
+const ECHO_MAX_BODY: usize = 1 << 20;
+
+fn echo_body(request: &RecordedRequest) -> Vec<u8> {
+    let mut text = format!(
+        "rejected {} {}{}{}",
+        request.method,
+        request.path,
+        if request.query.is_some() { "?" } else { "" },
+        request.query.as_deref().unwrap_or_default()
+    );
+    for (k, v) in &request.headers {
+        text.push_str(&format!(" | {k}: {v}"));
+    }
+    let mut body = Vec::new();
+    let decoded = std::panic::catch_unwind(|| request.decoded_body()).unwrap_or_default();
+    body.extend_from_slice(&decoded[..decoded.len().min(ECHO_MAX_BODY)]);
+    text.push_str(" | body: ");
+    text.push_str(&String::from_utf8_lossy(&body));
+    serde_json::json!({ "message": text.clone(), "error": text })
+        .to_string()
+        .into_bytes()
+}
+
 #[derive(Default)]
 struct State {
     script: VecDeque<FakeResponse>,
@@ -212,8 +256,9 @@ impl Respond for Responder {
             .or_else(|| state.script.pop_front())
             .or_else(|| state.default.clone())
             .unwrap_or_else(FakeResponse::ok);
+        let template = answer.template(&recorded);
         state.received.push(recorded);
-        answer.template()
+        template
     }
 }
 

@@ -6,11 +6,21 @@
 //!
 //! [`connect`] picks one from a URL; [`connect_from_env`] reads the URL from
 //! `OPS_CONFIG_DATABASE_URL`, else a SQLite file path from `OPS_CONFIG_DB`, else uses
-//! `ops-config.db` in the working directory.
+//! `ops-config.db` in the working directory. A URL is a plain file path, a `sqlite:` URL or a
+//! `postgres://` (`postgresql://`) URL; anything else is an error, and only a path or a
+//! `sqlite:` URL may create a file. [`connect_existing`] never creates anything: it is for
+//! commands that only read.
 //!
 //! Two tables are stored: `ops_app_tracing` (each app's switch and its tenant) and
 //! `ops_trace_config` (one row per app and provider: the provider's switch, its other keys in
 //! plain JSON, its secret keys as ciphertexts, and a version that grows on every change).
+//!
+//! # Tenants
+//!
+//! Every read and write of an app's configs names the tenant, and the SQL checks it: a config
+//! is only ever read or changed together with the tenant that owns its app. The only lookup by
+//! app id alone is [`ConfigStore::app`], which says who owns an app (to route its traces, and to
+//! tell "another tenant's app" from "no such app").
 
 mod sql;
 
@@ -122,6 +132,27 @@ pub enum StoreError {
         /// The version the write expected (`None`: expected no row).
         expected: Option<i64>,
     },
+    /// The app belongs to another tenant than the one given; nothing was read or written.
+    #[error("app {app_id} belongs to another tenant than {tenant_id}; use that app's tenant")]
+    WrongTenant {
+        /// The app.
+        app_id: String,
+        /// The tenant that was given.
+        tenant_id: String,
+    },
+    /// The database named for a command that only reads does not exist (nothing was created).
+    #[error(
+        "config database {url} does not exist, so nothing is configured there yet; create a \
+         config with `ops config set`, or check OPS_CONFIG_DATABASE_URL / OPS_CONFIG_DB / \
+         --database"
+    )]
+    NotFound {
+        /// The database, as given.
+        url: String,
+    },
+    /// An environment variable naming the database cannot be read.
+    #[error(transparent)]
+    Env(#[from] ops_core::env::EnvError),
     /// A stored row cannot be read back.
     #[error("the stored {provider} config of app {app_id} is corrupt: {reason}")]
     Corrupt {
@@ -137,19 +168,21 @@ pub enum StoreError {
 /// Storage of apps' tracing switches and provider configs.
 ///
 /// Implementations keep secrets exactly as given (already sealed) and never decrypt them.
+/// Every method that reads or writes an app's configs takes the tenant and only touches rows
+/// of that tenant (see the module docs).
 #[crate::async_trait]
 pub trait ConfigStore: Send + Sync + fmt::Debug + 'static {
     /// `sqlite` or `postgres`, for messages.
     fn backend(&self) -> &'static str;
 
-    /// The app's switch, if the app has one.
+    /// The app's switch and owner, if the app has a row: the one lookup by app id alone.
     async fn app(&self, app_id: &str) -> Result<Option<AppTracing>, StoreError>;
 
     /// Every app's switch, by app id.
     async fn apps(&self) -> Result<Vec<AppTracing>, StoreError>;
 
-    /// Sets the app's switch, creating its row (owned by `tenant_id`) if needed. The tenant of
-    /// an existing row is not changed.
+    /// Sets the app's switch, creating its row (owned by `tenant_id`) if needed. An app owned
+    /// by another tenant is a [`StoreError::WrongTenant`] and is not changed.
     async fn set_app_enabled(
         &self,
         tenant_id: &str,
@@ -157,77 +190,143 @@ pub trait ConfigStore: Send + Sync + fmt::Debug + 'static {
         enabled: bool,
     ) -> Result<(), StoreError>;
 
-    /// The app's config for `provider`.
+    /// The app's config for `provider`, if the app is `tenant_id`'s and has one.
     async fn config(
         &self,
+        tenant_id: &str,
         app_id: &str,
         provider: &str,
     ) -> Result<Option<StoredConfig>, StoreError>;
 
-    /// Every provider config of the app, by provider name.
-    async fn configs(&self, app_id: &str) -> Result<Vec<StoredConfig>, StoreError>;
+    /// Every provider config of the app that `tenant_id` owns, by provider name.
+    async fn configs(&self, tenant_id: &str, app_id: &str)
+    -> Result<Vec<StoredConfig>, StoreError>;
 
     /// Every provider config of every app (for key rotation).
     async fn all_configs(&self) -> Result<Vec<StoredConfig>, StoreError>;
 
-    /// Writes `config` and returns its new version. With `expected_version` `None` the row
-    /// must not exist yet (it is created with version 1, and the app's row with tracing off if
-    /// missing); otherwise the stored version must equal it, and becomes one more. Anything
-    /// else is a [`StoreError::Conflict`] and nothing is written. `config.version`,
-    /// `created_at` and `updated_at` are ignored.
+    /// Writes `config` (owned by `config.tenant_id`) and returns its new version. With
+    /// `expected_version` `None` the row must not exist yet (it is created with version 1, and
+    /// the app's row with tracing off if missing); otherwise the stored version must equal it,
+    /// and becomes one more. A version mismatch is a [`StoreError::Conflict`], an app owned by
+    /// another tenant a [`StoreError::WrongTenant`]; either way nothing is written.
+    /// `config.version`, `created_at` and `updated_at` are ignored.
     async fn put_config(
         &self,
         config: &StoredConfig,
         expected_version: Option<i64>,
     ) -> Result<i64, StoreError>;
 
-    /// Puts the provider in or out of the app's provider list; `false` if no such config.
+    /// Puts the provider in or out of the provider list of `tenant_id`'s app; `false` if no
+    /// such config.
     async fn set_provider_enabled(
         &self,
+        tenant_id: &str,
         app_id: &str,
         provider: &str,
         enabled: bool,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the app's config for `provider`; `false` if there was none.
-    async fn delete_config(&self, app_id: &str, provider: &str) -> Result<bool, StoreError>;
+    /// Deletes the `provider` config of `tenant_id`'s app; `false` if there was none.
+    async fn delete_config(
+        &self,
+        tenant_id: &str,
+        app_id: &str,
+        provider: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The database URL from the environment: `OPS_CONFIG_DATABASE_URL`, else the SQLite file in
-/// `OPS_CONFIG_DB`, else `ops-config.db`.
-pub fn url_from_env() -> String {
-    if let Some(url) = std::env::var(DATABASE_URL_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        return url.trim().to_owned();
+/// `OPS_CONFIG_DB`, else `ops-config.db`. A value that is not UTF-8 is an error naming the
+/// variable.
+pub fn url_from_env() -> Result<String, StoreError> {
+    if let Some(url) = ops_core::env::non_blank(DATABASE_URL_ENV)? {
+        return Ok(url);
     }
-    std::env::var(DB_PATH_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_DB_PATH.to_owned())
+    Ok(ops_core::env::non_blank(DB_PATH_ENV)?.unwrap_or_else(|| DEFAULT_DB_PATH.to_owned()))
+}
+
+/// What a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+    /// A `sqlite:` URL (`sqlite://<path>`, `sqlite:<path>`, `sqlite::memory:`).
+    SqliteUrl(String),
+    /// A plain file path.
+    SqlitePath(String),
+}
+
+/// Classifies `url` (see the module docs); anything else is a [`StoreError::BadUrl`].
+pub(crate) fn target(url: &str) -> Result<Target, StoreError> {
+    let url = url.trim();
+    let bad = |reason: &str| StoreError::BadUrl {
+        url: format!("{:?}", redact_url(url)),
+        reason: reason.to_owned(),
+    };
+    if url.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let scheme = url.split_once(':').map(|(s, _)| s).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    match scheme.map(str::to_ascii_lowercase).as_deref() {
+        Some("postgres" | "postgresql") => {
+            let lower = url.to_ascii_lowercase();
+            if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+                Ok(Target::Postgres(url.to_owned()))
+            } else {
+                Err(bad(
+                    "a PostgreSQL URL starts with postgres:// (postgres://user@host:5432/db)",
+                ))
+            }
+        }
+        Some("sqlite") => Ok(Target::SqliteUrl(url.to_owned())),
+        // A Windows drive letter: `C:\x.db`, `C:/x.db`.
+        Some(s) if s.len() == 1 && url[2..].starts_with(['/', '\\']) => {
+            Ok(Target::SqlitePath(url.to_owned()))
+        }
+        Some(_) => Err(bad(
+            "unsupported scheme; use postgres://user@host/db, sqlite:<path> or a file path",
+        )),
+        None if url.contains(':') => Err(bad(
+            "it is neither a file path nor a sqlite: or postgres:// URL; write a path that \
+             contains `:` as sqlite:<path>",
+        )),
+        None => Ok(Target::SqlitePath(url.to_owned())),
+    }
 }
 
 /// Opens the store a URL names, creating and migrating its schema as needed:
 /// `postgres://` or `postgresql://` for PostgreSQL; `sqlite://<path>`, `sqlite:<path>`,
-/// `sqlite::memory:` or a plain file path for SQLite.
+/// `sqlite::memory:` or a plain file path for SQLite (only these create a file). Anything else
+/// is a [`StoreError::BadUrl`].
 pub async fn connect(url: &str) -> Result<Arc<dyn ConfigStore>, StoreError> {
-    let url = url.trim();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
-    } else if url.contains("://") && !url.starts_with("sqlite:") {
-        Err(StoreError::BadUrl {
-            url: redact_url(url),
-            reason: "unsupported scheme; use postgres://..., sqlite://<path> or a file path".into(),
-        })
-    } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+    match target(url)? {
+        Target::Postgres(url) => Ok(Arc::new(PostgresStore::connect(&url).await?)),
+        Target::SqliteUrl(url) | Target::SqlitePath(url) => {
+            Ok(Arc::new(SqliteStore::connect(&url).await?))
+        }
+    }
+}
+
+/// Opens the store a URL names without creating anything: a SQLite file (or directory) that
+/// does not exist is a [`StoreError::NotFound`], and nothing is written to the file system.
+/// For commands that only read.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn ConfigStore>, StoreError> {
+    match target(url)? {
+        Target::Postgres(url) => Ok(Arc::new(PostgresStore::connect(&url).await?)),
+        Target::SqliteUrl(url) | Target::SqlitePath(url) => {
+            Ok(Arc::new(SqliteStore::open_existing(&url).await?))
+        }
     }
 }
 
 /// Opens the store named by the environment ([`url_from_env`]).
 pub async fn connect_from_env() -> Result<Arc<dyn ConfigStore>, StoreError> {
-    connect(&url_from_env()).await
+    connect(&url_from_env()?).await
 }
 
 /// `url` with the password, if any, replaced by `***`.
@@ -252,6 +351,37 @@ pub(crate) fn millis_to_time(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_paths_sqlite_and_postgres_urls_are_databases() {
+        use Target::*;
+        for (url, want) in [
+            ("config.db", SqlitePath("config.db".into())),
+            ("./a/b.db", SqlitePath("./a/b.db".into())),
+            ("sqlite://a.db", SqliteUrl("sqlite://a.db".into())),
+            ("sqlite::memory:", SqliteUrl("sqlite::memory:".into())),
+            ("postgres://u@h/db", Postgres("postgres://u@h/db".into())),
+            (
+                "PostgreSQL://u@h/db",
+                Postgres("PostgreSQL://u@h/db".into()),
+            ),
+            ("C:/x.db", SqlitePath("C:/x.db".into())),
+        ] {
+            assert_eq!(target(url).unwrap(), want, "{url}");
+        }
+        for (url, why) in [
+            ("::::", "neither a file path"),
+            (":memory:", "neither a file path"),
+            ("postgres:/typo@127.0.0.1/test", "starts with postgres://"),
+            ("postgresql:u@h", "starts with postgres://"),
+            ("mysql://h/db", "unsupported scheme"),
+            ("file:x.db", "unsupported scheme"),
+            ("   ", "empty"),
+        ] {
+            let err = target(url).unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+    }
 
     #[test]
     fn urls_are_redacted() {

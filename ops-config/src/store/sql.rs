@@ -161,10 +161,12 @@ macro_rules! impl_store {
                 enabled: bool,
             ) -> Result<(), StoreError> {
                 let now = now_ms();
-                sqlx::query(
+                // An existing row is only updated when its tenant is the one given.
+                let done = sqlx::query(
                     "INSERT INTO ops_app_tracing (app_id, tenant_id, enabled, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id) DO UPDATE \
-                     SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+                     SET enabled = excluded.enabled, updated_at = excluded.updated_at \
+                     WHERE ops_app_tracing.tenant_id = excluded.tenant_id",
                 )
                 .bind(app_id)
                 .bind(tenant_id)
@@ -174,19 +176,27 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await
                 .map_err(db_error($backend))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::WrongTenant {
+                        app_id: app_id.to_owned(),
+                        tenant_id: tenant_id.to_owned(),
+                    });
+                }
                 Ok(())
             }
 
             async fn config(
                 &self,
+                tenant_id: &str,
                 app_id: &str,
                 provider: &str,
             ) -> Result<Option<StoredConfig>, StoreError> {
                 let sql = format!(
-                    "SELECT {CONFIG_COLUMNS} FROM ops_trace_config WHERE app_id = $1 AND \
-                     provider = $2"
+                    "SELECT {CONFIG_COLUMNS} FROM ops_trace_config WHERE tenant_id = $1 AND \
+                     app_id = $2 AND provider = $3"
                 );
                 let row = sqlx::query(&sql)
+                    .bind(tenant_id)
                     .bind(app_id)
                     .bind(provider)
                     .fetch_optional(&self.pool)
@@ -195,12 +205,17 @@ macro_rules! impl_store {
                 row.as_ref().map(Self::config_row).transpose()
             }
 
-            async fn configs(&self, app_id: &str) -> Result<Vec<StoredConfig>, StoreError> {
+            async fn configs(
+                &self,
+                tenant_id: &str,
+                app_id: &str,
+            ) -> Result<Vec<StoredConfig>, StoreError> {
                 let sql = format!(
-                    "SELECT {CONFIG_COLUMNS} FROM ops_trace_config WHERE app_id = $1 ORDER BY \
-                     provider"
+                    "SELECT {CONFIG_COLUMNS} FROM ops_trace_config WHERE tenant_id = $1 AND \
+                     app_id = $2 ORDER BY provider"
                 );
                 let rows = sqlx::query(&sql)
+                    .bind(tenant_id)
                     .bind(app_id)
                     .fetch_all(&self.pool)
                     .await
@@ -240,6 +255,19 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(&e)?;
+                let owner: String =
+                    sqlx::query_scalar("SELECT tenant_id FROM ops_app_tracing WHERE app_id = $1")
+                        .bind(&config.app_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(&e)?;
+                if owner != config.tenant_id {
+                    tx.rollback().await.map_err(&e)?;
+                    return Err(StoreError::WrongTenant {
+                        app_id: config.app_id.clone(),
+                        tenant_id: config.tenant_id.clone(),
+                    });
+                }
                 let (written, version) = match expected_version {
                     None => {
                         let done = sqlx::query(
@@ -263,10 +291,11 @@ macro_rules! impl_store {
                     }
                     Some(expected) => {
                         let done = sqlx::query(
-                            "UPDATE ops_trace_config SET tenant_id = $1, enabled = $2, \
+                            "UPDATE ops_trace_config SET enabled = $2, \
                              plain_config = $3, sealed_config = $4, version = $5, \
                              updated_at = $6 \
-                             WHERE app_id = $7 AND provider = $8 AND version = $9",
+                             WHERE app_id = $7 AND provider = $8 AND version = $9 \
+                             AND tenant_id = $1",
                         )
                         .bind(&config.tenant_id)
                         .bind(config.enabled)
@@ -297,16 +326,18 @@ macro_rules! impl_store {
 
             async fn set_provider_enabled(
                 &self,
+                tenant_id: &str,
                 app_id: &str,
                 provider: &str,
                 enabled: bool,
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(
                     "UPDATE ops_trace_config SET enabled = $1, updated_at = $2 \
-                     WHERE app_id = $3 AND provider = $4",
+                     WHERE tenant_id = $3 AND app_id = $4 AND provider = $5",
                 )
                 .bind(enabled)
                 .bind(now_ms())
+                .bind(tenant_id)
                 .bind(app_id)
                 .bind(provider)
                 .execute(&self.pool)
@@ -315,14 +346,22 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn delete_config(&self, app_id: &str, provider: &str) -> Result<bool, StoreError> {
-                let done =
-                    sqlx::query("DELETE FROM ops_trace_config WHERE app_id = $1 AND provider = $2")
-                        .bind(app_id)
-                        .bind(provider)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error($backend))?;
+            async fn delete_config(
+                &self,
+                tenant_id: &str,
+                app_id: &str,
+                provider: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM ops_trace_config WHERE tenant_id = $1 AND app_id = $2 AND \
+                     provider = $3",
+                )
+                .bind(tenant_id)
+                .bind(app_id)
+                .bind(provider)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error($backend))?;
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -337,6 +376,14 @@ fn create_parent(path: &Path, shown: &str) -> Result<(), StoreError> {
         }),
         None => Ok(()),
     }
+}
+
+/// The file path of a `sqlite:` URL (`sqlite://a/b.db?mode=rwc` is `a/b.db`).
+fn sqlite_url_path(url: &str) -> &str {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    path.split('?').next().unwrap_or_default()
 }
 
 /// The embedded SQLite store: one file, created with its tables on first use.
@@ -358,16 +405,14 @@ impl SqliteStore {
         .await
     }
 
-    /// Opens `sqlite://<path>`, `sqlite:<path>`, `sqlite::memory:` or a plain file path.
+    /// Opens `sqlite://<path>`, `sqlite:<path>`, `sqlite::memory:` or a plain file path,
+    /// creating the file and its directory if needed.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         if !url.starts_with("sqlite:") {
             return Self::open(url).await;
         }
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or_default();
+        let path = sqlite_url_path(url);
         if !memory && !path.is_empty() {
             create_parent(Path::new(path), url)?;
         }
@@ -378,13 +423,44 @@ impl SqliteStore {
         Self::with_options(options, memory, url).await
     }
 
+    /// Opens an existing database (a plain path or a `sqlite:` URL) without creating the file
+    /// or its directory: a missing file is a [`StoreError::NotFound`]. `sqlite::memory:` is
+    /// always there.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let (path, options) = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+            (sqlite_url_path(url), options)
+        } else {
+            (url, SqliteConnectOptions::new().filename(url))
+        };
+        if !memory && !Path::new(path).is_file() {
+            return Err(StoreError::NotFound {
+                url: url.to_owned(),
+            });
+        }
+        Self::with_options_create(options, memory, url, false).await
+    }
+
     async fn with_options(
         options: SqliteConnectOptions,
         memory: bool,
         name: &str,
     ) -> Result<Self, StoreError> {
+        Self::with_options_create(options, memory, name, true).await
+    }
+
+    async fn with_options_create(
+        options: SqliteConnectOptions,
+        memory: bool,
+        name: &str,
+        create: bool,
+    ) -> Result<Self, StoreError> {
         let options = options
-            .create_if_missing(true)
+            .create_if_missing(create)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let options = if memory {

@@ -30,12 +30,19 @@ pub fn set_sample_rate(rate: f64) -> Result<(), InvalidSampleRate> {
 }
 
 /// The fraction of traces recorded: the one set with [`set_sample_rate`], else
-/// `OPS_TRACE_SAMPLE_RATE`, else 1.0. An invalid environment value is reported once (a
-/// `tracing` warning) and read as 1.0.
+/// `OPS_TRACE_SAMPLE_RATE`, else 1.0. An invalid environment value is refused by
+/// [`crate::init`] (and [`crate::builder_from_env`]); read here, it is reported once (a
+/// `tracing` warning naming the variable and its range) and read as 1.0.
 pub fn sample_rate() -> f64 {
     match RATE.load(Relaxed) {
         UNSET => {
-            let rate = rate_from_env();
+            let rate = match sample_rate_from_env() {
+                Ok(rate) => rate.unwrap_or(1.0),
+                Err(e) => {
+                    tracing::warn!("ops: {e}; recording every trace");
+                    1.0
+                }
+            };
             // Another thread may have set a rate meanwhile: keep that one.
             let _ = RATE.compare_exchange(UNSET, rate.to_bits(), Relaxed, Relaxed);
             f64::from_bits(RATE.load(Relaxed))
@@ -44,20 +51,10 @@ pub fn sample_rate() -> f64 {
     }
 }
 
-fn rate_from_env() -> f64 {
-    match std::env::var(SAMPLE_RATE_ENV) {
-        Err(_) => 1.0,
-        Ok(v) if v.trim().is_empty() => 1.0,
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
-            _ => {
-                tracing::warn!(
-                    "ops: {SAMPLE_RATE_ENV}={v:?} is invalid: expected a number from 0.0 to 1.0; recording every trace"
-                );
-                1.0
-            }
-        },
-    }
+/// `OPS_TRACE_SAMPLE_RATE`: `Ok(None)` when unset or blank; an error naming the variable when
+/// it is not UTF-8 or not a number from 0.0 to 1.0 (`NaN` and infinities included).
+fn sample_rate_from_env() -> Result<Option<f64>, crate::env::EnvError> {
+    crate::env::parse_var(SAMPLE_RATE_ENV, crate::env::fraction)
 }
 
 /// Draws whether a new trace is recorded at `rate`. A rate outside 0..=1 (or NaN) counts as 1.

@@ -1,9 +1,12 @@
 //! Provider configuration: keys, defaults and Dify's validators.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::ProviderFactory;
+use super::{ExportError, ExportOutcome, ProviderFactory};
 
 /// One config key of a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,15 @@ pub enum ConfigError {
         field: String,
         /// The known keys, comma-separated.
         known: String,
+    },
+    /// An environment variable the provider reads cannot be used (not UTF-8, out of range,
+    /// not a URL); the error names the variable.
+    #[error("{provider}: {error}")]
+    Env {
+        /// The provider.
+        provider: String,
+        /// What is wrong with the variable.
+        error: crate::env::EnvError,
     },
     /// The provider could not be built for another reason.
     #[error("{provider}: {message}")]
@@ -223,6 +235,42 @@ impl ProviderConfig {
         Ok(())
     }
 
+    /// A [`Redactor`] that removes the values of this config's secret keys (and their
+    /// percent-encoded and escaped forms) from text.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(
+            self.values
+                .iter()
+                .filter(|(k, _)| self.is_secret(k))
+                .map(|(_, v)| v.as_str()),
+        )
+    }
+
+    /// The per-request timeout of key [`TIMEOUT_FIELD`] (seconds), or its default of 10 s.
+    pub fn timeout(&self) -> Result<Duration, ConfigError> {
+        parse_timeout(self, self.get(TIMEOUT_FIELD.name))
+    }
+
+    /// An [`ConfigError::Env`] of this config's provider.
+    pub fn env_error(&self, error: crate::env::EnvError) -> ConfigError {
+        ConfigError::Env {
+            provider: self.provider.clone(),
+            error,
+        }
+    }
+
+    /// Sets `key` from environment variable `var` when it is set and not blank; an error names
+    /// the variable when it is not UTF-8.
+    pub fn set_from_env(&mut self, key: &str, var: &str) -> Result<bool, ConfigError> {
+        match crate::env::non_blank(var).map_err(|e| self.env_error(e))? {
+            Some(v) => {
+                self.set(key, v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     fn is_secret(&self, key: &str) -> bool {
         const SECRET_WORDS: [&str; 6] =
             ["secret", "key", "token", "password", "auth", "credential"];
@@ -248,6 +296,203 @@ impl fmt::Debug for ProviderConfig {
     }
 }
 
+/// The per-request timeout key every network provider has: seconds (fractions allowed), from
+/// 0.01 to 600, default 10.
+pub const TIMEOUT_FIELD: ConfigField = ConfigField::with_default("timeout", "10");
+/// The default of [`TIMEOUT_FIELD`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The range of [`TIMEOUT_FIELD`].
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(600));
+
+fn parse_timeout(config: &ProviderConfig, value: Option<&str>) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(v) => crate::env::seconds(v, TIMEOUT_RANGE.0, TIMEOUT_RANGE.1)
+            .map_err(|e| config.invalid(TIMEOUT_FIELD.name, format!("{v:?}: {e}"))),
+    }
+}
+
+/// Checks key `timeout` ([`TIMEOUT_FIELD`]): blank becomes the default `10`; anything else must
+/// be a number of seconds from 0.01 to 600. Returns the timeout.
+pub fn validate_timeout(config: &mut ProviderConfig) -> Result<Duration, ConfigError> {
+    let name = TIMEOUT_FIELD.name;
+    match config.get(name).map(|v| v.trim().to_owned()) {
+        None => {
+            config.set(name, TIMEOUT_FIELD.default.unwrap_or("10"));
+            Ok(DEFAULT_TIMEOUT)
+        }
+        Some(v) => {
+            let d = parse_timeout(config, Some(&v))?;
+            config.set(name, v);
+            Ok(d)
+        }
+    }
+}
+
+/// The smallest secret a [`Redactor`] looks for: shorter values would match ordinary words.
+const MIN_SECRET_CHARS: usize = 4;
+/// What a [`Redactor`] puts where a secret was.
+pub const REDACTED: &str = "<redacted>";
+
+/// Removes known secret values from text: error messages, quoted server answers, URLs and log
+/// lines. Each secret is also looked for percent-encoded (as in a URL) and escaped (as in a
+/// quoted string); callers add other forms (such as the base64 of HTTP Basic credentials)
+/// with [`Redactor::with`]. Values shorter than 4 characters are not looked for.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    needles: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.needles.len())
+            .finish()
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Redactor {
+    /// A redactor of `secrets` (and their encoded forms).
+    pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut r = Self::default();
+        for s in secrets {
+            r = r.with(s.as_ref());
+        }
+        r
+    }
+
+    /// Also removes `secret`, percent-encoded and escaped too.
+    #[must_use]
+    pub fn with(self, secret: &str) -> Self {
+        let debug = format!("{secret:?}");
+        let escaped = debug[1..debug.len() - 1].to_owned();
+        self.with_exact([secret.to_owned(), percent_encode(secret), escaped])
+    }
+
+    /// Also removes each of `values` exactly as given.
+    #[must_use]
+    pub fn with_exact(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        let needles = Arc::make_mut(&mut self.needles);
+        for v in values {
+            if v.chars().count() >= MIN_SECRET_CHARS && !needles.contains(&v) {
+                needles.push(v);
+            }
+        }
+        // Longest first, so a secret inside a longer one (a token in its header) goes with it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self
+    }
+
+    /// Also removes what `other` removes.
+    #[must_use]
+    pub fn merge(self, other: &Redactor) -> Self {
+        self.with_exact(other.needles.iter().cloned())
+    }
+
+    /// Whether it looks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every secret replaced by `<redacted>`.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for needle in self.needles.iter() {
+            if out.contains(needle.as_str()) {
+                out = Cow::Owned(out.replace(needle.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// `error` with its message redacted.
+    pub fn error(&self, mut error: ExportError) -> ExportError {
+        if let Cow::Owned(m) = self.redact(&error.message) {
+            error.message = m;
+        }
+        error
+    }
+
+    /// `outcome` with the message of its error redacted.
+    pub fn outcome(&self, outcome: ExportOutcome) -> ExportOutcome {
+        match outcome {
+            ExportOutcome::Partial { failed, error } => ExportOutcome::Partial {
+                failed,
+                error: self.error(error),
+            },
+            ExportOutcome::Retry { after, error } => ExportOutcome::Retry {
+                after,
+                error: self.error(error),
+            },
+            ExportOutcome::Fatal(error) => ExportOutcome::Fatal(self.error(error)),
+            other => other,
+        }
+    }
+}
+
+/// `url` fit to show: a password in it becomes `***`, and the value of every query parameter
+/// whose name suggests a secret (`key`, `token`, `secret`, `password`, `auth`, `signature`,
+/// `credential`, `sig`) becomes `<redacted>`. Text that is not a URL is returned as is.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url.trim()) else {
+        return url.to_owned();
+    };
+    let mut changed = false;
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+        changed = true;
+    }
+    if parsed.query().is_some() {
+        let secret_name = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            [
+                "key",
+                "token",
+                "secret",
+                "password",
+                "auth",
+                "signature",
+                "credential",
+            ]
+            .iter()
+            .any(|w| k.contains(w))
+                || k == "sig"
+        };
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_name(&k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        if pairs.iter().any(|(_, v)| v == REDACTED) {
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            changed = true;
+        }
+    }
+    if changed {
+        parsed.to_string()
+    } else {
+        url.to_owned()
+    }
+}
+
 /// Dify's display rule for a secret: empty stays empty; 8 characters or fewer become 20 `*`;
 /// longer ones keep their first 6 and last 2 characters around 12 `*`.
 pub fn obfuscate_secret(secret: &str) -> String {
@@ -263,21 +508,29 @@ pub fn obfuscate_secret(secret: &str) -> String {
     }
 }
 
+/// Checks that `value` is an http(s) URL with a host; the error names `field` and shows the
+/// value with any password removed.
 fn parse_url(config: &ProviderConfig, field: &str, value: &str) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(value.trim()).map_err(|e| {
-        config.invalid(
-            field,
-            format!("{value:?} is not a URL ({e}); expected e.g. https://host"),
-        )
-    })?;
+    check_url(value).map_err(|reason| config.invalid(field, reason))
+}
+
+/// `value` as an http(s) URL with a host, or why it is not one (the value shown with any
+/// password removed). Shared by the validators and the environment readers of providers.
+pub fn check_url(value: &str) -> Result<url::Url, String> {
+    let shown = redact_url(value);
+    // `http:///x` parses with host `x`: an empty authority is no host, whatever follows.
+    if let Some((_, rest)) = value.trim().split_once("://")
+        && (rest.is_empty() || rest.starts_with(['/', '?', '#']))
+    {
+        return Err(format!("{shown:?} has no host"));
+    }
+    let url = url::Url::parse(value.trim())
+        .map_err(|e| format!("{shown:?} is not a URL ({e}); expected e.g. https://host"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(config.invalid(
-            field,
-            format!("{value:?} must start with http:// or https://"),
-        ));
+        return Err(format!("{shown:?} must start with http:// or https://"));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(config.invalid(field, format!("{value:?} has no host")));
+        return Err(format!("{shown:?} has no host"));
     }
     Ok(url)
 }
@@ -317,7 +570,10 @@ pub fn validate_url_with_path(
     out.push_str(url.path());
     if let Some(suffix) = required_suffix {
         if !out.ends_with(suffix) {
-            return Err(config.invalid(field, format!("{value:?} must end with {suffix:?}")));
+            return Err(config.invalid(
+                field,
+                format!("{:?} must end with {suffix:?}", redact_url(&value)),
+            ));
         }
     } else {
         while out.ends_with('/') && out.matches('/').count() > 2 {
@@ -446,6 +702,83 @@ mod tests {
             let _ = crate::model::TraceId::new(value.clone());
             let _ = serde_json::from_str::<crate::model::TraceInfo>(&value);
         }
+    }
+
+    #[test]
+    fn urls_need_a_scheme_and_a_host() {
+        assert!(check_url("https://h:1/x").is_ok());
+        for (bad, why) in [
+            ("http://", "has no host"),
+            ("http:///v1/traces", "has no host"),
+            ("https://?q", "has no host"),
+            ("ftp://h", "http:// or https://"),
+            ("h:4318", "http:// or https://"),
+            ("", "not a URL"),
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        let err = check_url("ftp://user:hunter2@h").unwrap_err();
+        assert!(!err.contains("hunter2"), "passwords are not shown: {err}");
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url("https://u:pw-123@h/p?api_key=k1&x=2&token=t"),
+            "https://u:***@h/p?api_key=%3Credacted%3E&x=2&token=%3Credacted%3E"
+        );
+        assert_eq!(redact_url("https://h/p?x=1"), "https://h/p?x=1");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn timeouts_are_seconds_in_range() {
+        let mut c = ProviderConfig::new("x");
+        assert_eq!(validate_timeout(&mut c).unwrap(), Duration::from_secs(10));
+        assert_eq!(c.get("timeout"), Some("10"));
+        let mut c = ProviderConfig::new("x").with("timeout", " 2.5 ");
+        assert_eq!(
+            validate_timeout(&mut c).unwrap(),
+            Duration::from_millis(2500)
+        );
+        for bad in ["0", "-1", "NaN", "inf", "600.5", "1e308", "ten"] {
+            let mut c = ProviderConfig::new("x").with("timeout", bad);
+            let err = validate_timeout(&mut c).unwrap_err().to_string();
+            assert!(
+                err.contains("`timeout`") && err.contains("from 0.01 to 600"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn redactors_remove_every_form_of_a_secret() {
+        let r = Redactor::new(["sk-lf-1234", "a b/c\"d", "k"]);
+        let text = "key sk-lf-1234 in url a%20b%2Fc%22d and quoted \"a b/c\\\"d\" and k stays";
+        let out = r.redact(text);
+        assert!(
+            !out.contains("sk-lf-1234") && !out.contains("a%20b%2Fc%22d"),
+            "{out}"
+        );
+        assert!(!out.contains("a b/c"), "{out}");
+        assert!(
+            out.contains("k stays"),
+            "values under 4 characters are left: {out}"
+        );
+        assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
+        let e = r.error(ExportError::new("p", "got sk-lf-1234"));
+        assert_eq!(e.message, "got <redacted>");
+        match r.outcome(ExportOutcome::fatal(ExportError::new("p", "sk-lf-1234"))) {
+            ExportOutcome::Fatal(e) => assert_eq!(e.message, "<redacted>"),
+            other => panic!("{other:?}"),
+        }
+        let c = ProviderConfig::new("x")
+            .with("secret_key", "sk-very-secret")
+            .with("host", "https://h");
+        let r = c.redactor();
+        assert_eq!(r.redact("https://h sk-very-secret"), "https://h <redacted>");
+        assert!(!format!("{r:?}").contains("very-secret"));
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    ConfigError, ConfigField, ProviderConfig, obfuscate_secret, validate_integer_id,
-    validate_project_name, validate_url, validate_url_with_path,
+    ConfigError, ConfigField, ProviderConfig, REDACTED, Redactor, TIMEOUT_FIELD, check_url,
+    obfuscate_secret, redact_url, validate_integer_id, validate_project_name, validate_timeout,
+    validate_url, validate_url_with_path,
 };
-pub use registry::{ProviderFactory, UnknownProvider, find, registered};
+pub use registry::{EnvReader, ProviderFactory, UnknownProvider, find, registered};
 
 use crate::model::Trace;
 
@@ -124,13 +125,6 @@ pub trait Provider: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// The timeout of one export request, when the provider has one (set from its config).
-    /// The queue then gives an export that long, plus a second, before it counts it as timed
-    /// out; otherwise [`crate::QueueConfig::export_timeout`].
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
     /// A URL where the user can see the traces, where the platform has one.
     async fn project_url(&self) -> Result<Option<String>, ExportError> {
         Ok(None)
@@ -138,6 +132,13 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Releases resources; called once after the last export.
     async fn shutdown(&mut self) {}
+
+    /// The per-request timeout the provider uses, where it has one. An export to this
+    /// provider may take [`crate::QueueConfig::export_timeout`], or this plus a second when
+    /// that is longer, before the queue counts it as timed out.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn Provider {

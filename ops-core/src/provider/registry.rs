@@ -4,6 +4,10 @@ use std::fmt;
 
 use super::{ConfigError, ConfigField, Provider, ProviderConfig};
 
+/// Reads a provider's environment variables: `Ok(None)` when they are not set, an error naming
+/// a variable whose value cannot be used.
+pub type EnvReader = fn() -> Result<Option<ProviderConfig>, ConfigError>;
+
 /// What a provider crate registers with `inventory::submit!`: its name, its config keys, and
 /// how to validate a config and build the provider.
 ///
@@ -36,8 +40,13 @@ pub struct ProviderFactory {
     /// Fills defaults and checks a config (Dify's validators). The default applies each
     /// field's default and requires the required ones.
     pub validate: fn(&mut ProviderConfig) -> Result<(), ConfigError>,
-    /// Reads the official SDK's environment variables, when they are set.
+    /// Reads the official SDK's environment variables, when they are set (see
+    /// [`ProviderFactory::with_env`]).
     pub from_env: fn() -> Option<ProviderConfig>,
+    /// Reads the environment variables, with an error that names a variable whose value
+    /// cannot be used; when set, it is used instead of `from_env` (see
+    /// [`ProviderFactory::with_env_checked`]).
+    pub try_from_env: Option<EnvReader>,
     /// Builds a provider from a validated config.
     pub build: fn(&ProviderConfig) -> Result<Box<dyn Provider>, ConfigError>,
 }
@@ -56,6 +65,7 @@ impl ProviderFactory {
             fields,
             validate: ProviderConfig::apply_field_rules,
             from_env: || None,
+            try_from_env: None,
             build,
         }
     }
@@ -77,6 +87,24 @@ impl ProviderFactory {
         self
     }
 
+    /// Sets how to read the environment variables, with errors: `Ok(None)` when they are not
+    /// set, an error ([`ConfigError::Env`]) naming a variable that is not UTF-8 or otherwise
+    /// unusable. It replaces [`ProviderFactory::with_env`].
+    #[must_use]
+    pub const fn with_env_checked(mut self, from_env: EnvReader) -> Self {
+        self.try_from_env = Some(from_env);
+        self
+    }
+
+    /// The config its environment variables give, unvalidated; `Ok(None)` when they are not
+    /// set.
+    pub fn env_config(&self) -> Result<Option<ProviderConfig>, ConfigError> {
+        match self.try_from_env {
+            Some(read) => read(),
+            None => Ok((self.from_env)()),
+        }
+    }
+
     /// The names of the secret keys.
     pub fn secret_keys(&self) -> impl Iterator<Item = &'static str> {
         self.fields.iter().filter(|f| f.secret).map(|f| f.name)
@@ -96,7 +124,7 @@ impl ProviderFactory {
 
     /// Builds the provider from its environment variables; `Ok(None)` when they are not set.
     pub fn build_from_env(&self) -> Result<Option<Box<dyn Provider>>, ConfigError> {
-        (self.from_env)().map(|c| self.build(c)).transpose()
+        self.env_config()?.map(|c| self.build(c)).transpose()
     }
 }
 

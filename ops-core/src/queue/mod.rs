@@ -3,6 +3,7 @@
 //! delivered to each provider on its own lane, so one slow or failing provider never delays
 //! another.
 
+pub(crate) mod settings;
 mod stats;
 mod worker;
 
@@ -23,61 +24,71 @@ use crate::router::ProviderRouter;
 use crate::spool::{Appended, Spool, SpoolConfig, SpoolError, SpoolPos};
 use crate::task::{TaskError, TraceTask};
 
-/// Seconds between exports when the queue is not full (Dify's variable; default 5).
+/// Seconds between exports when the queue is not full (Dify's variable; default 5; 0.001 to
+/// 3600, fractions allowed).
 pub const INTERVAL_ENV: &str = "TRACE_QUEUE_MANAGER_INTERVAL";
-/// Tasks per export batch (Dify's variable; default 100).
+/// Tasks per export batch (Dify's variable; default 100; a whole number from 1 to 10000000).
 pub const BATCH_SIZE_ENV: &str = "TRACE_QUEUE_MANAGER_BATCH_SIZE";
 
 /// The queue's settings. Values set in code beat the environment, which beats the defaults.
+///
+/// Every setting has an allowed range, given in its doc; [`TraceQueueBuilder::build`] refuses a
+/// value outside it with [`QueueError::InvalidSetting`] naming the setting and its range.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct QueueConfig {
-    /// How long a task may wait for a batch to fill (default 5 s, env `TRACE_QUEUE_MANAGER_INTERVAL`).
+    /// How long a task may wait for a batch to fill (default 5 s, env `TRACE_QUEUE_MANAGER_INTERVAL`;
+    /// 1 ms to 1 h).
     pub interval: Duration,
-    /// Tasks per batch; a full batch is exported at once (default 100, env `TRACE_QUEUE_MANAGER_BATCH_SIZE`).
+    /// Tasks per batch; a full batch is exported at once (default 100, env
+    /// `TRACE_QUEUE_MANAGER_BATCH_SIZE`; 1 to 10,000,000).
     pub batch_size: usize,
     /// Tasks waiting for the worker before new ones are dropped (default 1,000,000: a sanity
-    /// cap; `max_bytes` is the bound that matters).
+    /// cap, `max_bytes` is the bound that matters; 1 to 10,000,000).
     pub max_items: usize,
     /// Bytes of heap the queue's traces may hold, queued or waiting for any provider, before
-    /// new tasks are dropped (default 64 MiB); with the spool on, past it new tasks wait on
-    /// disk instead. This bounds memory while a backend is down. A single task larger than
-    /// this is still taken when nothing else is held.
+    /// new tasks are dropped (default 64 MiB; 1 byte to 1 TiB); with the spool on, past it new
+    /// tasks wait on disk instead. This bounds memory while a backend is down. A single task
+    /// larger than this is still taken when nothing else is held.
     pub max_bytes: usize,
     /// Traces each provider may have waiting before it drops new ones (default 1,000,000: a
-    /// sanity cap, as `max_items`).
+    /// sanity cap, as `max_items`; 1 to 10,000,000).
     pub provider_backlog: usize,
-    /// Bytes of traces (estimated heap) in one export batch, at most (default 8 MiB), so an
-    /// export's request stays bounded whatever the batch size.
+    /// Bytes of traces (estimated heap) in one export batch, at most (default 8 MiB; 1 byte
+    /// to 1 GiB), so an export's request stays bounded whatever the batch size.
     pub max_batch_bytes: usize,
     /// The longest one export may take before it counts as a retryable failure (default
-    /// 30 s). A provider with a request timeout of its own ([`Provider::timeout`]) gets that
-    /// plus a second instead.
+    /// 30 s; 1 ms to 1 h). A provider whose request timeout ([`Provider::timeout`]) is longer
+    /// gets that plus a second instead.
     pub export_timeout: Duration,
-    /// Failed attempts of one batch before its traces are dropped (default 60).
+    /// Failed attempts of one batch before its traces are dropped (default 60; 0 to
+    /// 1,000,000).
     pub max_retries: u32,
-    /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms).
+    /// The first retry's wait; it doubles up to `max_backoff` (default 200 ms; 0 to 1 h).
     pub initial_backoff: Duration,
-    /// The longest wait between retries (default 5 s).
+    /// The longest wait between retries (default 5 s; 0 to 1 h).
     pub max_backoff: Duration,
-    /// How long dropping the last handle waits for delivery (default 5 s).
+    /// How long dropping the last handle waits for delivery (default 5 s; 0 to 1 h).
     pub shutdown_timeout: Duration,
     /// The longest a batch is retried before its traces are dropped (default 300 s: Dify's
-    /// budget of 60 retries 5 s apart). Time the provider's circuit is open, or that a server
-    /// asked to wait (`Retry-After`), is not counted.
+    /// budget of 60 retries 5 s apart; 0 to 24 h). Time the provider's circuit is open, or
+    /// that a server asked to wait (`Retry-After`), is not counted.
     pub max_retry_time: Duration,
     /// Consecutive failed attempts without server guidance (connection errors, timeouts,
-    /// 5xx without `Retry-After`) after which a provider's circuit opens (default 5).
+    /// 5xx without `Retry-After`) after which a provider's circuit opens (default 5; 1 to
+    /// 1,000,000).
     pub breaker_threshold: u32,
-    /// How long an open circuit waits before one trial export (default 30 s).
+    /// How long an open circuit waits before one trial export (default 30 s; 0 to 1 h).
     pub breaker_cooldown: Duration,
     /// Limits on each input, output and metadata value; larger ones are replaced by a marker
-    /// with their size and a preview (default 1 MiB, depth 64).
+    /// with their size and a preview (default 1 MiB, depth 64; `max_bytes` 1 byte to 1 GiB,
+    /// `max_depth` 1 to 1000).
     pub field_limits: FieldLimits,
     /// How long a routed provider lane may stay idle and unrouted before it is shut down
-    /// (default 10 min).
+    /// (default 10 min; 1 ms to 24 h).
     pub lane_idle_timeout: Duration,
-    /// The durable spool; `None` (the default) keeps tasks in memory only.
+    /// The durable spool; `None` (the default) keeps tasks in memory only. Its `max_bytes` may
+    /// be 1 byte to 1 PiB, `segment_bytes` 1 byte to 1 GiB, an fsync interval 1 ms to 1 h.
     pub spool: Option<SpoolConfig>,
 }
 
@@ -119,6 +130,13 @@ pub enum QueueError {
         /// What it should look like.
         expected: &'static str,
     },
+    /// An environment variable cannot be read or its value is out of range.
+    #[error(transparent)]
+    Env(#[from] crate::env::EnvError),
+    /// `OPS_TRACE_PROVIDER=none`: tracing is turned off, so no queue is built (see
+    /// [`crate::builder_from_env`]; [`crate::init`] then installs nothing).
+    #[error("tracing is turned off (OPS_TRACE_PROVIDER=none); no queue is built")]
+    TracingOff,
     /// A setting in code cannot be used.
     #[error("invalid queue setting `{setting}`: {expected}")]
     InvalidSetting {
@@ -308,61 +326,22 @@ impl TraceQueueBuilder {
         self
     }
 
-    /// Starts the worker thread and returns the queue.
+    /// Starts the worker thread and returns the queue. Every setting is checked against its
+    /// range first (see [`QueueConfig`]); the first one out of range is a
+    /// [`QueueError::InvalidSetting`] (or [`QueueError::Env`] for an environment variable).
     pub fn build(mut self) -> Result<TraceQueueManager, QueueError> {
-        // Traced calls need the clock calibrated; do it here, off their path.
-        crate::context::warm_up_clock();
         self.config.interval = match self.interval {
             Some(i) => i,
-            None => env_parse(
-                INTERVAL_ENV,
-                "a number of seconds greater than 0, like 5 or 0.5",
-            )?
-            .map(Duration::from_secs_f64)
-            .unwrap_or(self.config.interval),
+            None => settings::interval_from_env()?.unwrap_or(self.config.interval),
         };
         self.config.batch_size = match self.batch_size {
             Some(b) => b,
-            None => env_parse::<f64>(BATCH_SIZE_ENV, "a whole number greater than 0, like 100")?
-                .map(|b| b as usize)
-                .unwrap_or(self.config.batch_size),
+            None => settings::batch_size_from_env()?.unwrap_or(self.config.batch_size),
         };
-        let c = &self.config;
-        for (ok, setting, expected) in [
-            (c.batch_size > 0, "batch_size", "at least 1"),
-            (c.max_items > 0, "max_items", "at least 1"),
-            (c.max_bytes > 0, "max_bytes", "at least 1"),
-            (c.provider_backlog > 0, "provider_backlog", "at least 1"),
-            (!c.interval.is_zero(), "interval", "greater than zero"),
-            (
-                !c.export_timeout.is_zero(),
-                "export_timeout",
-                "greater than zero",
-            ),
-        ] {
-            if !ok {
-                return Err(QueueError::InvalidSetting { setting, expected });
-            }
-        }
+        settings::validate(&self.config)?;
+        // Traced calls need the clock calibrated; do it here, off their path.
+        crate::context::warm_up_clock();
         TraceQueueManager::start(self.config, self.providers, self.router)
-    }
-}
-
-fn env_parse<T: std::str::FromStr + PartialOrd + Default>(
-    var: &'static str,
-    expected: &'static str,
-) -> Result<Option<T>, QueueError> {
-    match std::env::var(var) {
-        Err(_) => Ok(None),
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(value) => match value.trim().parse::<T>() {
-            Ok(n) if n > T::default() => Ok(Some(n)),
-            _ => Err(QueueError::InvalidEnv {
-                var,
-                value,
-                expected,
-            }),
-        },
     }
 }
 

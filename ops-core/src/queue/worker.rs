@@ -881,6 +881,7 @@ impl LaneRun {
             .timeout()
             .map_or(self.config().export_timeout, |t| {
                 t.saturating_add(Duration::from_secs(1))
+                    .max(self.config().export_timeout)
             });
         let name = self.lane.name.clone();
         let lane = Arc::clone(&self.lane);
@@ -964,6 +965,21 @@ impl LaneRun {
                     batch.server_errors = 0;
                 }
                 self.retry_later(batch, after);
+            }
+            ExportOutcome::Fatal(error) if error.is_server_error() && batch.items.len() > 1 => {
+                // A server error on a batch of several traces may be one trace's doing: the
+                // halves are tried apart, down to single traces, which then fail for good.
+                self.lane.set_error(&error);
+                let second = batch.items.split_off(batch.items.len() / 2);
+                batch.due = Instant::now();
+                self.waiting.push(Batch {
+                    items: second,
+                    attempts: batch.attempts,
+                    server_errors: 0,
+                    first_try: batch.first_try,
+                    due: batch.due,
+                });
+                self.waiting.push(batch);
             }
             ExportOutcome::Fatal(error) => {
                 self.lane.succeeded();

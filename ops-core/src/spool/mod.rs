@@ -49,9 +49,10 @@ use crate::task::TraceTask;
 
 /// The spool directory; setting it turns durability on for [`crate::init`].
 pub const SPOOL_DIR_ENV: &str = "OPS_TRACE_SPOOL_DIR";
-/// The fsync policy: `always`, `never`, or an interval in milliseconds such as `200`.
+/// The fsync policy: `always`, `never`, or an interval in milliseconds such as `200` (1 to
+/// 3600000; `0` is refused, use `always`).
 pub const SPOOL_FSYNC_ENV: &str = "OPS_TRACE_SPOOL_FSYNC";
-/// The spool's disk cap in bytes.
+/// The spool's disk cap in bytes (a whole number from 1 to 1125899906842624).
 pub const SPOOL_MAX_BYTES_ENV: &str = "OPS_TRACE_SPOOL_MAX_BYTES";
 
 /// When the spool makes its writes durable.
@@ -110,27 +111,37 @@ impl SpoolConfig {
     }
 
     /// The spool configured by `OPS_TRACE_SPOOL_DIR`, `OPS_TRACE_SPOOL_FSYNC` and
-    /// `OPS_TRACE_SPOOL_MAX_BYTES`; `Ok(None)` when no directory is set.
+    /// `OPS_TRACE_SPOOL_MAX_BYTES`; `Ok(None)` when no directory is set. The directory may be
+    /// any path (it need not be UTF-8); the other two are checked against their ranges:
+    /// `always`, `never` or 1 to 3600000 ms, and 1 to 1125899906842624 bytes.
     pub fn from_env() -> Result<Option<Self>, SpoolError> {
         let Some(dir) = std::env::var_os(SPOOL_DIR_ENV).filter(|d| !d.is_empty()) else {
             return Ok(None);
         };
+        let config_error = |e: crate::env::EnvError| SpoolError::Config(e.to_string());
         let mut config = Self::new(dir);
-        if let Ok(v) = std::env::var(SPOOL_FSYNC_ENV) {
-            config.fsync = match v.trim() {
-                "always" => FsyncPolicy::Always,
-                "never" => FsyncPolicy::Never,
-                ms => ms.parse::<u64>().map(|ms| FsyncPolicy::Interval(Duration::from_millis(ms))).map_err(|_| {
-                    SpoolError::Config(format!(
-                        "{SPOOL_FSYNC_ENV}={v:?} is invalid: use `always`, `never`, or an interval in milliseconds such as 200"
-                    ))
-                })?,
-            };
+        let (min, max) = crate::queue::settings::SPOOL_FSYNC;
+        let fsync = crate::env::parse_var(SPOOL_FSYNC_ENV, |v| match v.trim() {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            ms => crate::env::milliseconds(ms, min, max)
+                .map(FsyncPolicy::Interval)
+                .map_err(|e| {
+                    format!("use `always`, `never`, or an interval in milliseconds: {e} (`0` is not allowed: use `always` to sync every record)")
+                }),
+        })
+        .map_err(config_error)?;
+        if let Some(fsync) = fsync {
+            config.fsync = fsync;
         }
-        if let Ok(v) = std::env::var(SPOOL_MAX_BYTES_ENV) {
-            config.max_bytes = v.trim().parse().map_err(|_| {
-                SpoolError::Config(format!("{SPOOL_MAX_BYTES_ENV}={v:?} is invalid: use a number of bytes such as 268435456"))
-            })?;
+        let (min, max) = crate::queue::settings::SPOOL_MAX_BYTES;
+        if let Some(bytes) = crate::env::parse_var(SPOOL_MAX_BYTES_ENV, |v| {
+            crate::env::whole_number(v, min, max)
+                .map_err(|e| format!("{e} bytes, such as 268435456 (256 MiB)"))
+        })
+        .map_err(config_error)?
+        {
+            config.max_bytes = bytes;
         }
         Ok(Some(config))
     }

@@ -19,9 +19,11 @@
 //! scope name. Scores are not part of OTLP; [`ScoreClient`] sends them.
 //!
 //! Config keys (Dify's): `public_key`, `secret_key` (secrets, required), `host` (default
-//! `https://api.langfuse.com`, path kept), `project_key` (optional; otherwise looked up).
+//! `https://api.langfuse.com`, path kept), `project_key` (optional; otherwise looked up), and
+//! `timeout` (seconds per request, 0.01 to 600, default 10).
 //! Environment: `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY`, `LANGFUSE_BASE_URL` or
-//! `LANGFUSE_HOST`.
+//! `LANGFUSE_HOST`, `LANGFUSE_TIMEOUT` (seconds, the SDK's; else
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` in milliseconds, else `OPS_TRACE_EXPORT_TIMEOUT`).
 
 mod scores;
 
@@ -30,7 +32,7 @@ use opentelemetry_proto::tonic::trace::v1::span::Event;
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_url_with_path,
+    TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
 use serde_json::{Map, Value};
@@ -56,6 +58,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("secret_key"),
     ConfigField::with_default("host", DEFAULT_HOST),
     ConfigField::optional("project_key"),
+    TIMEOUT_FIELD,
 ];
 
 /// The Langfuse dialect.
@@ -74,7 +77,7 @@ impl std::fmt::Debug for Langfuse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Langfuse")
             .field("host", &self.host)
-            .field("public_key", &self.public_key)
+            .field("public_key", &"<redacted>")
             .field("secret_key", &"<redacted>")
             .finish()
     }
@@ -213,6 +216,14 @@ impl Dialect for Langfuse {
         ]
     }
 
+    fn secrets(&self) -> Vec<String> {
+        vec![
+            self.public_key.clone(),
+            self.secret_key.clone(),
+            self.authorization(),
+        ]
+    }
+
     fn transport_options(&self) -> TransportOptions {
         TransportOptions::default()
     }
@@ -345,25 +356,40 @@ impl Dialect for Langfuse {
 fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     config.apply_field_rules()?;
     validate_url_with_path(config, "host", DEFAULT_HOST, None)?;
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let public_key = env::var("LANGFUSE_PUBLIC_KEY")?;
-    let secret_key = env::var("LANGFUSE_SECRET_KEY")?;
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let public_key = env::var(NAME, "LANGFUSE_PUBLIC_KEY")?;
+    let secret_key = env::var(NAME, "LANGFUSE_SECRET_KEY")?;
+    let (Some(public_key), Some(secret_key)) = (public_key, secret_key) else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME)
         .with("public_key", public_key)
         .with("secret_key", secret_key);
-    env::set_from(&mut config, "host", &["LANGFUSE_BASE_URL", "LANGFUSE_HOST"]);
-    Some(config)
+    env::set_url_from(&mut config, "host", &["LANGFUSE_BASE_URL", "LANGFUSE_HOST"])?;
+    env::set_timeout_from(
+        &mut config,
+        &[
+            ("LANGFUSE_TIMEOUT", env::TimeoutUnit::Seconds),
+            (crate::env::OTLP_TIMEOUT_ENVS[0], env::TimeoutUnit::Millis),
+            (crate::env::OTLP_TIMEOUT_ENVS[1], env::TimeoutUnit::Millis),
+        ],
+    )?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(Langfuse::from_config(config)?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        Langfuse::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Langfuse", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }

@@ -163,10 +163,19 @@ impl Score {
 }
 
 /// Sends scores to Langfuse's ingestion API with the same credentials as the provider.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScoreClient {
     dialect: Langfuse,
     transport: Transport,
+}
+
+impl std::fmt::Debug for ScoreClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScoreClient")
+            .field("dialect", &self.dialect)
+            .field("transport", &self.transport)
+            .finish()
+    }
 }
 
 impl ScoreClient {
@@ -205,7 +214,10 @@ impl ScoreClient {
     /// A client from `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY` and `LANGFUSE_BASE_URL` /
     /// `LANGFUSE_HOST`; `None` when the keys are not set.
     pub fn from_env() -> Option<Result<Self, ConfigError>> {
-        super::from_env().map(|c| Self::from_config(&c))
+        match super::from_env() {
+            Ok(config) => config.map(|c| Self::from_config(&c)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// The ingestion request body for `scores`.
@@ -229,8 +241,13 @@ impl ScoreClient {
     }
 
     /// Sends `scores` in one request. Langfuse answers 207 with a status per event; any
-    /// event error fails the call with the server's messages.
+    /// event error fails the call with the server's messages (with the keys removed).
     pub async fn send(&self, scores: &[Score]) -> Result<(), ExportError> {
+        let redactor = crate::http::secrets_redactor(crate::otlp::Dialect::secrets(&self.dialect));
+        self.send_raw(scores).await.map_err(|e| redactor.error(e))
+    }
+
+    async fn send_raw(&self, scores: &[Score]) -> Result<(), ExportError> {
         if scores.is_empty() {
             return Ok(());
         }

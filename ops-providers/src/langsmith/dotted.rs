@@ -15,6 +15,10 @@
 //! later child finds its parent's, and holds runs whose parent it has not seen yet (bounded
 //! in count, bytes and age) until the parent arrives. A held run whose parent never comes is
 //! finally sent as a root of its own ([`Resolved::orphaned`]), which LangSmith accepts.
+//!
+//! A dotted order repeats the whole path, so its length grows with the depth: a run deeper
+//! than [`MAX_DEPTH`] starts a new tree of its own (also marked [`Resolved::orphaned`]), which
+//! keeps the size of a deep chain linear in its runs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,6 +27,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::native::clamp_time;
+
+/// The deepest a run is placed under its root; a deeper one starts a new tree.
+pub const MAX_DEPTH: u32 = 64;
 
 /// One run to place: its id, its parent's id, its start, and what the caller keeps with it.
 #[derive(Debug, Clone)]
@@ -63,7 +70,8 @@ pub struct Resolved<P> {
     pub dotted_order: String,
     /// Post or patch.
     pub op: Op,
-    /// The parent it had, when its parent never arrived and it was sent as a root.
+    /// The parent it had, when it was sent as a root: its parent never arrived, or its tree
+    /// was deeper than [`MAX_DEPTH`].
     pub orphaned: Option<Uuid>,
     /// The caller's payload.
     pub payload: P,
@@ -103,6 +111,8 @@ struct Known {
     trace_id: Uuid,
     time: DateTime<Utc>,
     open: bool,
+    /// 1 for a root.
+    depth: u32,
 }
 
 #[derive(Debug)]
@@ -219,6 +229,7 @@ impl<P> DottedOrders<P> {
                     trace_id: node.id,
                     time,
                     open: !node.ended,
+                    depth: 1,
                 },
             );
             out.push(Resolved {
@@ -274,8 +285,9 @@ impl<P> DottedOrders<P> {
             .map(|(i, (n, _))| (n.id, i))
             .collect();
         let mut state = vec![State::Unvisited; work.len()];
-        // The placement of each resolved index: (parent sent, known).
-        let mut placed: Vec<Option<(Option<Uuid>, Known, Op)>> = vec![None; work.len()];
+        // (the parent as sent, its place, post or patch, the parent it was cut from)
+        let mut placed: Vec<Option<(Option<Uuid>, Known, Op, Option<Uuid>)>> =
+            vec![None; work.len()];
         for start in 0..work.len() {
             if state[start] != State::Unvisited {
                 continue;
@@ -290,7 +302,7 @@ impl<P> DottedOrders<P> {
                     Some(p) => match index.get(&p) {
                         Some(&pi) => match state[pi] {
                             State::Done => {
-                                let (_, k, _) = placed[pi].clone().expect("done means placed");
+                                let (_, k, _, _) = placed[pi].clone().expect("done means placed");
                                 Some(Ok((p, k)))
                             }
                             State::Unresolved => Some(Err(())),
@@ -322,8 +334,22 @@ impl<P> DottedOrders<P> {
                             trace_id: node.id,
                             time,
                             open: !node.ended,
+                            depth: 1,
                         };
-                        placed[top] = Some((None, known, op));
+                        placed[top] = Some((None, known, op, None));
+                        state[top] = State::Done;
+                    }
+                    Some(Ok((p, parent))) if parent.depth >= MAX_DEPTH => {
+                        // Too deep: a tree of its own, which says where it belonged.
+                        let time = segment_time(node.start).max(parent.time);
+                        let known = Known {
+                            dotted: format!("{}{}", stamp(time), node.id),
+                            trace_id: node.id,
+                            time,
+                            open: !node.ended,
+                            depth: 1,
+                        };
+                        placed[top] = Some((None, known, op, Some(p)));
                         state[top] = State::Done;
                     }
                     Some(Ok((p, parent))) => {
@@ -333,8 +359,9 @@ impl<P> DottedOrders<P> {
                             trace_id: parent.trace_id,
                             time,
                             open: !node.ended,
+                            depth: parent.depth + 1,
                         };
-                        placed[top] = Some((Some(p), known, op));
+                        placed[top] = Some((Some(p), known, op, None));
                         state[top] = State::Done;
                     }
                 }
@@ -345,14 +372,14 @@ impl<P> DottedOrders<P> {
         let mut rest = Vec::new();
         for ((node, since), place) in work.into_iter().zip(placed) {
             match place {
-                Some((parent, known, op)) => {
+                Some((parent, known, op, cut)) => {
                     let resolved = Resolved {
                         id: node.id,
                         parent,
                         trace_id: known.trace_id,
                         dotted_order: known.dotted.clone(),
                         op,
-                        orphaned: None,
+                        orphaned: cut,
                         payload: node.payload,
                     };
                     self.remember(node.id, known);
@@ -461,6 +488,29 @@ mod tests {
 
     fn by_id<P>(runs: &[Resolved<P>]) -> HashMap<Uuid, &Resolved<P>> {
         runs.iter().map(|r| (r.id, r)).collect()
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_limit_starts_new_trees() {
+        let mut d = DottedOrders::default();
+        let n = 3 * MAX_DEPTH as u128 + 5;
+        let nodes: Vec<_> = (1..=n)
+            .map(|i| node(i, (i > 1).then(|| i - 1), i as i64))
+            .collect();
+        let runs = d.resolve(nodes, Instant::now());
+        assert_eq!(runs.len(), n as usize);
+        let deepest = runs
+            .iter()
+            .map(|r| r.dotted_order.matches('.').count() + 1)
+            .max()
+            .unwrap();
+        assert_eq!(deepest, MAX_DEPTH as usize);
+        let cut: Vec<_> = runs.iter().filter(|r| r.orphaned.is_some()).collect();
+        assert_eq!(cut.len(), 3, "every MAX_DEPTH runs a new tree begins");
+        for r in cut {
+            assert_eq!(r.parent, None);
+            assert_eq!(r.trace_id, r.id);
+        }
     }
 
     #[test]

@@ -18,10 +18,12 @@
 //!
 //! Config keys (Dify's): `api_key` (secret), `project` (required), `endpoint` (default
 //! `https://api.smith.langchain.com`; https, or http to this machine; the path is kept, so a
-//! self-hosted `https://host/api/v1` works, where Dify keeps only the host), and `workspace_id`
-//! (optional, not in Dify: the `X-Tenant-Id` of org-scoped keys).
+//! self-hosted `https://host/api/v1` works, where Dify keeps only the host), `workspace_id`
+//! (optional, not in Dify: the `X-Tenant-Id` of org-scoped keys), and `timeout` (seconds per
+//! request, 0.01 to 600, default 10).
 //! Environment (the SDK's): `LANGSMITH_API_KEY`, `LANGSMITH_ENDPOINT`, `LANGSMITH_PROJECT`,
-//! `LANGSMITH_WORKSPACE_ID` (or their `LANGCHAIN_*` names).
+//! `LANGSMITH_WORKSPACE_ID` (or their `LANGCHAIN_*` names); the timeout from
+//! `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 //!
 //! The credentials check lists projects (`GET /sessions?limit=1`); the project URL is
 //! `{ui}/o/{tenant}/projects/p/{project id}`, looked up by name.
@@ -36,7 +38,7 @@ use std::time::{Duration, Instant};
 use ops_core::limits::split_batches;
 use ops_core::provider::{
     ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
-    validate_project_name,
+    TIMEOUT_FIELD, validate_project_name, validate_timeout,
 };
 use ops_core::{ExportOutcome, Trace, async_trait};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -67,6 +69,7 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::optional("project").required(),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::optional("workspace_id"),
+    TIMEOUT_FIELD,
 ];
 
 /// What `GET /info` says about ingestion.
@@ -128,7 +131,7 @@ pub struct LangSmith {
 impl fmt::Debug for LangSmith {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LangSmith")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
             .field("project", &self.project)
             .field("http", &self.http)
             .field("info", &self.info)
@@ -151,14 +154,21 @@ impl LangSmith {
         api_key: &str,
         workspace_id: Option<&str>,
     ) -> Result<Self, ConfigError> {
+        ops_core::provider::check_url(endpoint).map_err(|reason| ConfigError::Invalid {
+            provider: NAME.into(),
+            field: "endpoint".into(),
+            reason,
+        })?;
         let mut headers = vec![("x-api-key".to_owned(), api_key.to_owned())];
         if let Some(w) = workspace_id.filter(|w| !w.trim().is_empty()) {
             headers.push(("x-tenant-id".to_owned(), w.trim().to_owned()));
         }
-        let http = HttpClient::new(NAME, &headers).map_err(|message| ConfigError::Build {
-            provider: NAME.into(),
-            message,
-        })?;
+        let http = HttpClient::new(NAME, &headers)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?
+            .with_secrets([api_key]);
         Ok(Self {
             endpoint: endpoint.trim().trim_end_matches('/').to_owned(),
             project: project.to_owned(),
@@ -171,12 +181,20 @@ impl LangSmith {
 
     /// The provider of a validated config.
     pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
-        Self::new(
+        let mut p = Self::new(
             config.get("endpoint").unwrap_or(DEFAULT_ENDPOINT),
             config.require("project")?,
             config.require("api_key")?,
             config.get("workspace_id"),
-        )
+        )?;
+        p.http = p
+            .http
+            .with_timeout(config.timeout()?)
+            .map_err(|message| ConfigError::Build {
+                provider: NAME.into(),
+                message,
+            })?;
+        Ok(p)
     }
 
     /// Replaces the limits of the dotted-order state (what is remembered and held).
@@ -232,7 +250,7 @@ impl LangSmith {
             .http
             .get(&url)
             .header(ACCEPT, "application/json")
-            .timeout(LOOKUP_TIMEOUT);
+            .timeout(LOOKUP_TIMEOUT.min(self.http.timeout()));
         match self.http.send(&url, request).await {
             Ok(reply) if reply.status.is_success() => {
                 let info = reply
@@ -250,6 +268,7 @@ impl LangSmith {
                 IngestInfo::default()
             }
             Err(e) => {
+                let e = self.http.redactor().error(e);
                 tracing::debug!(error = %e, "ops: langsmith /info failed; using defaults");
                 IngestInfo::default()
             }
@@ -460,13 +479,9 @@ impl LangSmith {
     }
 }
 
-#[async_trait]
-impl Provider for LangSmith {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+/// The provider's calls before their errors are redacted (see the `Provider` impl).
+impl LangSmith {
+    async fn export_raw(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
         let runs = self.place(batch);
         if runs.is_empty() {
             // Everything is held for a parent that has not arrived yet.
@@ -477,7 +492,7 @@ impl Provider for LangSmith {
         report.outcome(batch.len())
     }
 
-    async fn api_check(&self) -> Result<(), ExportError> {
+    async fn api_check_raw(&self) -> Result<(), ExportError> {
         let url = format!("{}?limit=1", self.url("/sessions"));
         self.http
             .send(&url, self.http.get(&url))
@@ -485,14 +500,14 @@ impl Provider for LangSmith {
             .check(NAME, "the credentials check (GET /sessions)")
     }
 
-    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+    async fn project_key_raw(&self) -> Result<Option<String>, ExportError> {
         Ok(self
             .session()
             .await?
             .and_then(|s| s.get("id").and_then(Value::as_str).map(str::to_owned)))
     }
 
-    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+    async fn project_url_raw(&self) -> Result<Option<String>, ExportError> {
         let ui = self.ui_root();
         Ok(Some(match self.session().await? {
             Some(s) => match (
@@ -507,7 +522,7 @@ impl Provider for LangSmith {
         }))
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown_raw(&mut self) {
         // Runs still waiting for a parent will not get one now: send them as roots.
         let runs = self.state.release_all();
         if runs.is_empty() {
@@ -518,6 +533,41 @@ impl Provider for LangSmith {
         if report.failed.iter().any(|f| *f) {
             tracing::warn!("ops: langsmith could not send some held runs at shutdown");
         }
+    }
+}
+
+#[async_trait]
+impl Provider for LangSmith {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        let outcome = self.export_raw(batch).await;
+        self.http.redactor().outcome(outcome)
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        let result = self.api_check_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_key(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_key_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    async fn project_url(&self) -> Result<Option<String>, ExportError> {
+        let result = self.project_url_raw().await;
+        result.map_err(|e| self.http.redactor().error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.http.timeout())
+    }
+
+    async fn shutdown(&mut self) {
+        self.shutdown_raw().await;
     }
 }
 
@@ -558,27 +608,31 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
             field: "project".into(),
         });
     }
+    validate_timeout(config)?;
     Ok(())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let key = env::first_var(&["LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"])?;
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let Some(key) = env::first_var(NAME, &["LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"])? else {
+        return Ok(None);
+    };
     let mut config = ProviderConfig::new(NAME).with("api_key", key).with(
         "project",
-        env::first_var(&["LANGSMITH_PROJECT", "LANGCHAIN_PROJECT"])
+        env::first_var(NAME, &["LANGSMITH_PROJECT", "LANGCHAIN_PROJECT"])?
             .unwrap_or_else(|| "default".into()),
     );
-    env::set_from(
+    env::set_url_from(
         &mut config,
         "endpoint",
         &["LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT"],
-    );
+    )?;
     env::set_from(
         &mut config,
         "workspace_id",
         &["LANGSMITH_WORKSPACE_ID", "LANGCHAIN_WORKSPACE_ID"],
-    );
-    Some(config)
+    )?;
+    env::set_timeout_from(&mut config, &[])?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
@@ -588,7 +642,7 @@ fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "LangSmith", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }
 
 #[cfg(test)]

@@ -248,7 +248,8 @@ impl RunParts {
             run.orphaned,
             extra.get_mut("metadata").and_then(Value::as_object_mut),
         ) {
-            // Its parent never arrived; it was sent as a root. Say where it belonged.
+            // It was sent as a root (its parent never arrived, or its tree was too deep): say
+            // where it belonged.
             m.insert("ops_parent_run_id".into(), json!(parent));
         }
         let json = |v: &Value| serde_json::to_vec(v).expect("JSON values serialise");

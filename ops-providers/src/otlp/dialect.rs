@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use ops_core::async_trait;
-use ops_core::provider::ConfigError;
+use ops_core::provider::{ConfigError, Redactor, redact_url};
 use ops_core::{ExportError, ExportOutcome, Observation, Provider, Trace};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 
@@ -28,6 +29,13 @@ pub trait Dialect: Send + Sync + fmt::Debug + 'static {
 
     /// Headers every request carries (authentication, project routing).
     fn headers(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// The secret values of the dialect's config (keys, tokens, and the credentials headers'
+    /// values): [`OtlpProvider`] removes them (and their encoded forms) from every error, log
+    /// line and Debug output, so a server that quotes the request back cannot leak them.
+    fn secrets(&self) -> Vec<String> {
         Vec::new()
     }
 
@@ -118,36 +126,66 @@ pub async fn empty_export_check<D: Dialect + ?Sized>(
 pub struct OtlpProvider<D: Dialect> {
     dialect: Arc<D>,
     transport: Transport,
+    redactor: Redactor,
 }
 
 impl<D: Dialect> fmt::Debug for OtlpProvider<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dialect = format!("{:?}", self.dialect);
         f.debug_struct("OtlpProvider")
-            .field("dialect", &self.dialect)
-            .field("endpoint", &self.transport.endpoint())
+            .field(
+                "dialect",
+                &format_args!("{}", self.redactor.redact(&dialect)),
+            )
+            .field(
+                "endpoint",
+                &self.redactor.redact(&redact_url(self.transport.endpoint())),
+            )
+            .field("timeout", &self.transport.options().timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl<D: Dialect> OtlpProvider<D> {
-    /// A provider for `dialect`. Fails when its headers are not valid HTTP or the HTTP client
-    /// cannot be built.
+    /// A provider for `dialect` with its own transport options. Fails when its endpoint is not
+    /// an http(s) URL with a host, its headers are not valid HTTP, or the HTTP client cannot be
+    /// built.
     pub fn new(dialect: D) -> Result<Self, ConfigError> {
+        let options = dialect.transport_options();
+        Self::with_options(dialect, options)
+    }
+
+    /// A provider for `dialect` whose requests time out after `timeout` (the `timeout` key of
+    /// every provider); connecting gets at most that too, and a whole export (splits included)
+    /// at least that.
+    pub fn with_timeout(dialect: D, timeout: Duration) -> Result<Self, ConfigError> {
+        let mut options = dialect.transport_options();
+        options.timeout = timeout;
+        options.connect_timeout = options.connect_timeout.min(timeout);
+        options.export_deadline = options.export_deadline.max(timeout);
+        Self::with_options(dialect, options)
+    }
+
+    fn with_options(dialect: D, options: TransportOptions) -> Result<Self, ConfigError> {
         let build = |message: String| ConfigError::Build {
             provider: dialect.name().to_owned(),
             message,
         };
+        let endpoint = dialect.endpoint();
+        ops_core::provider::check_url(&endpoint).map_err(|reason| ConfigError::Invalid {
+            provider: dialect.name().to_owned(),
+            field: "endpoint".to_owned(),
+            reason,
+        })?;
         let headers = super::transport::header_map(&dialect.headers()).map_err(build)?;
-        let transport = Transport::new(
-            dialect.name(),
-            dialect.endpoint(),
-            headers,
-            dialect.transport_options(),
-        )
-        .map_err(build)?;
+        let redactor = crate::http::secrets_redactor(dialect.secrets());
+        let transport = Transport::new(dialect.name(), endpoint, headers, options)
+            .map_err(build)?
+            .with_redactor(redactor.clone());
         Ok(Self {
             dialect: Arc::new(dialect),
             transport,
+            redactor,
         })
     }
 
@@ -182,10 +220,11 @@ impl<D: Dialect> Provider for OtlpProvider<D> {
         let dialect = self.dialect.as_ref();
         let extra = match dialect.dynamic_headers(&self.transport).await {
             Ok(h) => h,
-            Err(error) => return ExportOutcome::retry(error),
+            Err(error) => return ExportOutcome::retry(self.redactor.error(error)),
         };
         let spans = encode::encode_spans(dialect, batch);
-        self.transport
+        let outcome = self
+            .transport
             .export(
                 &encode::resource(dialect),
                 &encode::scope(dialect),
@@ -193,18 +232,32 @@ impl<D: Dialect> Provider for OtlpProvider<D> {
                 batch.len(),
                 &extra,
             )
-            .await
+            .await;
+        self.redactor.outcome(outcome)
     }
 
     async fn api_check(&self) -> Result<(), ExportError> {
-        self.dialect.api_check(&self.transport).await
+        self.dialect
+            .api_check(&self.transport)
+            .await
+            .map_err(|e| self.redactor.error(e))
     }
 
     async fn project_key(&self) -> Result<Option<String>, ExportError> {
-        self.dialect.project_key(&self.transport).await
+        self.dialect
+            .project_key(&self.transport)
+            .await
+            .map_err(|e| self.redactor.error(e))
     }
 
     async fn project_url(&self) -> Result<Option<String>, ExportError> {
-        self.dialect.project_url(&self.transport).await
+        self.dialect
+            .project_url(&self.transport)
+            .await
+            .map_err(|e| self.redactor.error(e))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.transport.options().timeout)
     }
 }

@@ -18,6 +18,8 @@
 //! [`Encoding::Json`], the OTLP JSON mapping: lowerCamelCase keys, hex ids, enums as integers,
 //! 64-bit integers as decimal strings. Either can be gzipped ([`Compression::Gzip`]).
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -88,9 +90,23 @@ impl Encoding {
 pub use crate::http::Compression;
 
 /// An OTLP attribute list under construction. Setting a key that is already there replaces
-/// its value, so a list never holds a key twice (OTLP requires unique keys).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Attributes(Vec<KeyValue>);
+/// its value, so a list never holds a key twice (OTLP requires unique keys). Setting is
+/// constant time however long the list grows (past a few keys, an index finds them).
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    list: Vec<KeyValue>,
+    /// Key to position, once the list is long enough for a scan to cost more.
+    index: Option<HashMap<String, usize>>,
+}
+
+/// The length past which [`Attributes`] keeps an index.
+const INDEX_FROM: usize = 16;
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
 
 impl Attributes {
     /// An empty list.
@@ -98,17 +114,42 @@ impl Attributes {
         Self::default()
     }
 
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.list.iter().position(|kv| kv.key == key),
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index = (self.list.len() > INDEX_FROM).then(|| {
+            self.list
+                .iter()
+                .enumerate()
+                .map(|(i, kv)| (kv.key.clone(), i))
+                .collect()
+        });
+    }
+
     /// Sets `key` to an OTLP value.
     pub fn set(&mut self, key: impl Into<String>, value: any_value::Value) -> &mut Self {
         let key = key.into();
         let value = Some(AnyValue { value: Some(value) });
-        match self.0.iter_mut().find(|kv| kv.key == key) {
-            Some(kv) => kv.value = value,
-            None => self.0.push(KeyValue {
-                key,
-                value,
-                ..KeyValue::default()
-            }),
+        match self.position(&key) {
+            Some(i) => self.list[i].value = value,
+            None => {
+                if let Some(index) = &mut self.index {
+                    index.insert(key.clone(), self.list.len());
+                }
+                self.list.push(KeyValue {
+                    key,
+                    value,
+                    ..KeyValue::default()
+                });
+                if self.index.is_none() && self.list.len() > INDEX_FROM {
+                    self.reindex();
+                }
+            }
         }
         self
     }
@@ -201,10 +242,8 @@ impl Attributes {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&any_value::Value> {
-        self.0
-            .iter()
-            .find(|kv| kv.key == key)
-            .and_then(|kv| kv.value.as_ref())
+        self.position(key)
+            .and_then(|i| self.list[i].value.as_ref())
             .and_then(|v| v.value.as_ref())
     }
 
@@ -218,32 +257,35 @@ impl Attributes {
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &str) {
-        self.0.retain(|kv| kv.key != key);
+        if let Some(i) = self.position(key) {
+            self.list.remove(i);
+            self.reindex();
+        }
     }
 
     /// Whether `key` is set.
     pub fn contains(&self, key: &str) -> bool {
-        self.0.iter().any(|kv| kv.key == key)
+        self.position(key).is_some()
     }
 
     /// The keys, in insertion order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|kv| kv.key.as_str())
+        self.list.iter().map(|kv| kv.key.as_str())
     }
 
     /// How many attributes there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
 
     /// The OTLP list.
     pub fn into_vec(self) -> Vec<KeyValue> {
-        self.0
+        self.list
     }
 }
 
@@ -355,12 +397,45 @@ pub(crate) fn trace_as_observation(trace: &Trace) -> Observation {
     o
 }
 
+thread_local! {
+    /// The trace [`encode_spans`] is encoding on this thread (by address) and its observation
+    /// ids, so that [`is_root`] is constant time while a dialect encodes its spans.
+    static ENCODING: RefCell<Option<(usize, HashSet<Uuid>)>> = const { RefCell::new(None) };
+}
+
+/// Clears [`ENCODING`] when the encoding of a trace ends, even by a panic.
+struct TraceScope;
+
+impl TraceScope {
+    fn enter(trace: &Trace) -> Self {
+        let ids = trace.observations.iter().map(|o| o.id).collect();
+        ENCODING.with(|e| *e.borrow_mut() = Some((trace as *const Trace as usize, ids)));
+        TraceScope
+    }
+}
+
+impl Drop for TraceScope {
+    fn drop(&mut self) {
+        ENCODING.with(|e| *e.borrow_mut() = None);
+    }
+}
+
 /// Whether `observation` has no parent within `trace` (its parent, if any, was sent in
-/// another export or lives in another system).
+/// another export or lives in another system). Constant time while [`encode_spans`] encodes
+/// `trace`; otherwise linear in its observations.
 pub fn is_root(trace: &Trace, observation: &Observation) -> bool {
-    observation
-        .parent_id
-        .is_none_or(|p| !trace.observations.iter().any(|o| o.id == p))
+    let Some(parent) = observation.parent_id else {
+        return true;
+    };
+    let address = trace as *const Trace as usize;
+    ENCODING
+        .with(|e| {
+            e.borrow()
+                .as_ref()
+                .filter(|(at, _)| *at == address)
+                .map(|(_, ids)| !ids.contains(&parent))
+        })
+        .unwrap_or_else(|| !trace.observations.iter().any(|o| o.id == parent))
 }
 
 /// The `exception` event OpenTelemetry records for a failure, at the observation's end.
@@ -445,6 +520,8 @@ pub fn encode_spans<D: Dialect + ?Sized>(dialect: &D, traces: &[Arc<Trace>]) -> 
                 span: encode_span(dialect, trace, &o),
             });
         } else {
+            // The trace stays borrowed (so at its address) while the guard lives.
+            let _encoding = TraceScope::enter(trace);
             out.extend(trace.observations.iter().map(|o| IndexedSpan {
                 trace: index,
                 span: encode_span(dialect, trace, o),
@@ -517,6 +594,22 @@ pub fn encode_request<D: Dialect + ?Sized>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn long_attribute_lists_keep_unique_keys() {
+        let mut a = Attributes::new();
+        for i in 0..100 {
+            a.int(format!("k{i}"), i);
+        }
+        a.int("k7", 700).str("k99", "x");
+        assert_eq!(a.len(), 100);
+        assert_eq!(a.get("k7"), Some(&any_value::Value::IntValue(700)));
+        a.remove("k0");
+        assert!(!a.contains("k0") && a.contains("k1") && a.len() == 99);
+        a.int("k50", 5);
+        assert_eq!(a.get("k50"), Some(&any_value::Value::IntValue(5)));
+        assert_eq!(a.keys().next(), Some("k1"));
+    }
 
     #[test]
     fn trace_ids_keep_uuids_and_hash_the_rest() {

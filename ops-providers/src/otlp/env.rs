@@ -4,7 +4,9 @@ use ops_core::provider::{ConfigError, ProviderConfig};
 
 #[cfg(any(feature = "langfuse", feature = "mlflow"))]
 pub(crate) use crate::env::basic_auth;
-pub(crate) use crate::env::{join, set_from, var};
+pub(crate) use crate::env::{
+    TimeoutUnit, join, set_from, set_otlp_timeout, set_timeout_from, set_url_from, url_var, var,
+};
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -35,20 +37,23 @@ pub(crate) fn parse_headers(
     list: &str,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out = Vec::new();
-    for item in list
+    for (position, item) in list
         .split([',', '\n'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .enumerate()
     {
         let (k, v) = item
             .split_once('=')
             .or_else(|| item.split_once(':'))
             .ok_or_else(|| {
+                // The list holds credentials: say where, never what.
                 config.invalid(
                     field,
                     format!(
-                        "{:?} is not `key=value`; write headers as `key1=value1,key2=value2`",
-                        item.chars().take(40).collect::<String>()
+                        "header {} of the list is not `key=value` (its text is not shown); write \
+                         headers as `key1=value1,key2=value2`",
+                        position + 1
                     ),
                 )
             })?;
@@ -60,7 +65,11 @@ pub(crate) fn parse_headers(
         {
             return Err(config.invalid(
                 field,
-                format!("{key:?} is not a valid header name (letters, digits, '-', '_', '.')"),
+                format!(
+                    "header {} of the list has no valid name (letters, digits, '-', '_', '.'; its \
+                     text is not shown)",
+                    position + 1
+                ),
             ));
         }
         out.push((key.to_ascii_lowercase(), percent_decode(v.trim())));
@@ -104,7 +113,17 @@ mod tests {
             err.contains("`headers`") && err.contains("key1=value1"),
             "{err}"
         );
-        assert!(parse_headers(&c, "headers", "bad key=v").is_err());
+        let err = parse_headers(&c, "headers", "x=1,authorization Bearer sk-secret-token")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("header 2") && !err.contains("sk-secret"),
+            "values are never quoted: {err}"
+        );
+        let err = parse_headers(&c, "headers", "bad key sk-secret-token=v")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("sk-secret"), "{err}");
         assert_eq!(percent_decode("a%2Cb%zz%"), "a,b%zz%");
     }
 

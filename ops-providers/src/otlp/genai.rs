@@ -263,15 +263,9 @@ pub fn span_attributes(trace: &Trace, o: &Observation, attrs: &mut Attributes) {
     }
 }
 
-/// The trace's tags followed by the observation's, without repeats.
+/// The trace's tags followed by the observation's, without repeats; linear in the tags.
 pub fn merged_tags(trace: &Trace, o: &Observation) -> Vec<String> {
-    let mut tags: Vec<String> = Vec::new();
-    for t in trace.tags.iter().chain(&o.tags) {
-        if !tags.contains(t) {
-            tags.push(t.clone());
-        }
-    }
-    tags
+    crate::native::unique(trace.tags.iter().chain(&o.tags))
 }
 
 #[cfg(test)]

@@ -7,16 +7,19 @@
 //! - `service_name` (default `ops`): the resource's `service.name`.
 //! - `protocol` (default `http/protobuf`; or `http/json`).
 //! - `compression` (default `gzip`; or `none`).
+//! - `timeout` (default `10`): seconds one request may take, 0.01 to 600.
 //!
 //! Environment (the OpenTelemetry SDK variables): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as
 //! is) or `OTEL_EXPORTER_OTLP_ENDPOINT` (base), `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`,
-//! `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION`.
+//! `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION`, `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (whole
+//! milliseconds; else `OPS_TRACE_EXPORT_TIMEOUT` in seconds). An endpoint variable that is not an
+//! http(s) URL with a host is an error naming it.
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, Provider, ProviderConfig, ProviderFactory, validate_project_name,
-    validate_url_with_path,
+    ConfigError, ConfigField, Provider, ProviderConfig, ProviderFactory, TIMEOUT_FIELD,
+    validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Observation, Trace};
 
@@ -34,10 +37,11 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::with_default("service_name", "ops"),
     ConfigField::with_default("protocol", "http/protobuf"),
     ConfigField::with_default("compression", "gzip"),
+    TIMEOUT_FIELD,
 ];
 
-/// The generic OTLP dialect.
-#[derive(Debug, Clone)]
+/// The generic OTLP dialect. Its Debug output shows header names, never their values.
+#[derive(Clone)]
 pub struct GenericOtlp {
     /// The full traces URL.
     pub endpoint: String,
@@ -49,6 +53,21 @@ pub struct GenericOtlp {
     pub encoding: Encoding,
     /// The body compression.
     pub compression: Compression,
+}
+
+impl std::fmt::Debug for GenericOtlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenericOtlp")
+            .field("endpoint", &ops_core::provider::redact_url(&self.endpoint))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("service_name", &self.service_name)
+            .field("encoding", &self.encoding)
+            .field("compression", &self.compression)
+            .finish()
+    }
 }
 
 impl GenericOtlp {
@@ -96,6 +115,11 @@ impl Dialect for GenericOtlp {
         self.headers.clone()
     }
 
+    fn secrets(&self) -> Vec<String> {
+        // The whole header list is a secret (`authorization`, `x-honeycomb-team`, ...).
+        self.headers.iter().map(|(_, v)| v.clone()).collect()
+    }
+
     fn transport_options(&self) -> TransportOptions {
         TransportOptions {
             encoding: self.encoding,
@@ -125,14 +149,19 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     config.require("endpoint")?;
     validate_url_with_path(config, "endpoint", "", None)?;
     validate_project_name(config, "service_name", "ops");
+    validate_timeout(config)?;
     config.apply_field_rules()?;
     GenericOtlp::from_config(config).map(|_| ())
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let traces = env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    let base = env::var("OTEL_EXPORTER_OTLP_ENDPOINT");
-    let endpoint = traces.or_else(|| base.map(|b| env::traces_url(&b, "/v1/traces")))?;
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let endpoint = match env::url_var(NAME, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
+        Some(traces) => traces,
+        None => match env::url_var(NAME, "OTEL_EXPORTER_OTLP_ENDPOINT")? {
+            Some(base) => env::traces_url(&base, "/v1/traces"),
+            None => return Ok(None),
+        },
+    };
     let mut config = ProviderConfig::new(NAME).with("endpoint", endpoint);
     env::set_from(
         &mut config,
@@ -141,8 +170,8 @@ fn from_env() -> Option<ProviderConfig> {
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             "OTEL_EXPORTER_OTLP_HEADERS",
         ],
-    );
-    env::set_from(&mut config, "service_name", &["OTEL_SERVICE_NAME"]);
+    )?;
+    env::set_from(&mut config, "service_name", &["OTEL_SERVICE_NAME"])?;
     env::set_from(
         &mut config,
         "protocol",
@@ -150,7 +179,7 @@ fn from_env() -> Option<ProviderConfig> {
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
         ],
-    );
+    )?;
     env::set_from(
         &mut config,
         "compression",
@@ -158,18 +187,20 @@ fn from_env() -> Option<ProviderConfig> {
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             "OTEL_EXPORTER_OTLP_COMPRESSION",
         ],
-    );
-    Some(config)
+    )?;
+    env::set_otlp_timeout(&mut config)?;
+    Ok(Some(config))
 }
 
 fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(OtlpProvider::new(GenericOtlp::from_config(
-        config,
-    )?)?))
+    Ok(Box::new(OtlpProvider::with_timeout(
+        GenericOtlp::from_config(config)?,
+        config.timeout()?,
+    )?))
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "OpenTelemetry (OTLP/HTTP)", FIELDS, build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
 }

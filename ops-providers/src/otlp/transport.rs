@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use ops_core::provider::{Redactor, redact_url};
 use ops_core::{ExportError, ExportOutcome};
 use prost::Message;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
@@ -73,7 +74,7 @@ impl Default for TransportOptions {
 }
 
 /// Sends OTLP requests to one endpoint with fixed headers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Transport {
     provider: String,
     client: reqwest::Client,
@@ -81,6 +82,21 @@ pub struct Transport {
     headers: HeaderMap,
     options: TransportOptions,
     rejected: Arc<AtomicU64>,
+    redactor: Redactor,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("provider", &self.provider)
+            .field(
+                "endpoint",
+                &self.redactor.redact(&redact_url(&self.endpoint)),
+            )
+            .field("headers", &crate::http::header_names(&self.headers))
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds the HTTP client every provider uses: rustls, the given timeouts, no proxy
@@ -104,7 +120,21 @@ impl Transport {
             headers,
             options,
             rejected: Arc::new(AtomicU64::new(0)),
+            redactor: Redactor::default(),
         })
+    }
+
+    /// Removes what `redactor` removes from the log lines and Debug output of this transport
+    /// (the provider removes it from its errors).
+    #[must_use]
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// The redactor of the provider's secrets.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The provider name errors carry.
@@ -206,7 +236,7 @@ impl Transport {
                 tracing::warn!(
                     provider = %self.provider,
                     rejected_spans,
-                    message = %message,
+                    message = %self.redactor.redact(&quote(message)),
                     "ops: the OTLP receiver rejected some spans (partial success)"
                 );
             }
