@@ -3,7 +3,8 @@
 //! voluntary context switches are printed.
 //!
 //! `cargo run --release -p ops-core --example enqueue_latency [-- <calls> [<spool dir>]]`: with
-//! a spool directory, every task is also written to the spool (fsync every 200 ms).
+//! a spool directory, every task is also written to the spool (fsync every 200 ms). With
+//! `ROOMY=1` the queue's limits take every call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,18 +51,27 @@ fn answer(query: &str) -> String {
     complete(&format!("{query} with {} documents", docs.len()), 0.2)
 }
 
-fn voluntary_switches() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// This thread's voluntary and involuntary context switches.
+fn switches() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
 }
 
-fn report(what: &str, mut times: Vec<Duration>, switches: u64) {
+fn report(what: &str, mut times: Vec<Duration>, before: (u64, u64)) {
+    let after = switches();
+    let mut slowest: Vec<(usize, Duration)> = times.iter().copied().enumerate().collect();
+    slowest.sort_unstable_by_key(|(_, t)| std::cmp::Reverse(*t));
+    slowest.truncate(5);
     times.sort_unstable();
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     let over = times
@@ -69,13 +79,16 @@ fn report(what: &str, mut times: Vec<Duration>, switches: u64) {
         .filter(|t| **t > Duration::from_micros(50))
         .count();
     println!(
-        "{what}: {} calls, p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}, over 50 µs: {over}; voluntary context switches {switches}",
+        "{what}: {} calls, p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}, over 50 µs: {over}; context switches: voluntary {}, involuntary {}",
         times.len(),
         at(0.5),
         at(0.99),
         at(0.999),
         times[times.len() - 1],
+        after.0 - before.0,
+        after.1 - before.1,
     );
+    println!("  slowest calls (index, time): {slowest:?}");
 }
 
 fn main() {
@@ -83,26 +96,28 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
-    let mut builder = TraceQueueManager::builder().provider(Down);
+    let mut config = ops_core::QueueConfig::default();
+    if std::env::var_os("ROOMY").is_some() {
+        // Every call accepted: the worker stays busy building what it holds.
+        config.max_bytes = 2 << 30;
+        config.max_items = 2 * calls;
+    }
+    let mut builder = TraceQueueManager::builder().config(config).provider(Down);
     if let Some(dir) = std::env::args().nth(2) {
         builder = builder.spool(ops_core::spool::SpoolConfig::new(dir));
     }
     let queue = builder.build().expect("queue");
     let _default = ops_core::set_default(queue.clone());
-    let before = voluntary_switches();
+    let before = switches();
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls {
         let start = Instant::now();
         answer(&format!("question {i}"));
         times.push(start.elapsed());
     }
-    report(
-        "#[traced] root with 2 children",
-        times,
-        voluntary_switches() - before,
-    );
+    report("#[traced] root with 2 children", times, before);
 
-    let before = voluntary_switches();
+    let before = switches();
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls {
         let mut trace = Trace::new(
@@ -119,7 +134,7 @@ fn main() {
         let _ = queue.add_trace_task(task);
         times.push(start.elapsed());
     }
-    report("add_trace_task", times, voluntary_switches() - before);
+    report("add_trace_task", times, before);
     let stats = queue.stats();
     println!(
         "enqueued {}, dropped {} (queue full: {}), exported {}",

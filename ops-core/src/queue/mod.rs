@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::SegQueue;
+use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 
@@ -43,8 +43,9 @@ pub struct QueueConfig {
     /// Tasks per batch; a full batch is exported at once (default 100, env
     /// `TRACE_QUEUE_MANAGER_BATCH_SIZE`; 1 to 10,000,000).
     pub batch_size: usize,
-    /// Tasks waiting for the worker before new ones are dropped (default 1,000,000: a sanity
-    /// cap, `max_bytes` is the bound that matters; 1 to 10,000,000).
+    /// Tasks waiting for the worker before new ones are dropped (default 65,536; 1 to
+    /// 10,000,000). The queue preallocates a 32-byte slot for each. At the default, `max_bytes`
+    /// binds first for any trace over 1 KiB.
     pub max_items: usize,
     /// Bytes of heap the queue's traces may hold, queued or waiting for any provider, before
     /// new tasks are dropped (default 64 MiB; 1 byte to 1 TiB); with the spool on, past it new
@@ -97,7 +98,7 @@ impl Default for QueueConfig {
         Self {
             interval: Duration::from_secs(5),
             batch_size: 100,
-            max_items: 1_000_000,
+            max_items: 65_536,
             max_bytes: 64 << 20,
             provider_backlog: 1_000_000,
             max_batch_bytes: 8 << 20,
@@ -347,12 +348,18 @@ impl TraceQueueBuilder {
 
 /// What holding one trace costs beyond the trace itself: its slot in the queue, its share of
 /// the byte budget, and its place in a lane or two.
-pub(crate) const PER_TRACE: usize = std::mem::size_of::<Queued>() + 160;
+pub(crate) const PER_TRACE: usize = std::mem::size_of::<Queued>()
+    + crate::model::size::alloc(std::mem::size_of::<TraceTask>())
+    + 160;
+
+// A queue slot is the task's box, its size and its extras, and the slot's stamp: 32 bytes.
+const _: () = assert!(std::mem::size_of::<Queued>() == 24);
 
 /// A task waiting for the worker. Kept small: every enqueue moves one into a slot the worker
 /// reads from another core.
 pub(crate) struct Queued {
-    pub(crate) task: TraceTask,
+    /// Boxed, so that the queue's slots stay small.
+    pub(crate) task: Box<TraceTask>,
     /// Bytes counted against `max_bytes` for it.
     pub(crate) size: usize,
     /// What only spooled, replayed or per-app tasks carry.
@@ -370,7 +377,9 @@ pub(crate) struct QueuedExtra {
 }
 
 pub(crate) struct Shared {
-    pub(crate) queue: SegQueue<Queued>,
+    /// Preallocated (32 bytes a slot): the worker frees nothing the callers allocated to take
+    /// a task from it, so the two never contend for the allocator.
+    pub(crate) queue: ArrayQueue<Queued>,
     /// Tasks in `queue`, or taken by the worker and not handed to a lane yet.
     pub(crate) items: CachePadded<AtomicUsize>,
     pub(crate) spool: Option<Spool>,
@@ -445,7 +454,7 @@ impl TraceQueueManager {
             Some(spool_config) => Some(Spool::open(spool_config.clone())?),
         };
         let shared = Arc::new(Shared {
-            queue: SegQueue::new(),
+            queue: ArrayQueue::new(config.max_items),
             items: CachePadded::new(AtomicUsize::new(0)),
             spool,
             router,
@@ -501,7 +510,7 @@ impl TraceQueueManager {
                 return Err(shared.refuse_full());
             }
             shared.push(Queued {
-                task,
+                task: Box::new(task),
                 size,
                 extra: user_id.map(|user_id| {
                     Box::new(QueuedExtra {
@@ -532,7 +541,7 @@ impl TraceQueueManager {
             Ok(Appended::Written { pos, durable }) => {
                 if in_memory {
                     shared.push(Queued {
-                        task,
+                        task: Box::new(task),
                         size,
                         extra: Some(Box::new(QueuedExtra {
                             pos: Some(pos),
@@ -553,7 +562,7 @@ impl TraceQueueManager {
             }
             Ok(Appended::NotWritten) if in_memory => {
                 shared.push(Queued {
-                    task,
+                    task: Box::new(task),
                     size,
                     extra: user_id.map(|user_id| {
                         Box::new(QueuedExtra {
@@ -777,7 +786,17 @@ impl Shared {
 
     /// Queues a task room was reserved for, and wakes the worker when a batch is ready.
     fn push(&self, queued: Queued) {
-        self.queue.push(queued);
+        // `reserve` keeps the tasks queued or being drained within `max_items`, the queue's
+        // capacity; should a slot still be missing, the task is counted as dropped.
+        if let Err(queued) = self.queue.push(queued) {
+            self.unreserve(queued.size);
+            self.counters.drop(
+                DropReason::QueueFull,
+                1,
+                "the queue's item limit is reached",
+            );
+            return;
+        }
         self.counters.enqueued.fetch_add(1, Relaxed);
         // Read-only checks first: once a wake is pending, enqueue writes nothing shared.
         if !self.wake_pending.load(Relaxed)

@@ -18,7 +18,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 pub(crate) const INTERVAL: (Duration, Duration) = (MS, HOUR);
 /// `batch_size` and `TRACE_QUEUE_MANAGER_BATCH_SIZE`: 1 to 10,000,000.
 pub(crate) const BATCH_SIZE: (u64, u64) = (1, 10_000_000);
-/// `max_items` (a sanity cap: the byte budget is what binds): 1 to 10,000,000.
+/// `max_items` (a 32-byte slot each, preallocated): 1 to 10,000,000.
 const MAX_ITEMS: (usize, usize) = (1, 10_000_000);
 /// `max_bytes`: 1 byte to 1 TiB.
 const MAX_BYTES: (usize, usize) = (1, 1 << 40);

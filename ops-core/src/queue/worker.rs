@@ -562,7 +562,7 @@ fn read_back(shared: &Arc<Shared>) -> VecDeque<Queued> {
             let size = r.task.approx_size() + super::PER_TRACE;
             shared.bytes.fetch_add(size, Relaxed);
             Queued {
-                task: r.task,
+                task: Box::new(r.task),
                 size,
                 extra: Some(Box::new(QueuedExtra {
                     pos: Some(r.pos),
@@ -582,6 +582,7 @@ async fn prepare(
     queued: Queued,
 ) -> Option<Prepared> {
     let Queued { task, size, extra } = queued;
+    let task = *task;
     let QueuedExtra {
         pos,
         acked,
@@ -593,8 +594,8 @@ async fn prepare(
         shared.resolve_everywhere(pos);
         return None;
     };
-    if trace.attributes.user_id.is_none() {
-        trace.attributes.user_id = user_id;
+    if trace.attributes.user_id.is_none() && user_id.is_some() {
+        Arc::make_mut(&mut trace).attributes.user_id = user_id;
     }
     // What the trace holds now it is built, in place of the estimate made when queued.
     let built = trace.approx_size() + super::PER_TRACE;
@@ -631,7 +632,7 @@ async fn prepare(
         spool.set_needed(pos, targets.len());
     }
     Some(Prepared {
-        trace: Arc::new(trace),
+        trace,
         pos,
         budget,
         targets,
@@ -639,10 +640,10 @@ async fn prepare(
 }
 
 /// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used.
-fn finish(shared: &Shared, task: TraceTask) -> Option<Trace> {
+fn finish(shared: &Shared, task: TraceTask) -> Option<Arc<Trace>> {
     let trace_id = task.trace_id().clone();
     let limits = shared.config.field_limits;
-    match catch_unwind(AssertUnwindSafe(|| task.finish(&limits))) {
+    match catch_unwind(AssertUnwindSafe(|| task.finish_shared(&limits))) {
         Ok(Ok((trace, cuts))) => {
             if cuts > 0 {
                 shared.counters.truncated.fetch_add(cuts as u64, Relaxed);

@@ -109,6 +109,7 @@ slots!(slots_ref,);
 pub(super) fn cut(payload: &mut Payload, limits: &FieldLimits) -> usize {
     match payload {
         Payload::Trace { trace } => {
+            let trace = std::sync::Arc::make_mut(trace);
             // A vector grown by pushes holds up to twice what it needs, for as long as the
             // trace is queued.
             trace.observations.shrink_to_fit();

@@ -5,6 +5,8 @@
 //! database: the app hands over the data it already has (a [`WorkflowRun`] with its node
 //! executions, a [`MessageRun`], or an info record).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{self, FieldLimits};
@@ -44,7 +46,7 @@ enum Payload {
         message: Box<MessageRun>,
     },
     Trace {
-        trace: Box<Trace>,
+        trace: Arc<Trace>,
     },
     /// A trace recorded by `#[traced]`: its captured inputs and outputs become JSON (and are
     /// masked) in `preprocess`, on the worker.
@@ -167,7 +169,7 @@ impl TraceTask {
             app_id: trace.attributes.app_id.clone(),
             trace_id: trace.id.clone(),
             payload: Payload::Trace {
-                trace: Box::new(trace),
+                trace: Arc::new(trace),
             },
         }
     }
@@ -258,33 +260,46 @@ impl TraceTask {
     /// Builds the trace, masks it and applies `limits`: what every provider receives.
     /// Returns the cuts made.
     pub(crate) fn finish(self, limits: &FieldLimits) -> Result<(Trace, usize), TaskError> {
-        let recorded = self.is_recorded();
+        let (trace, cuts) = self.finish_shared(limits)?;
+        let trace = Arc::try_unwrap(trace).unwrap_or_else(|shared| (*shared).clone());
+        Ok((trace, cuts))
+    }
+
+    /// [`TraceTask::finish`], to a shared trace. A trace handed over built
+    /// ([`TraceTask::from_trace`]) is finished where it lies: the queue's worker then frees
+    /// nothing the app's thread allocated, so the two never contend for the allocator's lock.
+    pub(crate) fn finish_shared(
+        self,
+        limits: &FieldLimits,
+    ) -> Result<(Arc<Trace>, usize), TaskError> {
         if self.is_finished()
             && let Payload::Pending { trace } = self.payload
         {
-            return Ok((trace.into_trace(), 0));
+            return Ok((Arc::new(trace.into_trace()), 0));
         }
-        let mut trace = match self.payload {
-            Payload::Trace { trace } => *trace,
+        let recorded = self.is_recorded();
+        let mut shared = match self.payload {
+            Payload::Trace { trace } => trace,
             Payload::WorkflowRun { run, nodes } => {
                 let (info, nodes) = workflow_info(*run, nodes);
-                workflow_trace(self.trace_id, &info, &nodes)
+                Arc::new(workflow_trace(self.trace_id, &info, &nodes))
             }
             Payload::MessageRun { message } => {
-                message_trace(self.trace_id, &message_info(*message))
+                Arc::new(message_trace(self.trace_id, &message_info(*message)))
             }
-            Payload::Info { info } => info_trace(self.trace_id, *info),
-            Payload::Pending { trace } => trace.into_trace(),
+            Payload::Info { info } => Arc::new(info_trace(self.trace_id, *info)),
+            Payload::Pending { trace } => Arc::new(trace.into_trace()),
         };
+        let trace = Arc::make_mut(&mut shared);
         if trace.attributes.app_id.is_none() {
             trace.attributes.app_id = self.app_id;
         }
-        let mut cuts = limits::truncate_values(&mut trace, limits);
+        let mut cuts = limits::truncate_values(trace, limits);
         if !recorded {
-            crate::context::mask::mask_trace(&mut trace);
+            crate::context::mask::mask_trace(trace);
         }
-        cuts += limits::cap_strings(&mut trace, limits) + limits::sanitize_trace(&mut trace);
-        Ok((trace, cuts))
+        cuts += limits::cap_strings(trace, limits) + limits::sanitize_trace(trace);
+        Ok((shared, cuts))
     }
 }
 
