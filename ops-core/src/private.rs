@@ -17,3 +17,20 @@ pub fn suppress_current_thread() {
 pub fn is_suppressed() -> bool {
     crate::context::is_suppressed()
 }
+
+/// Entry points for the fuzz targets in `fuzz/`: what a process reads from disk or the
+/// environment, reachable without a queue. Not a stable API.
+pub mod fuzz {
+    use std::path::Path;
+
+    /// Reads a spool segment's bytes as a restart would; returns the intact records found.
+    pub fn spool_decode(bytes: &[u8]) -> usize {
+        crate::spool::fuzz_decode(bytes)
+    }
+
+    /// Opens the spool in `dir` as a restart would, reads back every record and resolves
+    /// it; returns how many were read back.
+    pub fn spool_replay(dir: &Path) -> Result<usize, String> {
+        crate::spool::fuzz_replay(dir)
+    }
+}

@@ -880,6 +880,31 @@ impl Spool {
     }
 }
 
+/// See [`crate::__private::fuzz::spool_decode`].
+pub(crate) fn fuzz_decode(bytes: &[u8]) -> usize {
+    record::decode(bytes).records.len()
+}
+
+/// See [`crate::__private::fuzz::spool_replay`].
+pub(crate) fn fuzz_replay(dir: &Path) -> Result<usize, String> {
+    let mut config = SpoolConfig::new(dir);
+    config.fsync = FsyncPolicy::Never;
+    let spool = Spool::open(config).map_err(|e| e.to_string())?;
+    let mut read = 0;
+    while spool.has_waiting() {
+        let batch = spool.take_replay(1 << 20);
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            spool.set_needed(r.pos, 1);
+            spool.resolve("fuzz", &[r.pos]);
+        }
+        read += batch.len();
+    }
+    Ok(read)
+}
+
 /// One line of an acks file.
 #[derive(serde::Serialize)]
 struct AckLine<'a> {
