@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::capture::Captured;
 use super::clock::Anchor;
+use super::husks::{self, Husk};
 use super::mask::{self, Mask};
 use super::site::Site;
 use super::update::{ObservationUpdate, TraceUpdate};
@@ -77,7 +78,14 @@ impl SpanRecord {
         self.data.as_ref().map_or(0, |d| d.size())
     }
 
-    fn into_observation(self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
+    /// The observation the record becomes. What the record held that the observation does not
+    /// keep (its captures, once turned into JSON) goes to `husk`, to be freed elsewhere.
+    fn into_observation(
+        self,
+        anchor: &Anchor,
+        mask: Option<&dyn Mask>,
+        husk: &mut Vec<Husk>,
+    ) -> Observation {
         let masked = |c: &Captured| {
             let mut v = c.to_value();
             mask::apply(mask, &mut v);
@@ -103,20 +111,19 @@ impl SpanRecord {
             completion_start_time: None,
             attributes: TraceAttributes::default(),
         };
-        let Some(data) = self.data else {
+        let Some(mut data) = self.data else {
             return o;
         };
-        let SpanData {
-            inputs,
-            output,
-            status_message,
-            extra: e,
-        } = *data;
-        if !inputs.is_empty() {
-            o.input = Some(masked(&Captured::object(inputs)));
+        if !data.inputs.is_empty() {
+            let inputs = std::mem::take(&mut data.inputs);
+            let object = Captured::object(inputs);
+            o.input = Some(masked(&object));
+            husk.push(Box::new(object));
         }
-        o.output = output.as_ref().map(masked);
-        o.status_message = status_message;
+        o.output = data.output.as_ref().map(masked);
+        o.status_message = data.status_message.take();
+        let e = data.extra.take();
+        husk.push(data);
         let Some(e) = e else {
             return o;
         };
@@ -326,6 +333,8 @@ impl ActiveTrace {
         if part.records.is_empty() {
             return;
         }
+        // Free what an earlier part held here, on a recording thread (see `husks.rs`).
+        husks::free_one();
         // A full queue drops the task and counts it; tracing never fails the caller.
         let _ = self
             .queue
@@ -493,8 +502,11 @@ fn copy_update(e: &ObservationUpdate) -> ObservationUpdate {
     }
 }
 
-/// Turns a part into the trace providers see.
+/// Turns a part into the trace providers see. What its records held and the trace does not
+/// keep is handed back to the recording threads (see `husks.rs`).
 fn build(part: PartData) -> Trace {
+    let size = part.size;
+    let mut husk: Vec<Husk> = Vec::new();
     let mask = part.mask.as_deref();
     let mut trace = Trace::new(
         part.id,
@@ -508,9 +520,11 @@ fn build(part: PartData) -> Trace {
     let mut records = part.records;
     records.sort_by_key(|r| (r.start, r.depth));
     trace.observations = records
-        .into_iter()
-        .map(|r| r.into_observation(&part.anchor, mask))
+        .drain(..)
+        .map(|r| r.into_observation(&part.anchor, mask, &mut husk))
         .collect();
+    husk.push(Box::new(records));
+    husks::give_back(Box::new(husk), size);
     if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
         trace.name = root.name.clone();
         trace.input = root.input.clone();
