@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p examples --example quickstart
 //! OPS_TRACE_FILE=traces.jsonl cargo run -p examples --example quickstart   # also JSON lines
+//! OPS_TRACE_PROVIDER=none cargo run -p examples --example quickstart         # tracing off
 //! ```
 //!
 //! `ops_core::init()` reads `OPS_TRACE_PROVIDER` (default `console`: a tree on stderr). Every
@@ -77,12 +78,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Set up the global queue from the environment. Keep the guard: dropping it delivers
     // whatever is still queued and shuts the queue down.
     ops_providers::link();
-    let _guard = ops_core::init()?;
-    let queue = ops_core::global().expect("init() installs the global queue");
+    let guard = ops_core::init()?;
+    // With `OPS_TRACE_PROVIDER=none` tracing is off: no queue, and traced calls cost one
+    // atomic load. The app runs all the same.
+    let queue = guard.queue();
+    if queue.is_none() {
+        println!("tracing is off (OPS_TRACE_PROVIDER=none); running without it");
+    }
 
     // 1. As it runs: each `#[traced]` call is an observation, nested by who called whom.
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -96,6 +102,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 2. After the fact: a chatflow run the app already has (the run, with its message and
     // conversation, and its node executions). `trace_workflow_run` queues it without
     // blocking; the worker builds the tree message → workflow → nodes.
+    let Some(queue) = queue else {
+        return Ok(());
+    };
     let (run, nodes) = examples::chatflow_run();
     queue.trace_workflow_run(run, nodes)?;
 

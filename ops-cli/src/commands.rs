@@ -56,14 +56,19 @@ enum Open {
 }
 
 async fn store(cli: &Cli, open: Open) -> Result<Arc<dyn ConfigStore>, Failure> {
-    let url = match cli.database.clone().filter(|u| !u.trim().is_empty()) {
-        Some(url) => url,
-        None => config_store::url_from_env()?,
+    let (url, var) = match cli.database.clone().filter(|u| !u.trim().is_empty()) {
+        Some(url) => (url, None),
+        None => {
+            let db = config_store::database_from_env()?;
+            (db.url, db.var)
+        }
     };
-    Ok(match open {
-        Open::Create => config_store::connect(&url).await?,
-        Open::Existing => config_store::connect_existing(&url).await?,
-    })
+    let store = match open {
+        Open::Create => config_store::connect(&url).await,
+        Open::Existing => config_store::connect_existing(&url).await,
+    };
+    // An error names the variable the database came from.
+    Ok(store.map_err(|e| e.from_var(var))?)
 }
 
 /// A manager with the key: the key is loaded first, so a key problem never touches the

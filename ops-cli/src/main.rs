@@ -75,7 +75,7 @@ Exit codes:
 pub(crate) struct Cli {
     /// Config database: postgres://..., sqlite://<path> or a SQLite file path
     /// [default: $OPS_CONFIG_DATABASE_URL, else $OPS_CONFIG_DB, else ./ops-config.db]
-    // The variables are read by `ops_config::store::url_from_env`, whose errors name them
+    // The variables are read by `ops_config::store::database_from_env`, and errors name them
     // (clap's do not).
     #[arg(long, global = true, value_name = "URL")]
     database: Option<String>,
@@ -275,10 +275,12 @@ impl From<ops_config::Error> for Failure {
         use ops_config::Error as E;
         let code = match &e {
             E::Key(_) | E::Crypto(_) => exit::KEY,
-            E::Store(ops_config::StoreError::NotFound { .. }) => exit::NOT_FOUND,
-            E::Store(ops_config::StoreError::Env(_)) => exit::USAGE,
-            E::Store(ops_config::StoreError::WrongTenant { .. }) => exit::INVALID,
-            E::Store(_) => exit::STORE,
+            E::Store(s) => match s.root() {
+                ops_config::StoreError::NotFound { .. } => exit::NOT_FOUND,
+                ops_config::StoreError::Env(_) => exit::USAGE,
+                ops_config::StoreError::WrongTenant { .. } => exit::INVALID,
+                _ => exit::STORE,
+            },
             E::Config(_)
             | E::UnknownProvider(_)
             | E::MaskedWithoutStored(_)

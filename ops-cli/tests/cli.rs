@@ -1167,3 +1167,35 @@ fn aliyun_license_keys_never_show_in_check_or_send_test() {
         "the server was sent the key in the path, and echoed it"
     );
 }
+
+#[test]
+fn a_database_named_by_a_variable_is_named_in_its_errors() {
+    let s = Sandbox::new();
+    // Not found (exit 4): the variable that named the missing file.
+    let missing = s.path("missing").join("config.db");
+    let mut cmd = s.command(&["config", "show", "--app", "a"]);
+    cmd.env("OPS_CONFIG_DB", &missing);
+    let run = s.finish(cmd).code(4);
+    assert!(
+        run.stderr
+            .contains("environment variable OPS_CONFIG_DB: config database")
+            && run.stderr.contains("does not exist"),
+        "{run:#?}"
+    );
+    // A bad URL (exit 7), in the URL variable, which wins over the path.
+    for url in ["::::", "postgres:/typo@127.0.0.1/test"] {
+        let mut cmd = s.command(&["config", "show", "--app", "a"]);
+        cmd.env("OPS_CONFIG_DATABASE_URL", url);
+        let run = s.finish(cmd).code(7);
+        assert!(
+            run.stderr
+                .contains("environment variable OPS_CONFIG_DATABASE_URL: config database URL"),
+            "{url}: {run:#?}"
+        );
+    }
+    // Given on the command line, no variable is named.
+    let run = s
+        .run(&["--database", "::::", "config", "show", "--app", "a"])
+        .code(7);
+    assert!(!run.stderr.contains("environment variable"), "{run:#?}");
+}

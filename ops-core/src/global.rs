@@ -229,8 +229,63 @@ fn selection_from_env() -> Result<Selection, QueueError> {
     // Read later by the local providers and the task builder, which take an unreadable value
     // as unset: refuse it here.
     crate::env::var(crate::local::TRACE_FILE_ENV)?;
-    crate::env::var(crate::FILES_URL_ENV)?;
+    files_url_from_env()?;
     Ok(selection)
+}
+
+/// `FILES_URL`, checked: `Ok(None)` when unset or blank; an error naming it when it is not
+/// UTF-8 or not an http(s) URL with a host. Also read when a message's relative file URLs are
+/// made absolute, where a bad value is a warning and the default is used.
+pub(crate) fn files_url_from_env() -> Result<Option<String>, crate::env::EnvError> {
+    let Some(url) = crate::env::non_blank(crate::FILES_URL_ENV)? else {
+        return Ok(None);
+    };
+    match provider::check_url(&url) {
+        Ok(_) => Ok(Some(url)),
+        Err(reason) => Err(crate::env::EnvError::InvalidSecret {
+            var: crate::FILES_URL_ENV.to_owned(),
+            expected: format!(
+                "{reason}; it is the base URL that relative file URLs are joined to, such as \
+                 http://127.0.0.1:5001 (unset it for that default)"
+            ),
+        }),
+    }
+}
+
+/// The error for a name in `OPS_TRACE_PROVIDER` that no provider is registered under.
+fn unknown_provider(value: &str, e: &provider::UnknownProvider) -> QueueError {
+    let mut name: String = e.name.chars().take(60).collect();
+    if name.len() < e.name.len() {
+        name.push('…');
+    }
+    provider_error(
+        value,
+        format!(
+            "no provider is registered as {name:?}; registered providers: {}. A provider \
+             registers itself when its crate is linked: enable its cargo feature in \
+             ops-providers, or depend on its crate",
+            e.known
+        ),
+    )
+}
+
+/// The error for a provider selected by `OPS_TRACE_PROVIDER` whose environment variables do
+/// not configure it: names the variables to set, and those set but empty.
+fn not_configured(factory: &provider::ProviderFactory) -> provider::ConfigError {
+    let blank = factory.blank_env_vars();
+    let blank = match blank.as_slice() {
+        [] => String::new(),
+        [one] => format!(" ({one} is set but empty)"),
+        more => format!(" ({} are set but empty)", more.join(", ")),
+    };
+    provider::ConfigError::Build {
+        provider: factory.name.to_owned(),
+        message: format!(
+            "selected by {PROVIDER_ENV}, but its environment variables do not configure \
+             it{blank}; {}",
+            factory.describe_env_vars()
+        ),
+    }
 }
 
 /// A queue builder with the providers named by `OPS_TRACE_PROVIDER` (default `console`), each
@@ -250,23 +305,16 @@ pub fn builder_from_env() -> Result<TraceQueueBuilder, QueueError> {
     if let Some(spool) = crate::spool::SpoolConfig::from_env()? {
         builder = builder.spool(spool);
     }
-    for name in &names {
-        let factory = provider::find(name)?;
+    // Every name is looked up before anything is built, so a typo is reported first.
+    let value = names.join(",");
+    let factories = names
+        .iter()
+        .map(|name| provider::find(name).map_err(|e| unknown_provider(&value, &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for factory in factories {
         let built = factory
             .build_from_env()?
-            .ok_or_else(|| provider::ConfigError::Build {
-                provider: factory.name.to_owned(),
-                message: format!(
-                    "selected by {PROVIDER_ENV} but its environment variables are not set; \
-                 its keys are: {}",
-                    factory
-                        .fields
-                        .iter()
-                        .map(|f| f.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })?;
+            .ok_or_else(|| not_configured(factory))?;
         builder = builder.boxed_provider(built);
     }
     Ok(builder)

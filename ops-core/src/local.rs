@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use crate::model::{RenderOptions, Trace};
 use crate::provider::{
-    ConfigError, ConfigField, ExportError, ExportOutcome, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, ExportOutcome, Provider, ProviderConfig,
+    ProviderFactory,
 };
 
 /// The file the local providers write JSON lines to.
@@ -56,7 +57,10 @@ impl LocalProvider {
             .map_err(|e| ConfigError::Invalid {
                 provider: self.name.into(),
                 field: "file".into(),
-                reason: format!("cannot open {path:?} for appending: {e}"),
+                reason: format!(
+                    "cannot open {} for appending: {e}",
+                    crate::provider::quote_value(&path)
+                ),
             })?;
         self.file = Some((path, BufWriter::new(file)));
         Ok(())
@@ -122,26 +126,38 @@ fn build_file(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError>
     Ok(Box::new(LocalProvider::file(config.require("file")?)?))
 }
 
-fn env_config(name: &str) -> ProviderConfig {
-    let config = ProviderConfig::new(name);
+fn env_config(name: &str) -> Result<Option<ProviderConfig>, ConfigError> {
+    let mut config = ProviderConfig::new(name);
     // With both `console` and `file` selected, only `file` writes the file.
-    let file_selected = std::env::var(crate::PROVIDER_ENV)
-        .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("file")));
+    let file_selected = crate::env::var(crate::PROVIDER_ENV)
+        .map_err(|e| config.env_error(e))?
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("file")));
     if name == "console" && file_selected {
-        return config;
+        return Ok(Some(config));
     }
-    match std::env::var(TRACE_FILE_ENV) {
-        Ok(path) if !path.trim().is_empty() => config.with("file", path),
-        _ => config,
+    // A path is used as given (not trimmed); only a blank one counts as unset.
+    if let Some(path) = crate::env::var(TRACE_FILE_ENV).map_err(|e| config.env_error(e))?
+        && !path.trim().is_empty()
+    {
+        config.set_env("file", path, TRACE_FILE_ENV);
     }
+    Ok(Some(config))
 }
+
+/// The variables the local providers read.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets(TRACE_FILE_ENV, "file"),
+    EnvVar::other(crate::PROVIDER_ENV),
+];
 
 inventory::submit! {
     ProviderFactory::new("console", "Console (stderr)", &[ConfigField::optional("file")], build_console)
-        .with_env(|| Some(env_config("console")))
+        .with_env_checked(|| env_config("console"))
+        .with_env_vars(ENV_VARS)
 }
 
 inventory::submit! {
     ProviderFactory::new("file", "JSON lines file", &[ConfigField::with_default("file", "traces.jsonl")], build_file)
-        .with_env(|| Some(env_config("file")))
+        .with_env_checked(|| env_config("file"))
+        .with_env_vars(ENV_VARS)
 }

@@ -185,7 +185,10 @@ fn init_reads_the_environment() {
     let out = run_child("child_init", &[("OPS_TRACE_PROVIDER", "console,nope")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("ERROR unknown trace provider \"nope\"; registered providers:"),
+        stdout.contains(
+            "ERROR environment variable OPS_TRACE_PROVIDER=\"console,nope\" is invalid: no \
+             provider is registered as \"nope\"; registered providers:"
+        ),
         "{stdout}"
     );
 }

@@ -24,7 +24,7 @@
 
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
@@ -276,9 +276,10 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let Some(license) = license else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME).with("license_key", license);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("license_key", license, "ALIYUN_ARMS_LICENSE_KEY");
     if let Some(e) = endpoint {
-        config.set("endpoint", e);
+        config.set_env("endpoint", e, "ALIYUN_ARMS_ENDPOINT");
     }
     env::set_from(&mut config, "app_name", &["ALIYUN_ARMS_APP_NAME"])?;
     env::set_otlp_timeout(&mut config)?;
@@ -296,7 +297,19 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Alibaba Cloud ARMS", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The ARMS variables (`HOSTNAME` names the host in the resource).
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("ALIYUN_ARMS_LICENSE_KEY", "license_key"),
+    EnvVar::sets("ALIYUN_ARMS_ENDPOINT", "endpoint"),
+    EnvVar::sets("ALIYUN_ARMS_APP_NAME", "app_name"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+    EnvVar::other("HOSTNAME"),
+];
 
 #[cfg(test)]
 mod tests {

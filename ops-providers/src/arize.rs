@@ -13,7 +13,7 @@
 //! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds) or `OPS_TRACE_EXPORT_TIMEOUT` (seconds).
 
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url,
 };
 use ops_core::{Observation, Trace, async_trait};
@@ -125,9 +125,9 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let (Some(api_key), Some(space_id)) = (api_key, space_id) else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME)
-        .with("api_key", api_key)
-        .with("space_id", space_id);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("api_key", api_key, "ARIZE_API_KEY");
+    config.set_env("space_id", space_id, "ARIZE_SPACE_ID");
     env::set_from(&mut config, "project", &["ARIZE_PROJECT_NAME"])?;
     env::set_otlp_timeout(&mut config)?;
     Ok(Some(config))
@@ -144,4 +144,15 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Arize", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The Arize SDK's variables.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("ARIZE_API_KEY", "api_key"),
+    EnvVar::sets("ARIZE_SPACE_ID", "space_id"),
+    EnvVar::sets("ARIZE_PROJECT_NAME", "project"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];

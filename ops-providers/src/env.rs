@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use ops_core::provider::{ConfigError, ProviderConfig, TIMEOUT_FIELD, check_url};
+use ops_core::provider::{ConfigError, EnvVar, ProviderConfig, TIMEOUT_FIELD, check_url};
 
 /// The error for environment variable `var` of `provider`.
 fn env_error(provider: &str, error: ops_core::env::EnvError) -> ConfigError {
@@ -30,24 +30,27 @@ pub(crate) fn var(provider: &str, name: &str) -> Result<Option<String>, ConfigEr
     ops_core::env::non_blank(name).map_err(|e| env_error(provider, e))
 }
 
-/// The first of `names` that is set (and not blank).
-pub(crate) fn first_var(provider: &str, names: &[&str]) -> Result<Option<String>, ConfigError> {
+/// The first of `names` that is set (and not blank), with its name.
+pub(crate) fn first_var<'a>(
+    provider: &str,
+    names: &[&'a str],
+) -> Result<Option<(&'a str, String)>, ConfigError> {
     for name in names {
         if let Some(v) = var(provider, name)? {
-            return Ok(Some(v));
+            return Ok(Some((name, v)));
         }
     }
     Ok(None)
 }
 
-/// Sets `key` in `config` from the first of `names` that is set.
+/// Sets `key` in `config` from the first of `names` that is set, remembering the variable.
 pub(crate) fn set_from(
     config: &mut ProviderConfig,
     key: &str,
     names: &[&str],
 ) -> Result<(), ConfigError> {
-    if let Some(v) = first_var(config.provider(), names)? {
-        config.set(key, v);
+    if let Some((name, v)) = first_var(config.provider(), names)? {
+        config.set_env(key, v, name);
     }
     Ok(())
 }
@@ -78,7 +81,7 @@ pub(crate) fn set_url_from(
 ) -> Result<(), ConfigError> {
     for name in names {
         if let Some(v) = url_var(config.provider(), name)? {
-            config.set(key, v);
+            config.set_env(key, v, *name);
             break;
         }
     }
@@ -93,6 +96,15 @@ pub(crate) const EXPORT_TIMEOUT_ENV: &str = "OPS_TRACE_EXPORT_TIMEOUT";
 pub(crate) const OTLP_TIMEOUT_ENVS: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
+];
+
+/// [`EXPORT_TIMEOUT_ENV`] as a declared variable.
+pub(crate) const EXPORT_TIMEOUT_VAR: EnvVar = EnvVar::sets(EXPORT_TIMEOUT_ENV, "timeout");
+/// The OTLP timeouts ([`OTLP_TIMEOUT_ENVS`]) as declared variables.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) const OTLP_TIMEOUT_VARS: [EnvVar; 2] = [
+    EnvVar::sets(OTLP_TIMEOUT_ENVS[0], "timeout"),
+    EnvVar::sets(OTLP_TIMEOUT_ENVS[1], "timeout"),
 ];
 
 const TIMEOUT_MIN: Duration = Duration::from_millis(10);
@@ -126,7 +138,7 @@ pub(crate) fn set_timeout_from(
         })
         .map_err(|e| env_error(&provider, e))?;
         if let Some(d) = parsed {
-            config.set(TIMEOUT_FIELD.name, format!("{}", d.as_secs_f64()));
+            config.set_env(TIMEOUT_FIELD.name, format!("{}", d.as_secs_f64()), name);
             return Ok(());
         }
     }

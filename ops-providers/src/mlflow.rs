@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_integer_id, validate_timeout, validate_url, validate_url_with_path,
 };
 use ops_core::{Observation, ObservationKind, Trace, async_trait};
@@ -408,17 +408,32 @@ fn validate_mlflow(config: &mut ProviderConfig) -> Result<(), ConfigError> {
     {
         return Err(config.invalid(
             "tracking_uri",
-            format!("{uri:?} is a Databricks URI; use the `databricks` provider for Databricks"),
+            format!(
+                "{} is a Databricks URI; use the `databricks` provider for Databricks",
+                ops_core::provider::quote_value(uri)
+            ),
         ));
     }
     validate_url_with_path(config, "tracking_uri", DEFAULT_TRACKING_URI, None)?;
     config.apply_field_rules()?;
     validate_integer_id(config, "experiment_id")?;
-    if config.get("username").is_some() != config.get("password").is_some() {
-        return Err(config.invalid(
-            "username",
-            "set both `username` and `password` for HTTP Basic auth, or neither",
-        ));
+    // The error names the half that is missing.
+    match (config.get("username"), config.get("password")) {
+        (Some(_), None) => {
+            return Err(config.invalid(
+                "password",
+                "`username` is set but `password` is not; set both for HTTP Basic auth, or \
+                 neither",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(config.invalid(
+                "username",
+                "`password` is set but `username` is not; set both for HTTP Basic auth, or \
+                 neither",
+            ));
+        }
+        _ => {}
     }
     validate_timeout(config)?;
     Ok(())
@@ -445,7 +460,8 @@ fn mlflow_from_env() -> Result<Option<ProviderConfig>, ConfigError> {
         return Ok(None);
     }
     let uri = env::url_var(MLFLOW, "MLFLOW_TRACKING_URI")?.unwrap_or(uri);
-    let mut config = ProviderConfig::new(MLFLOW).with("tracking_uri", uri);
+    let mut config = ProviderConfig::new(MLFLOW);
+    config.set_env("tracking_uri", uri, "MLFLOW_TRACKING_URI");
     env::set_from(&mut config, "experiment_id", &["MLFLOW_EXPERIMENT_ID"])?;
     env::set_from(&mut config, "username", &["MLFLOW_TRACKING_USERNAME"])?;
     env::set_from(&mut config, "password", &["MLFLOW_TRACKING_PASSWORD"])?;
@@ -459,9 +475,9 @@ fn databricks_from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let (Some(host), Some(experiment)) = (host, experiment) else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(DATABRICKS)
-        .with("host", host)
-        .with("experiment_id", experiment);
+    let mut config = ProviderConfig::new(DATABRICKS);
+    config.set_env("host", host, "DATABRICKS_HOST");
+    config.set_env("experiment_id", experiment, "MLFLOW_EXPERIMENT_ID");
     env::set_from(&mut config, "personal_access_token", &["DATABRICKS_TOKEN"])?;
     env::set_from(&mut config, "client_id", &["DATABRICKS_CLIENT_ID"])?;
     env::set_from(&mut config, "client_secret", &["DATABRICKS_CLIENT_SECRET"])?;
@@ -487,10 +503,35 @@ ops_core::inventory::submit! {
     ProviderFactory::new(MLFLOW, "MLflow", MLFLOW_FIELDS, build_mlflow)
         .with_validate(validate_mlflow)
         .with_env_checked(mlflow_from_env)
+        .with_env_vars(MLFLOW_ENV_VARS)
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(DATABRICKS, "Databricks", DATABRICKS_FIELDS, build_databricks)
         .with_validate(validate_databricks)
         .with_env_checked(databricks_from_env)
+        .with_env_vars(DATABRICKS_ENV_VARS)
 }
+
+/// The MLflow SDK's variables (a `databricks` tracking URI selects `databricks` instead).
+const MLFLOW_ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("MLFLOW_TRACKING_URI", "tracking_uri"),
+    EnvVar::sets("MLFLOW_EXPERIMENT_ID", "experiment_id"),
+    EnvVar::sets("MLFLOW_TRACKING_USERNAME", "username"),
+    EnvVar::sets("MLFLOW_TRACKING_PASSWORD", "password"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
+
+/// The Databricks SDK's variables.
+const DATABRICKS_ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("DATABRICKS_HOST", "host"),
+    EnvVar::sets("MLFLOW_EXPERIMENT_ID", "experiment_id"),
+    EnvVar::sets("DATABRICKS_TOKEN", "personal_access_token"),
+    EnvVar::sets("DATABRICKS_CLIENT_ID", "client_id"),
+    EnvVar::sets("DATABRICKS_CLIENT_SECRET", "client_secret"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];

@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use ops_core::limits::split_batches;
 use ops_core::model::{SemanticKind, UsageUnit};
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{ExportOutcome, Level, Observation, ObservationKind, Trace, async_trait};
@@ -607,12 +607,12 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     }
     let mut config = ProviderConfig::new(NAME);
     if let Some(k) = key {
-        config.set("api_key", k);
+        config.set_env("api_key", k, "OPIK_API_KEY");
     }
     if let Some(u) = url {
         // The SDK takes `http://localhost:5173/api`; Dify's key wants the trailing slash.
         let u = u.trim_end_matches('/');
-        config.set("url", format!("{u}/"));
+        config.set_env("url", format!("{u}/"), "OPIK_URL_OVERRIDE");
     }
     env::set_from(&mut config, "workspace", &["OPIK_WORKSPACE"])?;
     env::set_from(&mut config, "project", &["OPIK_PROJECT_NAME"])?;
@@ -628,7 +628,17 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Opik", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The Opik SDK's variables.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("OPIK_API_KEY", "api_key"),
+    EnvVar::sets("OPIK_URL_OVERRIDE", "url"),
+    EnvVar::sets("OPIK_WORKSPACE", "workspace"),
+    EnvVar::sets("OPIK_PROJECT_NAME", "project"),
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@
 //! the project URL is `{endpoint}/projects/{project id}`.
 
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Observation, Trace, async_trait};
@@ -181,10 +181,10 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     }
     let mut config = ProviderConfig::new(NAME);
     if let Some(e) = endpoint {
-        config.set("endpoint", base_of(&e));
+        config.set_env("endpoint", base_of(&e), "PHOENIX_COLLECTOR_ENDPOINT");
     }
     if let Some(k) = api_key {
-        config.set("api_key", k);
+        config.set_env("api_key", k, "PHOENIX_API_KEY");
     }
     env::set_from(&mut config, "project", &["PHOENIX_PROJECT_NAME"])?;
     env::set_otlp_timeout(&mut config)?;
@@ -202,7 +202,18 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Arize Phoenix", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The Phoenix SDK's variables.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("PHOENIX_COLLECTOR_ENDPOINT", "endpoint"),
+    EnvVar::sets("PHOENIX_API_KEY", "api_key"),
+    EnvVar::sets("PHOENIX_PROJECT_NAME", "project"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
 
 #[cfg(test)]
 mod tests {

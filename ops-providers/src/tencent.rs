@@ -22,7 +22,7 @@
 
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
@@ -209,9 +209,9 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let (Some(token), Some(endpoint)) = (token, endpoint) else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME)
-        .with("token", token)
-        .with("endpoint", endpoint);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("token", token, "TENCENT_APM_TOKEN");
+    config.set_env("endpoint", endpoint, "TENCENT_APM_ENDPOINT");
     env::set_from(&mut config, "service_name", &["TENCENT_APM_SERVICE_NAME"])?;
     env::set_otlp_timeout(&mut config)?;
     Ok(Some(config))
@@ -228,7 +228,19 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Tencent Cloud APM", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The APM variables (`HOSTNAME` names the host in the resource).
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("TENCENT_APM_TOKEN", "token"),
+    EnvVar::sets("TENCENT_APM_ENDPOINT", "endpoint"),
+    EnvVar::sets("TENCENT_APM_SERVICE_NAME", "service_name"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+    EnvVar::other("HOSTNAME"),
+];
 
 #[cfg(test)]
 mod tests {

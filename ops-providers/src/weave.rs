@@ -36,7 +36,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ops_core::limits::split_batches;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{ExportOutcome, Level, Observation, Trace, async_trait};
@@ -798,7 +798,8 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let Some(key) = env::var(NAME, "WANDB_API_KEY")? else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME).with("api_key", key);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("api_key", key, "WANDB_API_KEY");
     env::set_url_from(&mut config, "endpoint", &["WF_TRACE_SERVER_URL"])?;
     env::set_url_from(&mut config, "host", &["WANDB_BASE_URL"])?;
     env::set_from(&mut config, "entity", &["WANDB_ENTITY"])?;
@@ -815,7 +816,19 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "W&B Weave", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The W&B SDK's variables.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("WANDB_API_KEY", "api_key"),
+    EnvVar::sets("WF_TRACE_SERVER_URL", "endpoint"),
+    EnvVar::sets("WANDB_BASE_URL", "host"),
+    EnvVar::sets("WANDB_ENTITY", "entity"),
+    EnvVar::sets("WANDB_PROJECT", "project"),
+    EnvVar::sets("WEAVE_PROJECT", "project"),
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,8 @@ use std::sync::Arc;
 
 use ops_core::Trace;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, ExportOutcome, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, ExportOutcome, Provider, ProviderConfig,
+    ProviderFactory,
 };
 
 /// The name apps select the provider by.
@@ -164,13 +165,24 @@ fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
     Ok(Box::new(provider))
 }
 
-fn from_env() -> Option<ProviderConfig> {
-    let path = std::env::var(FILE_ENV).ok()?;
-    Some(ProviderConfig::new(NAME).with("path", path))
+/// Reads `OPS_SUMMARY_FILE` through `ops_core::env`, so a value that is not UTF-8 is an error
+/// naming the variable (not "unset"), and records where `path` came from, so that an error
+/// about `path` names the variable too.
+fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
+    let mut config = ProviderConfig::new(NAME);
+    let path = ops_core::env::var(FILE_ENV).map_err(|e| config.env_error(e))?;
+    match path.filter(|p| !p.trim().is_empty()) {
+        Some(path) => {
+            config.set_env("path", path, FILE_ENV);
+            Ok(Some(config))
+        }
+        None => Ok(None),
+    }
 }
 
 ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Trace summary file", &[ConfigField::optional("path").required()], build)
         .with_validate(validate)
-        .with_env(from_env)
+        .with_env_checked(from_env)
+        .with_env_vars(&[EnvVar::sets(FILE_ENV, "path")])
 }

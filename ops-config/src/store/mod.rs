@@ -153,6 +153,15 @@ pub enum StoreError {
     /// An environment variable naming the database cannot be read.
     #[error(transparent)]
     Env(#[from] ops_core::env::EnvError),
+    /// The database named by an environment variable cannot be used: the error names the
+    /// variable ([`connect_from_env`]).
+    #[error("environment variable {var}: {error}")]
+    FromEnv {
+        /// The variable the URL or path came from.
+        var: &'static str,
+        /// What is wrong with the database it names.
+        error: Box<StoreError>,
+    },
     /// A stored row cannot be read back.
     #[error("the stored {provider} config of app {app_id} is corrupt: {reason}")]
     Corrupt {
@@ -236,14 +245,61 @@ pub trait ConfigStore: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
 }
 
-/// The database URL from the environment: `OPS_CONFIG_DATABASE_URL`, else the SQLite file in
-/// `OPS_CONFIG_DB`, else `ops-config.db`. A value that is not UTF-8 is an error naming the
-/// variable.
-pub fn url_from_env() -> Result<String, StoreError> {
-    if let Some(url) = ops_core::env::non_blank(DATABASE_URL_ENV)? {
-        return Ok(url);
+impl StoreError {
+    /// The error itself, without the variable that named the database
+    /// ([`StoreError::FromEnv`]): for telling kinds of errors apart.
+    pub fn root(&self) -> &StoreError {
+        match self {
+            StoreError::FromEnv { error, .. } => error.root(),
+            other => other,
+        }
     }
-    Ok(ops_core::env::non_blank(DB_PATH_ENV)?.unwrap_or_else(|| DEFAULT_DB_PATH.to_owned()))
+
+    /// This error, naming `var` when the database came from that environment variable.
+    #[must_use]
+    pub fn from_var(self, var: Option<&'static str>) -> StoreError {
+        match var {
+            Some(var) if !matches!(self, StoreError::FromEnv { .. } | StoreError::Env(_)) => {
+                StoreError::FromEnv {
+                    var,
+                    error: Box::new(self),
+                }
+            }
+            _ => self,
+        }
+    }
+}
+
+/// The config database the environment names ([`database_from_env`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvDatabase {
+    /// The URL or file path.
+    pub url: String,
+    /// The variable it came from; `None` for the default, [`DEFAULT_DB_PATH`].
+    pub var: Option<&'static str>,
+}
+
+/// The database the environment names: `OPS_CONFIG_DATABASE_URL`, else the SQLite file in
+/// `OPS_CONFIG_DB`, else `ops-config.db`, with the variable it came from. A value that is not
+/// UTF-8 is an error naming the variable.
+pub fn database_from_env() -> Result<EnvDatabase, StoreError> {
+    for var in [DATABASE_URL_ENV, DB_PATH_ENV] {
+        if let Some(url) = ops_core::env::non_blank(var)? {
+            return Ok(EnvDatabase {
+                url,
+                var: Some(var),
+            });
+        }
+    }
+    Ok(EnvDatabase {
+        url: DEFAULT_DB_PATH.to_owned(),
+        var: None,
+    })
+}
+
+/// The database URL from the environment ([`database_from_env`], without the variable).
+pub fn url_from_env() -> Result<String, StoreError> {
+    Ok(database_from_env()?.url)
 }
 
 /// What a database URL names.
@@ -324,9 +380,11 @@ pub async fn connect_existing(url: &str) -> Result<Arc<dyn ConfigStore>, StoreEr
     }
 }
 
-/// Opens the store named by the environment ([`url_from_env`]).
+/// Opens the store named by the environment ([`database_from_env`]); an error names the
+/// variable the database came from ([`StoreError::FromEnv`]).
 pub async fn connect_from_env() -> Result<Arc<dyn ConfigStore>, StoreError> {
-    connect(&url_from_env()?).await
+    let db = database_from_env()?;
+    connect(&db.url).await.map_err(|e| e.from_var(db.var))
 }
 
 /// `url` with the password, if any, replaced by `***`.

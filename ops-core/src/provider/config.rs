@@ -19,6 +19,9 @@ pub struct ConfigField {
     pub required: bool,
     /// The value used when none is given.
     pub default: Option<&'static str>,
+    /// Whether the value may span lines (line breaks and tabs allowed, as in a header list).
+    /// Every other value is one line without control characters.
+    pub multiline: bool,
 }
 
 impl ConfigField {
@@ -29,6 +32,7 @@ impl ConfigField {
             secret: true,
             required: true,
             default: None,
+            multiline: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl ConfigField {
             secret: false,
             required: false,
             default: None,
+            multiline: false,
         }
     }
 
@@ -49,6 +54,7 @@ impl ConfigField {
             secret: false,
             required: false,
             default: Some(default),
+            multiline: false,
         }
     }
 
@@ -65,15 +71,39 @@ impl ConfigField {
         self.required = false;
         self
     }
+
+    /// Lets the value span lines: line breaks and tabs are allowed (other control characters
+    /// still are not).
+    #[must_use]
+    pub const fn multiline(mut self) -> Self {
+        self.multiline = true;
+        self
+    }
 }
 
 /// A provider's config: string values by key. Secret values never appear in `Debug`.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// A value read from an environment variable ([`ProviderConfig::set_env`]) remembers the
+/// variable, so that an error about its key can name the variable to fix; equality ignores
+/// where values came from.
+#[derive(Clone, Default)]
 pub struct ProviderConfig {
     provider: String,
     values: BTreeMap<String, String>,
     secret_keys: Vec<&'static str>,
+    /// The environment variable each key's value was read from, for those that were.
+    env_sources: BTreeMap<String, String>,
 }
+
+impl PartialEq for ProviderConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.provider == other.provider
+            && self.values == other.values
+            && self.secret_keys == other.secret_keys
+    }
+}
+
+impl Eq for ProviderConfig {}
 
 /// What is wrong with a provider config. Every variant names the provider and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +156,91 @@ pub enum ConfigError {
         /// What went wrong.
         message: String,
     },
+    /// An error about a key whose value was read from an environment variable (a
+    /// [`ConfigError::Missing`] or [`ConfigError::Invalid`] of a config built by
+    /// [`ProviderFactory::build_from_env`]): it names the variable to fix, and the key.
+    #[error("environment variable {var}: {error}")]
+    FromEnv {
+        /// The variable the key's value came from.
+        var: String,
+        /// The error about the key.
+        error: Box<ConfigError>,
+    },
+    /// An error about a key that no environment variable gave a value, of a config built by
+    /// [`ProviderFactory::build_from_env`]: it names the variables that set the key.
+    #[error("{error}; {}", unset_vars_hint(error, vars, empty))]
+    EnvUnset {
+        /// The variables that set the key, in the order they are read.
+        vars: Vec<String>,
+        /// Those of `vars` that are set but blank.
+        empty: Vec<String>,
+        /// The error about the key.
+        error: Box<ConfigError>,
+    },
+}
+
+/// The most characters of a value [`quote_value`] shows.
+const QUOTED_CHARS: usize = 100;
+
+/// `value` quoted for an error message (as `{:?}` does), cut to its first 100 characters with
+/// a note of its length, so that a huge value cannot make a huge message. Never use it for a
+/// secret.
+pub fn quote_value(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= QUOTED_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(QUOTED_CHARS).collect();
+        format!("{head:?}… ({count} characters)")
+    }
+}
+
+/// `vars` joined as `A`, `A or B`, `A, B or C`.
+pub(crate) fn either(vars: &[impl AsRef<str>]) -> String {
+    join_words(vars, "or")
+}
+
+/// `words` joined as `A`, `A and B`, `A, B and C` (with `last` for "and").
+fn join_words(words: &[impl AsRef<str>], last: &str) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [init @ .., end] => format!(
+            "{} {last} {}",
+            init.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", "),
+            end.as_ref()
+        ),
+    }
+}
+
+fn unset_vars_hint(error: &ConfigError, vars: &[String], empty: &[String]) -> String {
+    let key = error.field().unwrap_or("it");
+    let read = format!("`{key}` is read from environment variable {}", either(vars));
+    match (vars, empty) {
+        ([_], []) => format!("{read}, which is not set"),
+        (_, []) => format!("{read}; none of them is set"),
+        ([_], _) => format!("{read}, which is set but empty"),
+        (_, [one]) => format!("{read}; {one} is set but empty"),
+        _ => format!("{read}; {} are set but empty", join_words(empty, "and")),
+    }
+}
+
+impl ConfigError {
+    /// The config key the error is about, when it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Missing { field, .. }
+            | ConfigError::Invalid { field, .. }
+            | ConfigError::UnknownField { field, .. } => Some(field),
+            ConfigError::FromEnv { error, .. } | ConfigError::EnvUnset { error, .. } => {
+                error.field()
+            }
+            _ => None,
+        }
+    }
 }
 
 impl ProviderConfig {
@@ -139,6 +254,7 @@ impl ProviderConfig {
             provider,
             values: BTreeMap::new(),
             secret_keys,
+            env_sources: BTreeMap::new(),
         }
     }
 
@@ -149,13 +265,43 @@ impl ProviderConfig {
         self
     }
 
-    /// Sets `key` to `value`.
+    /// Sets `key` to `value` (given in code: it forgets any variable the key was read from).
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.values.insert(key.into(), value.into());
+        let key = key.into();
+        self.env_sources.remove(&key);
+        self.values.insert(key, value.into());
+    }
+
+    /// Sets `key` to `value`, read from environment variable `var` (or derived from its
+    /// value): errors about the key then name the variable (see
+    /// [`ProviderFactory::build_from_env`]).
+    pub fn set_env(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        var: impl Into<String>,
+    ) {
+        let key = key.into();
+        self.values.insert(key.clone(), value.into());
+        self.env_sources.insert(key, var.into());
+    }
+
+    /// The environment variable the value of `key` was read from, when it was
+    /// ([`ProviderConfig::set_env`]).
+    pub fn env_source(&self, key: &str) -> Option<&str> {
+        self.env_sources.get(key).map(String::as_str)
+    }
+
+    /// Every key whose value was read from an environment variable, with the variable.
+    pub fn env_sources(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env_sources
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.env_sources.remove(key);
         self.values.remove(key)
     }
 
@@ -235,6 +381,41 @@ impl ProviderConfig {
         Ok(())
     }
 
+    /// Checks that no value holds a control character (NUL, a line break, an escape...): such
+    /// a value cannot go into an HTTP header, a URL or a one-line setting, so it is an
+    /// [`ConfigError::Invalid`] naming the key for every provider. Keys declared
+    /// [`ConfigField::multiline`] may hold line breaks and tabs. The value is not shown (it
+    /// may be a secret), only where the character is.
+    pub(super) fn check_values(&self, factory: &ProviderFactory) -> Result<(), ConfigError> {
+        for (key, value) in &self.values {
+            let multiline = factory.fields.iter().any(|f| f.name == key && f.multiline);
+            let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+            if let Some((at, c)) = value
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| c.is_control() && !allowed(c))
+            {
+                let fix = if multiline {
+                    "remove it (of the control characters only line breaks and tabs are allowed \
+                     here)"
+                } else {
+                    "write the value as one line of text without control characters"
+                };
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "it holds a control character (U+{:04X}, character {} of {}; the value \
+                         is not shown); {fix}",
+                        u32::from(c),
+                        at + 1,
+                        value.chars().count(),
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A [`Redactor`] that removes the values of this config's secret keys (and their
     /// percent-encoded and escaped forms) from text.
     pub fn redactor(&self) -> Redactor {
@@ -259,12 +440,13 @@ impl ProviderConfig {
         }
     }
 
-    /// Sets `key` from environment variable `var` when it is set and not blank; an error names
-    /// the variable when it is not UTF-8.
+    /// Sets `key` from environment variable `var` when it is set and not blank (trimmed, and
+    /// remembering the variable: [`ProviderConfig::set_env`]); an error names the variable
+    /// when it is not UTF-8.
     pub fn set_from_env(&mut self, key: &str, var: &str) -> Result<bool, ConfigError> {
         match crate::env::non_blank(var).map_err(|e| self.env_error(e))? {
             Some(v) => {
-                self.set(key, v);
+                self.set_env(key, v, var);
                 Ok(true)
             }
             None => Ok(false),
@@ -292,7 +474,11 @@ impl fmt::Debug for ProviderConfig {
             }
         }
         map.finish()?;
-        write!(f, " ({})", self.provider)
+        write!(f, " ({})", self.provider)?;
+        if !self.env_sources.is_empty() {
+            write!(f, " from env {:?}", self.env_sources)?;
+        }
+        Ok(())
     }
 }
 
@@ -308,7 +494,7 @@ fn parse_timeout(config: &ProviderConfig, value: Option<&str>) -> Result<Duratio
     match value {
         None => Ok(DEFAULT_TIMEOUT),
         Some(v) => crate::env::seconds(v, TIMEOUT_RANGE.0, TIMEOUT_RANGE.1)
-            .map_err(|e| config.invalid(TIMEOUT_FIELD.name, format!("{v:?}: {e}"))),
+            .map_err(|e| config.invalid(TIMEOUT_FIELD.name, format!("{}: {e}", quote_value(v)))),
     }
 }
 
@@ -517,20 +703,20 @@ fn parse_url(config: &ProviderConfig, field: &str, value: &str) -> Result<url::U
 /// `value` as an http(s) URL with a host, or why it is not one (the value shown with any
 /// password removed). Shared by the validators and the environment readers of providers.
 pub fn check_url(value: &str) -> Result<url::Url, String> {
-    let shown = redact_url(value);
+    let shown = quote_value(&redact_url(value));
     // `http:///x` parses with host `x`: an empty authority is no host, whatever follows.
     if let Some((_, rest)) = value.trim().split_once("://")
         && (rest.is_empty() || rest.starts_with(['/', '?', '#']))
     {
-        return Err(format!("{shown:?} has no host"));
+        return Err(format!("{shown} has no host"));
     }
     let url = url::Url::parse(value.trim())
-        .map_err(|e| format!("{shown:?} is not a URL ({e}); expected e.g. https://host"))?;
+        .map_err(|e| format!("{shown} is not a URL ({e}); expected e.g. https://host"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{shown:?} must start with http:// or https://"));
+        return Err(format!("{shown} must start with http:// or https://"));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{shown:?} has no host"));
+        return Err(format!("{shown} has no host"));
     }
     Ok(url)
 }
@@ -602,7 +788,7 @@ pub fn validate_integer_id(
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(config.invalid(
             field,
-            format!("{value:?} must be digits only, like 0 or 123"),
+            format!("{} must be digits only, like 0 or 123", quote_value(&value)),
         ));
     }
     config.set(field, value.clone());
@@ -779,6 +965,99 @@ mod tests {
         let r = c.redactor();
         assert_eq!(r.redact("https://h sk-very-secret"), "https://h <redacted>");
         assert!(!format!("{r:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn values_remember_the_variable_they_came_from_but_compare_without_it() {
+        let mut from_env = ProviderConfig::new("x");
+        from_env.set_env("host", "https://h", "X_HOST");
+        assert_eq!(from_env.env_source("host"), Some("X_HOST"));
+        assert_eq!(
+            from_env.env_sources().collect::<Vec<_>>(),
+            [("host", "X_HOST")]
+        );
+        let in_code = ProviderConfig::new("x").with("host", "https://h");
+        assert_eq!(in_code.env_source("host"), None);
+        assert_eq!(from_env, in_code, "equality ignores where values came from");
+        let mut c = from_env.clone();
+        c.set("host", "https://other");
+        assert_eq!(
+            c.env_source("host"),
+            None,
+            "a value set in code has no variable"
+        );
+        let mut c = from_env.clone();
+        c.remove("host");
+        assert_eq!(c.env_source("host"), None);
+    }
+
+    #[test]
+    fn errors_of_env_values_name_the_variable_and_the_key() {
+        let invalid = ProviderConfig::new("x").invalid("protocol", "\"0\" is not supported");
+        assert_eq!(invalid.field(), Some("protocol"));
+        let e = ConfigError::FromEnv {
+            var: "X_PROTOCOL".into(),
+            error: Box::new(invalid.clone()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "environment variable X_PROTOCOL: x: `protocol` is invalid: \"0\" is not supported"
+        );
+        assert_eq!(e.field(), Some("protocol"));
+        let unset = |vars: &[&str], empty: &[&str]| {
+            ConfigError::EnvUnset {
+                vars: vars.iter().map(|v| (*v).to_owned()).collect(),
+                empty: empty.iter().map(|v| (*v).to_owned()).collect(),
+                error: Box::new(invalid.clone()),
+            }
+            .to_string()
+        };
+        for (vars, empty, tail) in [
+            (
+                &["A"][..],
+                &[][..],
+                "from environment variable A, which is not set",
+            ),
+            (
+                &["A"],
+                &["A"],
+                "from environment variable A, which is set but empty",
+            ),
+            (
+                &["A", "B"],
+                &[],
+                "from environment variable A or B; none of them is set",
+            ),
+            (
+                &["A", "B"],
+                &["B"],
+                "from environment variable A or B; B is set but empty",
+            ),
+            (
+                &["A", "B", "C"],
+                &["A", "C"],
+                "from environment variable A, B or C; A and C are set but empty",
+            ),
+        ] {
+            let text = unset(vars, empty);
+            assert!(
+                text.starts_with("x: `protocol` is invalid: ") && text.ends_with(tail),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn quoted_values_are_cut() {
+        assert_eq!(quote_value("a\"b"), "\"a\\\"b\"");
+        let long = "x".repeat(70_000);
+        let q = quote_value(&long);
+        assert!(q.len() < 150 && q.ends_with("… (70000 characters)"), "{q}");
+        let err = check_url(&long).unwrap_err();
+        assert!(err.len() < 300, "{err}");
+        let mut c = ProviderConfig::new("x").with("experiment_id", long);
+        let err = validate_integer_id(&mut c, "experiment_id").unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
     }
 
     #[test]

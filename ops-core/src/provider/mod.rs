@@ -10,10 +10,10 @@ use std::time::Duration;
 
 pub use config::{
     ConfigError, ConfigField, ProviderConfig, REDACTED, Redactor, TIMEOUT_FIELD, check_url,
-    obfuscate_secret, redact_url, validate_integer_id, validate_project_name, validate_timeout,
-    validate_url, validate_url_with_path,
+    obfuscate_secret, quote_value, redact_url, validate_integer_id, validate_project_name,
+    validate_timeout, validate_url, validate_url_with_path,
 };
-pub use registry::{EnvReader, ProviderFactory, UnknownProvider, find, registered};
+pub use registry::{EnvReader, EnvVar, ProviderFactory, UnknownProvider, find, registered};
 
 use crate::model::Trace;
 

@@ -8,6 +8,32 @@ use super::{ConfigError, ConfigField, Provider, ProviderConfig};
 /// a variable whose value cannot be used.
 pub type EnvReader = fn() -> Result<Option<ProviderConfig>, ConfigError>;
 
+/// An environment variable a provider reads, and the config key it sets. A factory declares
+/// them ([`ProviderFactory::with_env_vars`]) so that errors can name the variable to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable, for example `LANGFUSE_HOST`.
+    pub name: &'static str,
+    /// The config key its value sets; `None` for a variable read for something else (such
+    /// as `HOSTNAME`).
+    pub key: Option<&'static str>,
+}
+
+impl EnvVar {
+    /// Variable `name` sets config key `key`.
+    pub const fn sets(name: &'static str, key: &'static str) -> Self {
+        Self {
+            name,
+            key: Some(key),
+        }
+    }
+
+    /// Variable `name` is read, but sets no config key.
+    pub const fn other(name: &'static str) -> Self {
+        Self { name, key: None }
+    }
+}
+
 /// What a provider crate registers with `inventory::submit!`: its name, its config keys, and
 /// how to validate a config and build the provider.
 ///
@@ -47,6 +73,9 @@ pub struct ProviderFactory {
     /// cannot be used; when set, it is used instead of `from_env` (see
     /// [`ProviderFactory::with_env_checked`]).
     pub try_from_env: Option<EnvReader>,
+    /// The environment variables it reads, with the keys they set, in the order they are
+    /// read (see [`ProviderFactory::with_env_vars`]).
+    pub env_vars: &'static [EnvVar],
     /// Builds a provider from a validated config.
     pub build: fn(&ProviderConfig) -> Result<Box<dyn Provider>, ConfigError>,
 }
@@ -66,6 +95,7 @@ impl ProviderFactory {
             validate: ProviderConfig::apply_field_rules,
             from_env: || None,
             try_from_env: None,
+            env_vars: &[],
             build,
         }
     }
@@ -96,6 +126,100 @@ impl ProviderFactory {
         self
     }
 
+    /// Declares the environment variables the provider reads and the keys they set (list
+    /// first the one that wins when several set a key). Errors of
+    /// [`ProviderFactory::build_from_env`] about a key that no variable set, and the message
+    /// for a provider selected but not configured, name them.
+    #[must_use]
+    pub const fn with_env_vars(mut self, vars: &'static [EnvVar]) -> Self {
+        self.env_vars = vars;
+        self
+    }
+
+    /// The declared variables that set `key`, in the order they are read.
+    pub fn env_vars_for(&self, key: &str) -> Vec<&'static str> {
+        self.env_vars
+            .iter()
+            .filter(|v| v.key == Some(key))
+            .map(|v| v.name)
+            .collect()
+    }
+
+    /// The declared variables that are set but blank (only whitespace): a common slip, which
+    /// leaves a provider unconfigured.
+    pub fn blank_env_vars(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for v in self.env_vars {
+            let blank = crate::env::var(v.name)
+                .ok()
+                .flatten()
+                .is_some_and(|value| value.trim().is_empty());
+            if blank && !out.contains(&v.name) {
+                out.push(v.name);
+            }
+        }
+        out
+    }
+
+    /// What its environment variables are, for a message: each key with the variables that
+    /// set it (`` `host` from LANGFUSE_BASE_URL or LANGFUSE_HOST``), required keys first, then
+    /// the variables that set no key. Without declared variables, its keys.
+    pub fn describe_env_vars(&self) -> String {
+        if self.env_vars.is_empty() {
+            let keys: Vec<&str> = self.fields.iter().map(|f| f.name).collect();
+            return format!(
+                "it declares no environment variables (ProviderFactory::with_env_vars); its \
+                 config keys are: {}",
+                keys.join(", ")
+            );
+        }
+        let mut keys: Vec<&'static str> = Vec::new();
+        for v in self.env_vars {
+            if let Some(k) = v.key
+                && !keys.contains(&k)
+            {
+                keys.push(k);
+            }
+        }
+        let required = |k: &str| {
+            self.fields
+                .iter()
+                .any(|f| f.name == k && f.required && f.default.is_none())
+        };
+        let describe = |k: &str| {
+            format!(
+                "`{k}` from {}",
+                super::config::either(&self.env_vars_for(k))
+            )
+        };
+        let (must, may): (Vec<&str>, Vec<&str>) = keys.into_iter().partition(|k| required(k));
+        let mut parts = Vec::new();
+        if !must.is_empty() {
+            parts.push(format!(
+                "it needs {}",
+                must.iter()
+                    .map(|k| describe(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut optional: Vec<String> = may.iter().map(|k| describe(k)).collect();
+        optional.extend(
+            self.env_vars
+                .iter()
+                .filter(|v| v.key.is_none())
+                .map(|v| v.name.to_owned()),
+        );
+        if !optional.is_empty() {
+            parts.push(format!(
+                "it {}reads {}",
+                if must.is_empty() { "" } else { "also " },
+                optional.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+
     /// The config its environment variables give, unvalidated; `Ok(None)` when they are not
     /// set.
     pub fn env_config(&self) -> Result<Option<ProviderConfig>, ConfigError> {
@@ -115,16 +239,70 @@ impl ProviderFactory {
         self.fields.iter().filter(|f| !f.secret).map(|f| f.name)
     }
 
-    /// Validates `config` and builds the provider.
+    /// Validates `config` and builds the provider. Unknown keys, and values with control
+    /// characters (which no header, URL or name can carry), are errors naming the key for
+    /// every provider, before the provider's own validation.
     pub fn build(&self, mut config: ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
         config.check_keys(self)?;
+        config.check_values(self)?;
         (self.validate)(&mut config)?;
         (self.build)(&config)
     }
 
     /// Builds the provider from its environment variables; `Ok(None)` when they are not set.
+    ///
+    /// An error about a key names the environment variable too: the one its value came from
+    /// ([`ConfigError::FromEnv`]) or, when no variable gave it a value, the declared ones that
+    /// set it ([`ConfigError::EnvUnset`]).
     pub fn build_from_env(&self) -> Result<Option<Box<dyn Provider>>, ConfigError> {
-        self.env_config()?.map(|c| self.build(c)).transpose()
+        let Some(config) = self.env_config()? else {
+            return Ok(None);
+        };
+        let sources: Vec<(String, String)> = config
+            .env_sources()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        self.build(config)
+            .map(Some)
+            .map_err(|e| self.name_env_var(e, &sources))
+    }
+
+    /// `error` naming the variable of its key: see [`ProviderFactory::build_from_env`].
+    fn name_env_var(&self, error: ConfigError, sources: &[(String, String)]) -> ConfigError {
+        if !matches!(
+            error,
+            ConfigError::Missing { .. } | ConfigError::Invalid { .. }
+        ) {
+            return error;
+        }
+        let Some(field) = error.field().map(str::to_owned) else {
+            return error;
+        };
+        if let Some((_, var)) = sources.iter().find(|(k, _)| *k == field) {
+            return ConfigError::FromEnv {
+                var: var.clone(),
+                error: Box::new(error),
+            };
+        }
+        let vars: Vec<String> = self
+            .env_vars_for(&field)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if vars.is_empty() {
+            return error;
+        }
+        let blank = self.blank_env_vars();
+        let empty = vars
+            .iter()
+            .filter(|v| blank.contains(&v.as_str()))
+            .cloned()
+            .collect();
+        ConfigError::EnvUnset {
+            vars,
+            empty,
+            error: Box::new(error),
+        }
     }
 }
 
@@ -133,6 +311,7 @@ impl fmt::Debug for ProviderFactory {
         f.debug_struct("ProviderFactory")
             .field("name", &self.name)
             .field("fields", &self.fields)
+            .field("env_vars", &self.env_vars)
             .finish_non_exhaustive()
     }
 }

@@ -28,8 +28,22 @@ pub(super) fn linkable_id(source: Option<&str>) -> Option<Uuid> {
         .filter(|u| u.get_version_num() == 7)
 }
 
+/// The base of relative file URLs: `FILES_URL`, else Dify's default. A value that is not
+/// UTF-8 or not an http(s) URL with a host ([`crate::init`] refuses it) is warned about once,
+/// naming the variable, and the default is used.
 pub(super) fn files_url() -> String {
-    std::env::var(FILES_URL_ENV).unwrap_or_else(|_| DEFAULT_FILES_URL.to_owned())
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match crate::global::files_url_from_env() {
+        Ok(url) => url.unwrap_or_else(|| DEFAULT_FILES_URL.to_owned()),
+        Err(e) => {
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "ops: {e}; relative file URLs use {DEFAULT_FILES_URL} instead ({FILES_URL_ENV})"
+                );
+            }
+            DEFAULT_FILES_URL.to_owned()
+        }
+    }
 }
 
 pub(super) fn absolute_file_url(url: &str, base: &str) -> String {

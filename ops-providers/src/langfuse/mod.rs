@@ -31,7 +31,7 @@ use chrono::SecondsFormat;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Level, Observation, ObservationKind, Trace, async_trait};
@@ -366,9 +366,9 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
     let (Some(public_key), Some(secret_key)) = (public_key, secret_key) else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME)
-        .with("public_key", public_key)
-        .with("secret_key", secret_key);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("public_key", public_key, "LANGFUSE_PUBLIC_KEY");
+    config.set_env("secret_key", secret_key, "LANGFUSE_SECRET_KEY");
     env::set_url_from(&mut config, "host", &["LANGFUSE_BASE_URL", "LANGFUSE_HOST"])?;
     env::set_timeout_from(
         &mut config,
@@ -392,4 +392,17 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "Langfuse", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The Langfuse SDK's variables (`LANGFUSE_BASE_URL` wins over `LANGFUSE_HOST`).
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("LANGFUSE_PUBLIC_KEY", "public_key"),
+    EnvVar::sets("LANGFUSE_SECRET_KEY", "secret_key"),
+    EnvVar::sets("LANGFUSE_BASE_URL", "host"),
+    EnvVar::sets("LANGFUSE_HOST", "host"),
+    EnvVar::sets("LANGFUSE_TIMEOUT", "timeout"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];

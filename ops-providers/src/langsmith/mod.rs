@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use ops_core::limits::split_batches;
 use ops_core::provider::{
-    ConfigError, ConfigField, ExportError, Provider, ProviderConfig, ProviderFactory,
+    ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
     TIMEOUT_FIELD, validate_project_name, validate_timeout,
 };
 use ops_core::{ExportOutcome, Trace, async_trait};
@@ -613,14 +613,16 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
 }
 
 fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
-    let Some(key) = env::first_var(NAME, &["LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"])? else {
+    let Some((key_var, key)) = env::first_var(NAME, &["LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"])?
+    else {
         return Ok(None);
     };
-    let mut config = ProviderConfig::new(NAME).with("api_key", key).with(
-        "project",
-        env::first_var(NAME, &["LANGSMITH_PROJECT", "LANGCHAIN_PROJECT"])?
-            .unwrap_or_else(|| "default".into()),
-    );
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("api_key", key, key_var);
+    match env::first_var(NAME, &["LANGSMITH_PROJECT", "LANGCHAIN_PROJECT"])? {
+        Some((var, project)) => config.set_env("project", project, var),
+        None => config.set("project", "default"),
+    }
     env::set_url_from(
         &mut config,
         "endpoint",
@@ -643,7 +645,21 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "LangSmith", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The LangSmith SDK's variables (the `LANGSMITH_` ones win over the older `LANGCHAIN_`).
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("LANGSMITH_API_KEY", "api_key"),
+    EnvVar::sets("LANGCHAIN_API_KEY", "api_key"),
+    EnvVar::sets("LANGSMITH_PROJECT", "project"),
+    EnvVar::sets("LANGCHAIN_PROJECT", "project"),
+    EnvVar::sets("LANGSMITH_ENDPOINT", "endpoint"),
+    EnvVar::sets("LANGCHAIN_ENDPOINT", "endpoint"),
+    EnvVar::sets("LANGSMITH_WORKSPACE_ID", "workspace_id"),
+    EnvVar::sets("LANGCHAIN_WORKSPACE_ID", "workspace_id"),
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
 
 #[cfg(test)]
 mod tests {

@@ -18,8 +18,8 @@
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use ops_core::provider::{
-    ConfigError, ConfigField, Provider, ProviderConfig, ProviderFactory, TIMEOUT_FIELD,
-    validate_project_name, validate_timeout, validate_url_with_path,
+    ConfigError, ConfigField, EnvVar, Provider, ProviderConfig, ProviderFactory, TIMEOUT_FIELD,
+    quote_value, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Observation, Trace};
 
@@ -33,7 +33,7 @@ pub const NAME: &str = "otlp";
 /// The config keys.
 pub const FIELDS: &[ConfigField] = &[
     ConfigField::optional("endpoint").required(),
-    ConfigField::secret("headers").not_required(),
+    ConfigField::secret("headers").not_required().multiline(),
     ConfigField::with_default("service_name", "ops"),
     ConfigField::with_default("protocol", "http/protobuf"),
     ConfigField::with_default("compression", "gzip"),
@@ -82,14 +82,20 @@ impl GenericOtlp {
         let encoding = Encoding::parse(protocol).ok_or_else(|| {
             config.invalid(
                 "protocol",
-                format!("{protocol:?} is not supported; use http/protobuf or http/json (gRPC is not supported)"),
+                format!(
+                    "{} is not supported; use http/protobuf or http/json (gRPC is not supported)",
+                    quote_value(protocol)
+                ),
             )
         })?;
         let compression_value = config.get("compression").unwrap_or("gzip");
         let compression = Compression::parse(compression_value).ok_or_else(|| {
             config.invalid(
                 "compression",
-                format!("{compression_value:?} is not supported; use gzip or none"),
+                format!(
+                    "{} is not supported; use gzip or none",
+                    quote_value(compression_value)
+                ),
             )
         })?;
         Ok(Self {
@@ -155,14 +161,18 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
 }
 
 fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
-    let endpoint = match env::url_var(NAME, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
-        Some(traces) => traces,
+    let (var, endpoint) = match env::url_var(NAME, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
+        Some(traces) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces),
         None => match env::url_var(NAME, "OTEL_EXPORTER_OTLP_ENDPOINT")? {
-            Some(base) => env::traces_url(&base, "/v1/traces"),
+            Some(base) => (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                env::traces_url(&base, "/v1/traces"),
+            ),
             None => return Ok(None),
         },
     };
-    let mut config = ProviderConfig::new(NAME).with("endpoint", endpoint);
+    let mut config = ProviderConfig::new(NAME);
+    config.set_env("endpoint", endpoint, var);
     env::set_from(
         &mut config,
         "headers",
@@ -203,4 +213,21 @@ ops_core::inventory::submit! {
     ProviderFactory::new(NAME, "OpenTelemetry (OTLP/HTTP)", FIELDS, build)
         .with_validate(validate)
         .with_env_checked(from_env)
+        .with_env_vars(ENV_VARS)
 }
+
+/// The OpenTelemetry SDK's variables (the `TRACES_` ones win).
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::sets("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "endpoint"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_ENDPOINT", "endpoint"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "headers"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_HEADERS", "headers"),
+    EnvVar::sets("OTEL_SERVICE_NAME", "service_name"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "protocol"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_PROTOCOL", "protocol"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "compression"),
+    EnvVar::sets("OTEL_EXPORTER_OTLP_COMPRESSION", "compression"),
+    crate::env::OTLP_TIMEOUT_VARS[0],
+    crate::env::OTLP_TIMEOUT_VARS[1],
+    crate::env::EXPORT_TIMEOUT_VAR,
+];
