@@ -307,3 +307,44 @@ fn no_secret_leaves_any_provider_in_clear() {
         "4xx answers are quoted, redacted"
     );
 }
+
+#[test]
+fn an_oauth_token_fetched_at_runtime_never_shows_either() {
+    let logs = logs();
+    ops_providers::link();
+    let token = "SENTINEL-oauth-token-fetched-7f3a";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let shown = rt.block_on(async {
+        let server = FakeServer::start().await;
+        server.route(
+            "POST",
+            "/oidc/v1/token",
+            FakeResponse::ok()
+                .json(&serde_json::json!({"access_token": token, "expires_in": 3600})),
+        );
+        server.route("POST", "/api/2.0/otel/v1/traces", FakeResponse::echo(400));
+        let config = ProviderConfig::new("databricks")
+            .with("host", server.url(""))
+            .with("experiment_id", "1")
+            .with("client_id", "principal-1")
+            .with("client_secret", sentinel("client_secret"));
+        let mut p = ops_core::provider::find("databricks")
+            .unwrap()
+            .build(config)
+            .unwrap();
+        let outcome = p.export(&[trace()]).await;
+        let requests = server.requests();
+        assert!(
+            requests.iter().any(|r| r.path.ends_with("/otel/v1/traces")
+                && r.headers.iter().any(|(_, v)| v.contains(token))),
+            "the token was sent: the server had it to echo"
+        );
+        format!("{outcome:?} {p:?}")
+    });
+    assert!(!shown.contains(token), "{shown}");
+    let logged = logs.lock().unwrap().join("\n");
+    assert!(!logged.contains(token), "{logged}");
+}

@@ -233,7 +233,7 @@ impl<D: Dialect> Provider for OtlpProvider<D> {
                 &extra,
             )
             .await;
-        self.redactor.outcome(outcome)
+        self.transport.with_header_secrets(&extra).outcome(outcome)
     }
 
     async fn api_check(&self) -> Result<(), ExportError> {

@@ -137,6 +137,18 @@ impl Transport {
         &self.redactor
     }
 
+    /// The redactor of the provider's secrets and of the values of `headers` (headers made per
+    /// export, such as a fresh OAuth token).
+    pub fn with_header_secrets(&self, headers: &HeaderMap) -> Redactor {
+        if headers.is_empty() {
+            return self.redactor.clone();
+        }
+        let values = headers.values().filter_map(|v| v.to_str().ok());
+        self.redactor
+            .clone()
+            .merge(&crate::http::secrets_redactor(values))
+    }
+
     /// The provider name errors carry.
     pub fn provider(&self) -> &str {
         &self.provider
@@ -210,6 +222,8 @@ impl Transport {
         if spans.is_empty() {
             return ExportOutcome::Delivered;
         }
+        // Headers made per export (an OAuth token) are secrets too.
+        let redactor = self.with_header_secrets(extra);
         let mut splitter = crate::http::Splitter::new(
             &self.provider,
             &self.endpoint,
@@ -236,7 +250,7 @@ impl Transport {
                 tracing::warn!(
                     provider = %self.provider,
                     rejected_spans,
-                    message = %self.redactor.redact(&quote(message)),
+                    message = %redactor.redact(&quote(message)),
                     "ops: the OTLP receiver rejected some spans (partial success)"
                 );
             }
