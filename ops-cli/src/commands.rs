@@ -624,11 +624,24 @@ async fn rotate_key(cli: &Cli, generate: bool) -> Result<(), Failure> {
         report.already_current, report.current_version
     );
     if !report.failed.is_empty() {
-        for (app, provider, why) in &report.failed {
-            eprintln!("not rotated: app {app}, {provider}: {why}");
+        for f in &report.failed {
+            eprintln!(
+                "not rotated: app {}, {}: {}",
+                f.app_id, f.provider, f.message
+            );
         }
+        // The store refusing a rewrite is a database failure; anything else is the key's.
+        let code = if report
+            .failed
+            .iter()
+            .any(|f| f.cause == ops_config::RotationCause::Store)
+        {
+            exit::STORE
+        } else {
+            exit::KEY
+        };
         return Err(Failure::new(
-            exit::KEY,
+            code,
             format!(
                 "{} config(s) could not be re-encrypted; keep their key versions until they are",
                 report.failed.len()

@@ -42,7 +42,7 @@ pub mod store;
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
 pub use manager::{
     AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, OpsTraceManager,
-    ProviderStatus, RotationReport, Saved,
+    ProviderStatus, RotationCause, RotationFailure, RotationReport, Saved,
 };
 pub use obfuscate::{MaskedWithoutStored, SecretUpdate, is_obfuscated, merge_secret};
 pub use store::{AppTracing, ConfigStore, PostgresStore, SqliteStore, StoreError, StoredConfig};

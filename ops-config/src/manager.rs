@@ -302,9 +302,33 @@ pub struct RotationReport {
     pub already_current: usize,
     /// Config rows rewritten.
     pub configs_updated: usize,
-    /// Configs that could not be rotated: `(app, provider, why)`. They keep their old
-    /// ciphertexts, so the old key version must stay until a later rotation succeeds.
-    pub failed: Vec<(String, String, String)>,
+    /// Configs that could not be rotated. They keep their old ciphertexts, so the old key
+    /// version must stay until a later rotation succeeds.
+    pub failed: Vec<RotationFailure>,
+}
+
+/// A config [`OpsTraceManager::rotate_keys`] could not re-encrypt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationFailure {
+    /// The app.
+    pub app_id: String,
+    /// The provider.
+    pub provider: String,
+    /// Whose failure it is.
+    pub cause: RotationCause,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Why a config could not be re-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RotationCause {
+    /// A secret does not decrypt with the keys given.
+    Key,
+    /// The store refused the rewrite (a concurrent change, or it failed).
+    Store,
 }
 
 struct CachedApp {
@@ -1132,10 +1156,13 @@ impl OpsTraceManager {
                     }
                 }
             }
-            if let Some(why) = failure {
-                report
-                    .failed
-                    .push((stored.app_id.clone(), stored.provider.clone(), why));
+            if let Some(message) = failure {
+                report.failed.push(RotationFailure {
+                    app_id: stored.app_id.clone(),
+                    provider: stored.provider.clone(),
+                    cause: RotationCause::Key,
+                    message,
+                });
                 continue;
             }
             if changed.is_empty() {
@@ -1153,11 +1180,12 @@ impl OpsTraceManager {
                         *report.resealed.entry(old).or_default() += 1;
                     }
                 }
-                Err(e) => report.failed.push((
-                    stored.app_id.clone(),
-                    stored.provider.clone(),
-                    e.to_string(),
-                )),
+                Err(e) => report.failed.push(RotationFailure {
+                    app_id: stored.app_id.clone(),
+                    provider: stored.provider.clone(),
+                    cause: RotationCause::Store,
+                    message: e.to_string(),
+                }),
             }
         }
         self.invalidate_all();

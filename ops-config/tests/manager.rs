@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ops_config::{
     ConfigError, ConfigStore, ConfigUpdate, Error, Keyring, MasterKey, OpsTraceManager,
-    SqliteStore, obfuscate::obfuscate,
+    SqliteStore, StoreError, obfuscate::obfuscate,
 };
 use ops_core::provider::{
     ConfigField, ExportError, ExportOutcome, Provider, ProviderConfig, ProviderFactory,
@@ -860,9 +860,10 @@ async fn rotation_reencrypts_everything() {
         .unwrap();
     let report = rotating.rotate_keys().await.unwrap();
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].0, "app-2");
+    assert_eq!(report.failed[0].app_id, "app-2");
+    assert_eq!(report.failed[0].cause, ops_config::RotationCause::Key);
     assert!(
-        report.failed[0].2.contains("cannot decrypt"),
+        report.failed[0].message.contains("cannot decrypt"),
         "{:?}",
         report.failed
     );
@@ -963,4 +964,78 @@ async fn the_manager_and_its_futures_can_cross_threads() {
     assert!(task.await.unwrap().unwrap());
     assert_eq!(shared.is_enabled_cached("app-1"), None);
     assert!(shared.is_enabled("app-1").await.unwrap());
+}
+
+/// A store whose rewrites always lose to a concurrent change.
+#[derive(Debug)]
+struct Contended(Arc<dyn ConfigStore>);
+
+#[ops_config::async_trait]
+impl ConfigStore for Contended {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn app(&self, app_id: &str) -> Result<Option<ops_config::AppTracing>, StoreError> {
+        self.0.app(app_id).await
+    }
+    async fn apps(&self) -> Result<Vec<ops_config::AppTracing>, StoreError> {
+        self.0.apps().await
+    }
+    async fn set_app_enabled(&self, t: &str, a: &str, on: bool) -> Result<(), StoreError> {
+        self.0.set_app_enabled(t, a, on).await
+    }
+    async fn config(
+        &self,
+        t: &str,
+        a: &str,
+        p: &str,
+    ) -> Result<Option<ops_config::StoredConfig>, StoreError> {
+        self.0.config(t, a, p).await
+    }
+    async fn configs(&self, t: &str, a: &str) -> Result<Vec<ops_config::StoredConfig>, StoreError> {
+        self.0.configs(t, a).await
+    }
+    async fn all_configs(&self) -> Result<Vec<ops_config::StoredConfig>, StoreError> {
+        self.0.all_configs().await
+    }
+    async fn put_config(
+        &self,
+        config: &ops_config::StoredConfig,
+        _expected: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        // Another writer got there first.
+        self.0.put_config(config, Some(-1)).await
+    }
+    async fn set_provider_enabled(
+        &self,
+        t: &str,
+        a: &str,
+        p: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        self.0.set_provider_enabled(t, a, p, on).await
+    }
+    async fn delete_config(&self, t: &str, a: &str, p: &str) -> Result<bool, StoreError> {
+        self.0.delete_config(t, a, p).await
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_the_store_refuses_is_reported_as_a_store_failure() {
+    let f = fixture().await;
+    f.manager
+        .save_config("t", "app-1", P, &good("p1"), true)
+        .await
+        .unwrap();
+    let mut keys = Keyring::parse(HEX_KEY, "test").unwrap();
+    keys.insert(MasterKey::generate(2).unwrap());
+    let rotating = OpsTraceManager::new(Arc::new(Contended(Arc::clone(&f.store))), keys);
+    let report = rotating.rotate_keys().await.unwrap();
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(
+        report.failed[0].cause,
+        ops_config::RotationCause::Store,
+        "a conflict is the store's: the CLI exits 7, not 6: {:?}",
+        report.failed[0]
+    );
 }
