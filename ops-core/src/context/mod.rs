@@ -57,7 +57,6 @@ mod clock;
 mod config;
 mod current;
 mod future;
-mod husks;
 mod ids;
 pub(crate) mod mask;
 mod site;
@@ -80,7 +79,6 @@ pub use update::{ObservationUpdate, TraceUpdate};
 
 pub(crate) use clock::warm_up as warm_up_clock;
 pub(crate) use current::{is_suppressed, suppress_thread};
-pub(crate) use husks::free_all as free_husks;
 pub(crate) use trace::PendingTrace;
 
 /// The heap `value`'s fields hold: its strings, vectors and JSON values (its structs are

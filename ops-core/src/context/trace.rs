@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::capture::Captured;
 use super::clock::Anchor;
-use super::husks::{self, Husk};
 use super::mask::{self, Mask};
 use super::site::Site;
 use super::update::{ObservationUpdate, TraceUpdate};
@@ -78,14 +77,7 @@ impl SpanRecord {
         self.data.as_ref().map_or(0, |d| d.size())
     }
 
-    /// The observation the record becomes. What the record held that the observation does not
-    /// keep (its captures, once turned into JSON) goes to `husk`, to be freed elsewhere.
-    fn into_observation(
-        self,
-        anchor: &Anchor,
-        mask: Option<&dyn Mask>,
-        husk: &mut Vec<Husk>,
-    ) -> Observation {
+    fn into_observation(self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
         let masked = |c: &Captured| {
             let mut v = c.to_value();
             mask::apply(mask, &mut v);
@@ -111,19 +103,20 @@ impl SpanRecord {
             completion_start_time: None,
             attributes: TraceAttributes::default(),
         };
-        let Some(mut data) = self.data else {
+        let Some(data) = self.data else {
             return o;
         };
-        if !data.inputs.is_empty() {
-            let inputs = std::mem::take(&mut data.inputs);
-            let object = Captured::object(inputs);
-            o.input = Some(masked(&object));
-            husk.push(Box::new(object));
+        let SpanData {
+            inputs,
+            output,
+            status_message,
+            extra: e,
+        } = *data;
+        if !inputs.is_empty() {
+            o.input = Some(masked(&Captured::object(inputs)));
         }
-        o.output = data.output.as_ref().map(masked);
-        o.status_message = data.status_message.take();
-        let e = data.extra.take();
-        husk.push(data);
+        o.output = output.as_ref().map(masked);
+        o.status_message = status_message;
         let Some(e) = e else {
             return o;
         };
@@ -333,8 +326,6 @@ impl ActiveTrace {
         if part.records.is_empty() {
             return;
         }
-        // Free what an earlier part held here, on a recording thread (see `husks.rs`).
-        husks::free_one();
         // A full queue drops the task and counts it; tracing never fails the caller.
         let _ = self
             .queue
@@ -502,11 +493,8 @@ fn copy_update(e: &ObservationUpdate) -> ObservationUpdate {
     }
 }
 
-/// Turns a part into the trace providers see. What its records held and the trace does not
-/// keep is handed back to the recording threads (see `husks.rs`).
+/// Turns a part into the trace providers see.
 fn build(part: PartData) -> Trace {
-    let size = part.size;
-    let mut husk: Vec<Husk> = Vec::new();
     let mask = part.mask.as_deref();
     let mut trace = Trace::new(
         part.id,
@@ -520,11 +508,9 @@ fn build(part: PartData) -> Trace {
     let mut records = part.records;
     records.sort_by_key(|r| (r.start, r.depth));
     trace.observations = records
-        .drain(..)
-        .map(|r| r.into_observation(&part.anchor, mask, &mut husk))
+        .into_iter()
+        .map(|r| r.into_observation(&part.anchor, mask))
         .collect();
-    husk.push(Box::new(records));
-    husks::give_back(Box::new(husk), size);
     if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
         trace.name = root.name.clone();
         trace.input = root.input.clone();

@@ -362,11 +362,7 @@ async fn run(
                 drain(&shared, &mut lanes).await;
             }
             _ = tick.tick() => {
-                if drain(&shared, &mut lanes).await == 0 {
-                    // Nothing recorded for an interval: free what the recording threads were
-                    // to free (see `context/husks.rs`).
-                    crate::context::free_husks();
-                }
+                drain(&shared, &mut lanes).await;
                 retire_idle(&shared, &mut lanes);
             }
             message = control.recv() => match message {
@@ -472,9 +468,8 @@ struct Prepared {
 
 /// Moves every queued task to the lanes, a batch at a time, until the queue is empty. Tasks
 /// the spool keeps on disk are read back first, as far as the byte budget has room. Routed
-/// apps get their lanes on first use. Returns how many tasks it took.
-async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) -> usize {
-    let mut total = 0;
+/// apps get their lanes on first use.
+async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
     let batch_size = shared.config.batch_size;
     let mut routes: HashMap<String, Vec<String>> = HashMap::new();
     let mut batch: Vec<Prepared> = Vec::with_capacity(batch_size.min(1024));
@@ -504,9 +499,8 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) -> usize {
             }
         }
         if tried == 0 {
-            return total;
+            return;
         }
-        total += tried;
         for lane in lanes.all() {
             let lane = &lane.shared;
             let mut buffer = lane.buffer.lock().expect("lane lock");
