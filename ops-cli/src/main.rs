@@ -73,7 +73,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "ops", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
-    /// Config database: postgres://..., sqlite://<path> or a SQLite file path
+    /// Config database: `postgres://...`, `sqlite://<path>` or a SQLite file path
     /// [default: $OPS_CONFIG_DATABASE_URL, else $OPS_CONFIG_DB, else ./ops-config.db]
     // The variables are read by `ops_config::store::database_from_env`, and errors name them
     // (clap's do not).
@@ -144,7 +144,7 @@ enum ConfigCommand {
     /// Create or update an app's provider config; the credentials are checked before saving.
     ///
     /// Plain keys come from --set KEY=VALUE. Secret keys are never taken from the command
-    /// line: set OPS_SECRET_<KEY> (e.g. OPS_SECRET_SECRET_KEY) or pass --stdin and write
+    /// line: set `OPS_SECRET_<KEY>` (e.g. OPS_SECRET_SECRET_KEY) or pass --stdin and write
     /// KEY=VALUE lines (or a JSON object) to stdin. Keys left out keep their stored values; a
     /// secret sent in its obfuscated form (as `ops config show` prints it) keeps the stored
     /// secret.

@@ -10,7 +10,7 @@
 //! - [`TraceQueueManager`]: the queue that never stalls and never blocks its callers.
 //! - [`provider`]: the [`Provider`] contract and the `inventory` registry.
 //! - [`init`]: set up the global queue from the environment.
-//! - [`env`]: reading environment variables with errors that name them.
+//! - [`mod@env`]: reading environment variables with errors that name them.
 //!
 //! ```
 //! use ops_core::{TraceQueueManager, model::{WorkflowRun, WorkflowNodeTraceInfo}};

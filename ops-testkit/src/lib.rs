@@ -49,7 +49,6 @@
 
 mod capture;
 pub mod expect;
-/// A scripted fake HTTP server that records requests, for providers' wire tests.
 pub mod fake_server;
 mod mock;
 

@@ -10,7 +10,7 @@ use super::capture::Captured;
 use crate::model::{Level, TraceAttributes, Usage};
 
 /// Changes to the current observation. Build them in the closure given to
-/// [`update_current_observation`]; every setter returns `&mut Self` to chain.
+/// [`update_current_observation`](crate::update_current_observation); every setter returns `&mut Self` to chain.
 ///
 /// A value set here beats what `#[traced]` captured or was given: an `output` set here
 /// replaces the return value as the output.
@@ -193,7 +193,7 @@ impl ObservationUpdate {
 }
 
 /// Changes to the current trace. Build them in the closure given to
-/// [`update_current_trace`]; every setter returns `&mut Self` to chain.
+/// [`update_current_trace`](crate::update_current_trace); every setter returns `&mut Self` to chain.
 #[derive(Debug, Default, Clone)]
 pub struct TraceUpdate {
     pub(crate) name: Option<String>,
