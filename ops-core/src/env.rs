@@ -181,7 +181,8 @@ pub fn seconds(text: &str, min: Duration, max: Duration) -> Result<Duration, Str
 
 /// Parses `text` as a whole number of milliseconds from `min` to `max`.
 pub fn milliseconds(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let lo = u64::try_from(min.as_millis()).unwrap_or(u64::MAX);
+    // Rounded up: a minimum below a millisecond must not let "0" through.
+    let lo = u64::try_from(min.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
     let hi = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
     whole_number(text, lo, hi)
         .map(Duration::from_millis)
@@ -281,6 +282,13 @@ mod tests {
             let err = milliseconds(bad, MS, HOUR).unwrap_err();
             assert!(err.contains("from 1 to 3600000"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn milliseconds_never_fall_below_a_fractional_minimum() {
+        let min = Duration::from_micros(500);
+        assert!(milliseconds("0", min, HOUR).is_err());
+        assert_eq!(milliseconds("1", min, HOUR), Ok(MS));
     }
 
     #[cfg(unix)]
