@@ -1,6 +1,6 @@
 //! How long the app's thread waits on tracing while the backend is down: every traced call
 //! and every `add_trace_task` is timed, and the percentiles, the maximum and the thread's
-//! voluntary context switches are printed.
+//! voluntary context switches are printed (a voluntary switch is a wait: on a lock, say).
 //!
 //! `cargo run --release -p ops-core --example enqueue_latency [-- <calls> [<spool dir>]]`: with
 //! a spool directory, every task is also written to the spool (fsync every 200 ms). With
@@ -69,6 +69,7 @@ fn switches() -> (u64, u64) {
 
 fn report(what: &str, mut times: Vec<Duration>, before: (u64, u64)) {
     let after = switches();
+    let order = times.clone();
     let mut slowest: Vec<(usize, Duration)> = times.iter().copied().enumerate().collect();
     slowest.sort_unstable_by_key(|(_, t)| std::cmp::Reverse(*t));
     slowest.truncate(5);
@@ -89,6 +90,13 @@ fn report(what: &str, mut times: Vec<Duration>, before: (u64, u64)) {
         after.1 - before.1,
     );
     println!("  slowest calls (index, time): {slowest:?}");
+    let mut tenths = [0usize; 10];
+    for (i, t) in order.iter().enumerate() {
+        if *t > Duration::from_micros(50) {
+            tenths[i * 10 / order.len()] += 1;
+        }
+    }
+    println!("  over 50 µs per tenth of the run: {tenths:?}");
 }
 
 fn main() {

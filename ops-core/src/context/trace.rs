@@ -77,7 +77,10 @@ impl SpanRecord {
         self.data.as_ref().map_or(0, |d| d.size())
     }
 
-    fn into_observation(self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
+    /// The observation the record becomes. Built from references: what the record holds
+    /// stays with it, to be freed by the thread that allocated it (see
+    /// [`PendingTrace::build`]).
+    fn to_observation(&self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
         let masked = |c: &Captured| {
             let mut v = c.to_value();
             mask::apply(mask, &mut v);
@@ -103,26 +106,26 @@ impl SpanRecord {
             completion_start_time: None,
             attributes: TraceAttributes::default(),
         };
-        let Some(data) = self.data else {
+        let Some(data) = self.data.as_deref() else {
             return o;
         };
-        let SpanData {
-            inputs,
-            output,
-            status_message,
-            extra: e,
-        } = *data;
-        if !inputs.is_empty() {
-            o.input = Some(masked(&Captured::object(inputs)));
+        if !data.inputs.is_empty() {
+            let mut v = Value::Object(
+                data.inputs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_value()))
+                    .collect(),
+            );
+            mask::apply(mask, &mut v);
+            o.input = Some(v);
         }
-        o.output = output.as_ref().map(masked);
-        o.status_message = status_message;
-        let Some(e) = e else {
+        o.output = data.output.as_ref().map(masked);
+        o.status_message.clone_from(&data.status_message);
+        let Some(e) = data.extra.as_deref() else {
             return o;
         };
-        let e = *e;
-        if let Some(name) = e.name {
-            o.name = name;
+        if let Some(name) = &e.name {
+            o.name.clone_from(name);
         }
         if let Some(input) = &e.input {
             o.input = Some(masked(input));
@@ -130,20 +133,20 @@ impl SpanRecord {
         if let Some(output) = &e.output {
             o.output = Some(masked(output));
         }
-        o.metadata = e.metadata;
-        o.tags = e.tags;
+        o.metadata.clone_from(&e.metadata);
+        o.tags.clone_from(&e.tags);
         if let Some(level) = e.level {
             o.level = level;
         }
         if e.status_message.is_some() {
-            o.status_message = e.status_message;
+            o.status_message.clone_from(&e.status_message);
         }
-        o.usage = e.usage;
-        o.model = e.model;
-        o.model_provider = e.model_provider;
-        o.model_parameters = e.model_parameters;
+        o.usage.clone_from(&e.usage);
+        o.model.clone_from(&e.model);
+        o.model_provider.clone_from(&e.model_provider);
+        o.model_parameters.clone_from(&e.model_parameters);
         o.completion_start_time = e.completion_start_time.map(DateTime::<Utc>::from);
-        o.attributes = e.attributes;
+        o.attributes.clone_from(&e.attributes);
         o
     }
 }
@@ -422,82 +425,34 @@ impl PendingTrace {
 
     pub(crate) fn into_trace(self) -> Trace {
         match Arc::try_unwrap(self.0) {
-            Ok(PendingInner::Records(part)) => build(part),
             Ok(PendingInner::Ready(trace)) => trace,
-            Err(shared) => PendingTrace(shared).to_trace(),
+            Ok(PendingInner::Records(part)) => build(&part),
+            Err(shared) => PendingTrace(shared).build(),
         }
     }
 
-    fn to_trace(&self) -> Trace {
+    /// The trace, built from references: for recorded parts, what the records hold stays
+    /// with them. The queue's worker builds this way and hands the records back to be freed
+    /// by the app's threads, which allocated them: an allocator with a lock per arena (glibc's)
+    /// would otherwise make them wait for each other.
+    pub(crate) fn build(&self) -> Trace {
         match &*self.0 {
             PendingInner::Ready(trace) => trace.clone(),
-            PendingInner::Records(part) => {
-                // Shared (the task was cloned): build from a copy of the JSON.
-                let records = part
-                    .records
-                    .iter()
-                    .map(|r| SpanRecord {
-                        id: r.id,
-                        parent_id: r.parent_id,
-                        depth: r.depth,
-                        level: r.level,
-                        site: r.site,
-                        start: r.start,
-                        end: r.end,
-                        data: r.data.as_ref().map(|d| {
-                            Box::new(SpanData {
-                                inputs: d
-                                    .inputs
-                                    .iter()
-                                    .map(|(k, v)| (*k, Captured::json(v.to_value())))
-                                    .collect(),
-                                output: d.output.as_ref().map(|c| Captured::json(c.to_value())),
-                                status_message: d.status_message.clone(),
-                                extra: d.extra.as_deref().map(|e| Box::new(copy_update(e))),
-                            })
-                        }),
-                    })
-                    .collect();
-                build(PartData {
-                    id: part.id.clone(),
-                    name: part.name,
-                    kind: part.kind,
-                    anchor: part.anchor,
-                    root_id: part.root_id,
-                    root_end: part.root_end,
-                    updates: part.updates.clone(),
-                    records,
-                    size: part.size,
-                    mask: part.mask.clone(),
-                })
-            }
+            PendingInner::Records(part) => build(part),
         }
     }
-}
 
-fn copy_update(e: &ObservationUpdate) -> ObservationUpdate {
-    ObservationUpdate {
-        name: e.name.clone(),
-        input: e.input.as_ref().map(|c| Captured::json(c.to_value())),
-        output: e.output.as_ref().map(|c| Captured::json(c.to_value())),
-        metadata: e.metadata.clone(),
-        tags: e.tags.clone(),
-        level: e.level,
-        status_message: e.status_message.clone(),
-        usage: e.usage.clone(),
-        model: e.model.clone(),
-        model_provider: e.model_provider.clone(),
-        model_parameters: e.model_parameters.clone(),
-        completion_start_time: e.completion_start_time,
-        attributes: e.attributes.clone(),
+    /// Whether it holds records not yet built into a trace.
+    pub(crate) fn is_records(&self) -> bool {
+        matches!(&*self.0, PendingInner::Records(_))
     }
 }
 
-/// Turns a part into the trace providers see.
-fn build(part: PartData) -> Trace {
+/// Turns a part into the trace providers see, leaving the part as it was.
+fn build(part: &PartData) -> Trace {
     let mask = part.mask.as_deref();
     let mut trace = Trace::new(
-        part.id,
+        part.id.clone(),
         part.kind,
         part.name,
         DateTime::<Utc>::from(part.anchor.time(part.anchor.ticks())),
@@ -505,11 +460,11 @@ fn build(part: PartData) -> Trace {
     trace.end_time = part
         .root_end
         .map(|end| DateTime::<Utc>::from(part.anchor.time(end)));
-    let mut records = part.records;
+    let mut records: Vec<&SpanRecord> = part.records.iter().collect();
     records.sort_by_key(|r| (r.start, r.depth));
     trace.observations = records
         .into_iter()
-        .map(|r| r.into_observation(&part.anchor, mask))
+        .map(|r| r.to_observation(&part.anchor, mask))
         .collect();
     if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
         trace.name = root.name.clone();
@@ -522,21 +477,22 @@ fn build(part: PartData) -> Trace {
     for o in &trace.observations {
         trace.attributes = trace.attributes.or(&o.attributes);
     }
-    if let Some(u) = part.updates {
-        if let Some(name) = u.name {
-            trace.name = name;
+    if let Some(u) = &part.updates {
+        if let Some(name) = &u.name {
+            trace.name.clone_from(name);
         }
         trace.attributes = u.attributes.or(&trace.attributes);
-        crate::model::merge_tags(&mut trace.tags, u.tags);
-        trace.metadata = u.metadata;
-        let masked = |mut v: Value| {
+        crate::model::merge_tags(&mut trace.tags, u.tags.clone());
+        trace.metadata.clone_from(&u.metadata);
+        let masked = |v: &Value| {
+            let mut v = v.clone();
             mask::apply(mask, &mut v);
             v
         };
-        if let Some(input) = u.input {
+        if let Some(input) = &u.input {
             trace.input = Some(masked(input));
         }
-        if let Some(output) = u.output {
+        if let Some(output) = &u.output {
             trace.output = Some(masked(output));
         }
     }
@@ -558,7 +514,7 @@ impl fmt::Debug for PendingTrace {
 
 impl PartialEq for PendingTrace {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.to_trace() == other.to_trace()
+        Arc::ptr_eq(&self.0, &other.0) || self.build() == other.build()
     }
 }
 
@@ -566,7 +522,7 @@ impl Serialize for PendingTrace {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &*self.0 {
             PendingInner::Ready(trace) => trace.serialize(serializer),
-            PendingInner::Records(_) => self.to_trace().serialize(serializer),
+            PendingInner::Records(_) => self.build().serialize(serializer),
         }
     }
 }

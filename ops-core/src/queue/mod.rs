@@ -3,6 +3,7 @@
 //! delivered to each provider on its own lane, so one slow or failing provider never delays
 //! another.
 
+mod reclaim;
 pub(crate) mod settings;
 mod stats;
 mod worker;
@@ -398,6 +399,8 @@ pub(crate) struct Shared {
     pub(crate) counters: stats::Counters,
     pub(crate) config: QueueConfig,
     pub(crate) lanes: Mutex<Vec<Arc<worker::LaneShared>>>,
+    /// Recorded tasks built by the worker, to be freed by the threads that enqueue.
+    pub(crate) reclaim: reclaim::Reclaim,
 }
 
 struct Inner {
@@ -467,6 +470,7 @@ impl TraceQueueManager {
             counters: stats::Counters::default(),
             config,
             lanes: Mutex::new(Vec::new()),
+            reclaim: reclaim::Reclaim::new(),
         });
         let (control, thread) = worker::spawn(Arc::clone(&shared), providers)?;
         Ok(Self {
@@ -493,6 +497,7 @@ impl TraceQueueManager {
         user_id: Option<String>,
     ) -> Result<Accepted, EnqueueError> {
         let shared = &*self.inner.shared;
+        shared.free_some();
         if shared.closed.load(Relaxed) {
             shared
                 .counters
@@ -732,6 +737,7 @@ impl Inner {
             if let Some(thread) = thread {
                 let _ = thread.join();
             }
+            self.shared.free_all();
         } else {
             // The worker did not answer in time (stuck in a provider, say): what is pending
             // now will not be delivered by this process. Count it, and let nothing the worker

@@ -337,6 +337,7 @@ async fn run(
         }
         _ => None,
     };
+    let mut enqueued_at_tick = u64::MAX;
     loop {
         let sync_due = async {
             match sync_tick.as_mut() {
@@ -362,6 +363,13 @@ async fn run(
                 drain(&shared, &mut lanes).await;
             }
             _ = tick.tick() => {
+                let enqueued = shared.counters.enqueued.load(Relaxed);
+                if enqueued == enqueued_at_tick {
+                    // Nothing was enqueued for an interval: no app thread is about to free
+                    // what waits (see `reclaim.rs`).
+                    shared.free_all();
+                }
+                enqueued_at_tick = enqueued;
                 drain(&shared, &mut lanes).await;
                 retire_idle(&shared, &mut lanes);
             }
@@ -582,14 +590,13 @@ async fn prepare(
     queued: Queued,
 ) -> Option<Prepared> {
     let Queued { task, size, extra } = queued;
-    let task = *task;
     let QueuedExtra {
         pos,
         acked,
         user_id,
     } = extra.map(|e| *e).unwrap_or_default();
     let app_id = task.app_id().map(str::to_owned);
-    let Some(mut trace) = finish(shared, task) else {
+    let Some((mut trace, handed_back)) = finish(shared, task, size) else {
         shared.release_bytes(size);
         shared.resolve_everywhere(pos);
         return None;
@@ -599,7 +606,8 @@ async fn prepare(
     }
     // What the trace holds now it is built, in place of the estimate made when queued.
     let built = trace.approx_size() + super::PER_TRACE;
-    shared.adjust_bytes(size, built);
+    // A task handed back to be freed still counts its own bytes until it is.
+    shared.adjust_bytes(if handed_back { 0 } else { size }, built);
     let budget = Arc::new(Budget {
         size: built,
         shared: Arc::clone(shared),
@@ -639,16 +647,25 @@ async fn prepare(
     })
 }
 
-/// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used.
-fn finish(shared: &Shared, task: TraceTask) -> Option<Arc<Trace>> {
+/// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used. A
+/// recorded task is built from references and handed back, with its `size`, to be freed by
+/// the app's threads (see `reclaim.rs`); the flag says so.
+fn finish(shared: &Shared, task: Box<TraceTask>, size: usize) -> Option<(Arc<Trace>, bool)> {
     let trace_id = task.trace_id().clone();
     let limits = shared.config.field_limits;
-    match catch_unwind(AssertUnwindSafe(|| task.finish_shared(&limits))) {
-        Ok(Ok((trace, cuts))) => {
+    let built = catch_unwind(AssertUnwindSafe(|| match task.finish_recorded(&limits) {
+        Some(built) => {
+            shared.give_back(task, size);
+            Ok((built, true))
+        }
+        None => (*task).finish_shared(&limits).map(|built| (built, false)),
+    }));
+    match built {
+        Ok(Ok(((trace, cuts), handed_back))) => {
             if cuts > 0 {
                 shared.counters.truncated.fetch_add(cuts as u64, Relaxed);
             }
-            Some(trace)
+            Some((trace, handed_back))
         }
         Ok(Err(e)) => {
             tracing::debug!(%trace_id, error = %e, "ops: task dropped");

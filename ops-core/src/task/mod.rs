@@ -290,17 +290,42 @@ impl TraceTask {
             Payload::Info { info } => Arc::new(info_trace(self.trace_id, *info)),
             Payload::Pending { trace } => Arc::new(trace.into_trace()),
         };
-        let trace = Arc::make_mut(&mut shared);
-        if trace.attributes.app_id.is_none() {
-            trace.attributes.app_id = self.app_id;
-        }
-        let mut cuts = limits::truncate_values(trace, limits);
-        if !recorded {
-            crate::context::mask::mask_trace(trace);
-        }
-        cuts += limits::cap_strings(trace, limits) + limits::sanitize_trace(trace);
+        let cuts = finish_built(Arc::make_mut(&mut shared), self.app_id, recorded, limits);
         Ok((shared, cuts))
     }
+
+    /// [`TraceTask::finish_shared`] for a recorded task, from references: the task keeps
+    /// everything it held, so the queue's worker can hand it back to be freed by the app's
+    /// threads that allocated it. `None` for a task that is not a recorded one.
+    pub(crate) fn finish_recorded(&self, limits: &FieldLimits) -> Option<(Arc<Trace>, usize)> {
+        let Payload::Pending { trace } = &self.payload else {
+            return None;
+        };
+        if !trace.is_records() {
+            return None;
+        }
+        let mut built = trace.build();
+        let cuts = finish_built(&mut built, self.app_id.clone(), true, limits);
+        Some((Arc::new(built), cuts))
+    }
+}
+
+/// What every built trace goes through before a provider sees it: the task's app, the mask
+/// (recorded traces were masked as they were built) and `limits`. Returns the cuts made.
+fn finish_built(
+    trace: &mut Trace,
+    app_id: Option<String>,
+    recorded: bool,
+    limits: &FieldLimits,
+) -> usize {
+    if trace.attributes.app_id.is_none() {
+        trace.attributes.app_id = app_id;
+    }
+    let cuts = limits::truncate_values(trace, limits);
+    if !recorded {
+        crate::context::mask::mask_trace(trace);
+    }
+    cuts + limits::cap_strings(trace, limits) + limits::sanitize_trace(trace)
 }
 
 mod bound;

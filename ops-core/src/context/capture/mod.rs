@@ -38,7 +38,6 @@ pub struct Captured {
 enum Inner {
     Json(Value),
     Later(Box<dyn Later>),
-    Object(Vec<(&'static str, Captured)>),
     /// Over the byte limit: the start of the value, to preview once masked.
     Truncated {
         head: Value,
@@ -64,10 +63,6 @@ impl fmt::Debug for Captured {
             Inner::Later(_) => f
                 .debug_struct("Captured::Later")
                 .field("size", &self.size)
-                .finish(),
-            Inner::Object(fields) => f
-                .debug_map()
-                .entries(fields.iter().map(|(k, v)| (k, v)))
                 .finish(),
             Inner::Truncated { original_bytes, .. } => f
                 .debug_struct("Captured::Truncated")
@@ -185,19 +180,6 @@ impl Captured {
         }
     }
 
-    /// A JSON object of captured fields, in order.
-    pub(crate) fn object(fields: Vec<(&'static str, Captured)>) -> Self {
-        let size = heap::map_nodes(fields.len())
-            + fields
-                .iter()
-                .map(|(k, v)| heap::alloc(k.len()) + v.size)
-                .sum::<usize>();
-        Self {
-            inner: Inner::Object(fields),
-            size,
-        }
-    }
-
     /// The estimated heap it holds, in bytes.
     pub(crate) fn size(&self) -> usize {
         self.size
@@ -210,12 +192,6 @@ impl Captured {
         match &self.inner {
             Inner::Json(v) => v.clone(),
             Inner::Later(v) => v.to_json().unwrap_or_else(|e| unserializable(&Some(e))),
-            Inner::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.to_value()))
-                    .collect::<Map<String, Value>>(),
-            ),
             Inner::Truncated {
                 head,
                 original_bytes,
