@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p ops-core --example enqueue_latency [-- <calls> [<spool dir>]]`: with
 //! a spool directory, every task is also written to the spool (fsync every 200 ms). With
-//! `ROOMY=1` the queue's limits take every call.
+//! `ROOMY=1` the queue's limits take every call; with `UP=1` the backend takes every batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,10 @@ use ops_core::{
 };
 
 /// A backend that is down: every export fails after a connection attempt's worth of time.
-struct Down;
+/// With `UP=1` it takes every batch at once instead, so the worker delivers and frees.
+struct Down {
+    up: bool,
+}
 
 #[ops_core::async_trait]
 impl Provider for Down {
@@ -24,6 +27,9 @@ impl Provider for Down {
     }
 
     async fn export(&mut self, _batch: &[Arc<Trace>]) -> ExportOutcome {
+        if self.up {
+            return ExportOutcome::Delivered;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
         ExportOutcome::retry(ExportError::new("down", "connection refused"))
     }
@@ -110,7 +116,9 @@ fn main() {
         config.max_bytes = 2 << 30;
         config.max_items = 2 * calls;
     }
-    let mut builder = TraceQueueManager::builder().config(config).provider(Down);
+    let mut builder = TraceQueueManager::builder().config(config).provider(Down {
+        up: std::env::var_os("UP").is_some(),
+    });
     if let Some(dir) = std::env::args().nth(2) {
         builder = builder.spool(ops_core::spool::SpoolConfig::new(dir));
     }

@@ -77,10 +77,10 @@ impl SpanRecord {
         self.data.as_ref().map_or(0, |d| d.size())
     }
 
-    /// The observation the record becomes. Built from references: what the record holds
-    /// stays with it, to be freed by the thread that allocated it (see
-    /// [`PendingTrace::build`]).
-    fn to_observation(&self, anchor: &Anchor, mask: Option<&dyn Mask>) -> Observation {
+    /// The observation the record becomes. With `take`, what the observation keeps is moved
+    /// out of the record; without, it is copied, and the record keeps everything it holds, to
+    /// be freed by the thread that allocated it (see [`PendingTrace::build_kept`]).
+    fn observation(&mut self, anchor: &Anchor, mask: Option<&dyn Mask>, take: bool) -> Observation {
         let masked = |c: &Captured| {
             let mut v = c.to_value();
             mask::apply(mask, &mut v);
@@ -106,7 +106,7 @@ impl SpanRecord {
             completion_start_time: None,
             attributes: TraceAttributes::default(),
         };
-        let Some(data) = self.data.as_deref() else {
+        let Some(data) = self.data.as_deref_mut() else {
             return o;
         };
         if !data.inputs.is_empty() {
@@ -120,12 +120,12 @@ impl SpanRecord {
             o.input = Some(v);
         }
         o.output = data.output.as_ref().map(masked);
-        o.status_message.clone_from(&data.status_message);
-        let Some(e) = data.extra.as_deref() else {
+        o.status_message = grab(&mut data.status_message, take);
+        let Some(e) = data.extra.as_deref_mut() else {
             return o;
         };
-        if let Some(name) = &e.name {
-            o.name.clone_from(name);
+        if let Some(name) = grab(&mut e.name, take) {
+            o.name = name;
         }
         if let Some(input) = &e.input {
             o.input = Some(masked(input));
@@ -133,21 +133,30 @@ impl SpanRecord {
         if let Some(output) = &e.output {
             o.output = Some(masked(output));
         }
-        o.metadata.clone_from(&e.metadata);
-        o.tags.clone_from(&e.tags);
+        o.metadata = grab(&mut e.metadata, take);
+        o.tags = grab(&mut e.tags, take);
         if let Some(level) = e.level {
             o.level = level;
         }
         if e.status_message.is_some() {
-            o.status_message.clone_from(&e.status_message);
+            o.status_message = grab(&mut e.status_message, take);
         }
-        o.usage.clone_from(&e.usage);
-        o.model.clone_from(&e.model);
-        o.model_provider.clone_from(&e.model_provider);
-        o.model_parameters.clone_from(&e.model_parameters);
+        o.usage = grab(&mut e.usage, take);
+        o.model = grab(&mut e.model, take);
+        o.model_provider = grab(&mut e.model_provider, take);
+        o.model_parameters = grab(&mut e.model_parameters, take);
         o.completion_start_time = e.completion_start_time.map(DateTime::<Utc>::from);
-        o.attributes.clone_from(&e.attributes);
+        o.attributes = grab(&mut e.attributes, take);
         o
+    }
+}
+
+/// Moves `field` out (`take`), or copies it.
+fn grab<T: Clone + Default>(field: &mut T, take: bool) -> T {
+    if take {
+        std::mem::take(field)
+    } else {
+        field.clone()
     }
 }
 
@@ -426,30 +435,94 @@ impl PendingTrace {
     pub(crate) fn into_trace(self) -> Trace {
         match Arc::try_unwrap(self.0) {
             Ok(PendingInner::Ready(trace)) => trace,
-            Ok(PendingInner::Records(part)) => build(&part),
+            Ok(PendingInner::Records(mut part)) => build(&mut part, true),
             Err(shared) => PendingTrace(shared).build(),
         }
     }
 
-    /// The trace, built from references: for recorded parts, what the records hold stays
-    /// with them. The queue's worker builds this way and hands the records back to be freed
-    /// by the app's threads, which allocated them: an allocator with a lock per arena (glibc's)
-    /// would otherwise make them wait for each other.
+    /// The trace, from a copy: the task is shared (cloned), or only borrowed.
     pub(crate) fn build(&self) -> Trace {
         match &*self.0 {
             PendingInner::Ready(trace) => trace.clone(),
-            PendingInner::Records(part) => build(part),
+            PendingInner::Records(part) => build(&mut copy_part(part), true),
         }
     }
 
-    /// Whether it holds records not yet built into a trace.
-    pub(crate) fn is_records(&self) -> bool {
-        matches!(&*self.0, PendingInner::Records(_))
+    /// The trace of recorded parts, built without freeing anything the parts hold: `None`
+    /// when this is not a part, or a shared one. The queue's worker builds this way and
+    /// hands the part back to be freed by the app's threads, which allocated it: with an
+    /// allocator that has a lock per arena (glibc's), the worker freeing it would make them
+    /// wait for each other.
+    pub(crate) fn build_kept(&mut self) -> Option<Trace> {
+        match Arc::get_mut(&mut self.0)? {
+            PendingInner::Records(part) => Some(build(part, false)),
+            PendingInner::Ready(_) => None,
+        }
     }
 }
 
-/// Turns a part into the trace providers see, leaving the part as it was.
-fn build(part: &PartData) -> Trace {
+/// A copy of a part, its captures turned into JSON.
+fn copy_part(part: &PartData) -> PartData {
+    let records = part
+        .records
+        .iter()
+        .map(|r| SpanRecord {
+            id: r.id,
+            parent_id: r.parent_id,
+            depth: r.depth,
+            level: r.level,
+            site: r.site,
+            start: r.start,
+            end: r.end,
+            data: r.data.as_ref().map(|d| {
+                Box::new(SpanData {
+                    inputs: d
+                        .inputs
+                        .iter()
+                        .map(|(k, v)| (*k, Captured::json(v.to_value())))
+                        .collect(),
+                    output: d.output.as_ref().map(|c| Captured::json(c.to_value())),
+                    status_message: d.status_message.clone(),
+                    extra: d.extra.as_deref().map(|e| Box::new(copy_update(e))),
+                })
+            }),
+        })
+        .collect();
+    PartData {
+        id: part.id.clone(),
+        name: part.name,
+        kind: part.kind,
+        anchor: part.anchor,
+        root_id: part.root_id,
+        root_end: part.root_end,
+        updates: part.updates.clone(),
+        records,
+        size: part.size,
+        mask: part.mask.clone(),
+    }
+}
+
+fn copy_update(e: &ObservationUpdate) -> ObservationUpdate {
+    ObservationUpdate {
+        name: e.name.clone(),
+        input: e.input.as_ref().map(|c| Captured::json(c.to_value())),
+        output: e.output.as_ref().map(|c| Captured::json(c.to_value())),
+        metadata: e.metadata.clone(),
+        tags: e.tags.clone(),
+        level: e.level,
+        status_message: e.status_message.clone(),
+        usage: e.usage.clone(),
+        model: e.model.clone(),
+        model_provider: e.model_provider.clone(),
+        model_parameters: e.model_parameters.clone(),
+        completion_start_time: e.completion_start_time,
+        attributes: e.attributes.clone(),
+    }
+}
+
+/// Turns a part into the trace providers see. With `take`, what the trace keeps is moved out
+/// of the part; without, it is copied, and the part keeps all it holds.
+fn build(part: &mut PartData, take: bool) -> Trace {
     let mask = part.mask.as_deref();
     let mut trace = Trace::new(
         part.id.clone(),
@@ -460,11 +533,12 @@ fn build(part: &PartData) -> Trace {
     trace.end_time = part
         .root_end
         .map(|end| DateTime::<Utc>::from(part.anchor.time(end)));
-    let mut records: Vec<&SpanRecord> = part.records.iter().collect();
-    records.sort_by_key(|r| (r.start, r.depth));
-    trace.observations = records
-        .into_iter()
-        .map(|r| r.to_observation(&part.anchor, mask))
+    part.records.sort_by_key(|r| (r.start, r.depth));
+    let anchor = part.anchor;
+    trace.observations = part
+        .records
+        .iter_mut()
+        .map(|r| r.observation(&anchor, mask, take))
         .collect();
     if let Some(root) = trace.observations.iter().find(|o| o.id == part.root_id) {
         trace.name = root.name.clone();
@@ -477,22 +551,26 @@ fn build(part: &PartData) -> Trace {
     for o in &trace.observations {
         trace.attributes = trace.attributes.or(&o.attributes);
     }
-    if let Some(u) = &part.updates {
-        if let Some(name) = &u.name {
-            trace.name.clone_from(name);
+    let updates = if take {
+        part.updates.take()
+    } else {
+        part.updates.clone()
+    };
+    if let Some(u) = updates {
+        if let Some(name) = u.name {
+            trace.name = name;
         }
         trace.attributes = u.attributes.or(&trace.attributes);
-        crate::model::merge_tags(&mut trace.tags, u.tags.clone());
-        trace.metadata.clone_from(&u.metadata);
-        let masked = |v: &Value| {
-            let mut v = v.clone();
+        crate::model::merge_tags(&mut trace.tags, u.tags);
+        trace.metadata = u.metadata;
+        let masked = |mut v: Value| {
             mask::apply(mask, &mut v);
             v
         };
-        if let Some(input) = &u.input {
+        if let Some(input) = u.input {
             trace.input = Some(masked(input));
         }
-        if let Some(output) = &u.output {
+        if let Some(output) = u.output {
             trace.output = Some(masked(output));
         }
     }

@@ -648,17 +648,26 @@ async fn prepare(
 }
 
 /// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used. A
-/// recorded task is built from references and handed back, with its `size`, to be freed by
-/// the app's threads (see `reclaim.rs`); the flag says so.
-fn finish(shared: &Shared, task: Box<TraceTask>, size: usize) -> Option<(Arc<Trace>, bool)> {
+/// recorded task is built without freeing what it holds and handed back, with its `size`, to
+/// be freed by the app's threads (see `reclaim.rs`); the flag says so.
+fn finish(shared: &Shared, mut task: Box<TraceTask>, size: usize) -> Option<(Arc<Trace>, bool)> {
     let trace_id = task.trace_id().clone();
     let limits = shared.config.field_limits;
-    let built = catch_unwind(AssertUnwindSafe(|| match task.finish_recorded(&limits) {
-        Some(built) => {
-            shared.give_back(task, size);
-            Ok((built, true))
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        // A task too large to hand back is built by moving out of it: a copy would hold its
+        // values twice for a moment.
+        let kept = if size <= super::reclaim::MAX_BYTES {
+            task.finish_recorded(&limits)
+        } else {
+            None
+        };
+        match kept {
+            Some(built) => {
+                shared.give_back(task, size);
+                Ok((built, true))
+            }
+            None => (*task).finish_shared(&limits).map(|built| (built, false)),
         }
-        None => (*task).finish_shared(&limits).map(|built| (built, false)),
     }));
     match built {
         Ok(Ok(((trace, cuts), handed_back))) => {

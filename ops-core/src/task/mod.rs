@@ -294,17 +294,14 @@ impl TraceTask {
         Ok((shared, cuts))
     }
 
-    /// [`TraceTask::finish_shared`] for a recorded task, from references: the task keeps
-    /// everything it held, so the queue's worker can hand it back to be freed by the app's
-    /// threads that allocated it. `None` for a task that is not a recorded one.
-    pub(crate) fn finish_recorded(&self, limits: &FieldLimits) -> Option<(Arc<Trace>, usize)> {
-        let Payload::Pending { trace } = &self.payload else {
+    /// [`TraceTask::finish_shared`] for a recorded task, built without freeing anything the
+    /// task holds, so the queue's worker can hand it back to be freed by the app's threads
+    /// that allocated it. `None` for a task that is not a recorded one, or is shared.
+    pub(crate) fn finish_recorded(&mut self, limits: &FieldLimits) -> Option<(Arc<Trace>, usize)> {
+        let Payload::Pending { trace } = &mut self.payload else {
             return None;
         };
-        if !trace.is_records() {
-            return None;
-        }
-        let mut built = trace.build();
+        let mut built = trace.build_kept()?;
         let cuts = finish_built(&mut built, self.app_id.clone(), true, limits);
         Some((Arc::new(built), cuts))
     }
