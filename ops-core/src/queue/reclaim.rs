@@ -1,30 +1,44 @@
-//! Recorded tasks the worker has built, handed back to be freed by the app's threads.
+//! What the app's threads allocated, handed back by the worker to be freed by them.
 //!
-//! A `#[traced]` trace is allocated on the app's thread (its records, its captures) and built
-//! into the trace providers see on the worker. An allocator with a lock per arena (glibc's)
-//! makes a thread that frees memory from another thread's arena take that arena's lock: the
-//! worker freeing the records would make the app's threads wait for it while they allocate.
-//! So the worker builds from references and hands the task back here, and the threads that
-//! enqueue free what waits, a few tasks per call. What waits is bounded, in count and in
-//! bytes, and its bytes stay counted against the queue's budget until it is freed.
+//! An allocator with a lock per arena (glibc's) makes a thread that frees memory from another
+//! thread's arena take that arena's lock: the worker freeing what the app allocated would
+//! make the app's threads wait for it while they allocate. So the worker hands it back here,
+//! and the threads that enqueue free what waits, a few items per call:
+//! - a `#[traced]` task, once the worker has built its trace without freeing anything it
+//!   holds (its records, its captures);
+//! - a trace the app built ([`TraceTask::from_trace`]), once every provider is done with it.
+//!
+//! What waits is bounded, in count and in bytes, and its bytes stay counted against the
+//! queue's budget until it is freed.
 
 use crossbeam_queue::ArrayQueue;
 
+use std::sync::Arc;
+
 use super::Shared;
+use crate::model::Trace;
 use crate::task::TraceTask;
 
-/// Tasks that may wait to be freed.
+/// Items that may wait to be freed.
 const CAPACITY: usize = 64;
-/// The largest task (by its estimated size) handed back; larger ones are freed by the
-/// worker, as are tasks that find no room.
+/// The largest item (by its estimated size) handed back; larger ones are freed by the worker,
+/// as are items that find no room.
 pub(crate) const MAX_BYTES: usize = 64 << 10;
-/// Tasks a thread frees each time it enqueues: more than one, so the queue drains when a
+/// Items a thread frees each time it enqueues: more than one, so the queue drains when a
 /// recorded trace is delivered in several parts.
 const PER_CALL: usize = 2;
 
-/// Built tasks waiting for an app thread to free them, with the bytes each counts.
+/// What the app allocated, for an app thread to free.
+pub(crate) enum Husk {
+    /// A recorded task whose trace is built.
+    Task(#[allow(dead_code)] Box<TraceTask>),
+    /// A trace the app built, delivered.
+    Trace(#[allow(dead_code)] Arc<Trace>),
+}
+
+/// Items waiting for an app thread to free them, with the bytes each counts.
 pub(crate) struct Reclaim {
-    tasks: ArrayQueue<(Box<TraceTask>, usize)>,
+    tasks: ArrayQueue<(Husk, usize)>,
 }
 
 impl Reclaim {
@@ -44,9 +58,9 @@ impl std::fmt::Debug for Reclaim {
 }
 
 impl Shared {
-    /// Hands back a task the worker has built, whose `size` bytes are still counted; frees it
-    /// here when it is large or there is no room.
-    pub(crate) fn give_back(&self, task: Box<TraceTask>, size: usize) {
+    /// Hands back what the app allocated, whose `size` bytes are still counted; frees it here
+    /// when it is large or there is no room.
+    pub(crate) fn give_back(&self, task: Husk, size: usize) {
         if size > MAX_BYTES {
             drop(task);
             self.release_bytes(size);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::reclaim::{Husk, MAX_BYTES as MAX_HANDED_BACK};
 use super::stats::{DropReason, ProviderStats};
 use super::{Queued, QueuedExtra, Shared};
 use crate::model::Trace;
@@ -39,11 +40,17 @@ struct LaneItem {
 struct Budget {
     size: usize,
     shared: Arc<Shared>,
+    /// A trace the app built: handed back to be freed by the app's threads when every lane is
+    /// done with it (see `reclaim.rs`).
+    app_built: Option<Arc<Trace>>,
 }
 
 impl Drop for Budget {
     fn drop(&mut self) {
-        self.shared.release_bytes(self.size);
+        match self.app_built.take() {
+            Some(trace) => self.shared.give_back(Husk::Trace(trace), self.size),
+            None => self.shared.release_bytes(self.size),
+        }
         if self.shared.spool.as_ref().is_some_and(|s| s.has_waiting()) {
             // Room for what waits on disk.
             self.shared.wake_worker();
@@ -596,6 +603,7 @@ async fn prepare(
         user_id,
     } = extra.map(|e| *e).unwrap_or_default();
     let app_id = task.app_id().map(str::to_owned);
+    let built_by_app = task.is_built_by_app();
     let Some((mut trace, handed_back)) = finish(shared, task, size) else {
         shared.release_bytes(size);
         shared.resolve_everywhere(pos);
@@ -611,6 +619,7 @@ async fn prepare(
     let budget = Arc::new(Budget {
         size: built,
         shared: Arc::clone(shared),
+        app_built: (built_by_app && built <= MAX_HANDED_BACK).then(|| Arc::clone(&trace)),
     });
     let mut targets: Vec<String> = lanes.fixed.iter().map(|l| l.shared.name.clone()).collect();
     if let (Some(router), Some(app)) = (&shared.router, app_id) {
@@ -656,14 +665,14 @@ fn finish(shared: &Shared, mut task: Box<TraceTask>, size: usize) -> Option<(Arc
     let built = catch_unwind(AssertUnwindSafe(|| {
         // A task too large to hand back is built by moving out of it: a copy would hold its
         // values twice for a moment.
-        let kept = if size <= super::reclaim::MAX_BYTES {
+        let kept = if size <= MAX_HANDED_BACK {
             task.finish_recorded(&limits)
         } else {
             None
         };
         match kept {
             Some(built) => {
-                shared.give_back(task, size);
+                shared.give_back(Husk::Task(task), size);
                 Ok((built, true))
             }
             None => (*task).finish_shared(&limits).map(|built| (built, false)),

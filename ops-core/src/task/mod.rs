@@ -174,6 +174,12 @@ impl TraceTask {
         }
     }
 
+    /// Whether the task holds a trace the app built ([`TraceTask::from_trace`]): finished in
+    /// place, it stays the app's allocation.
+    pub(crate) fn is_built_by_app(&self) -> bool {
+        matches!(self.payload, Payload::Trace { .. })
+    }
+
     /// Whether the task holds a trace recorded by `#[traced]` (or one already finished),
     /// which is masked as its captures become JSON rather than afterwards.
     pub(crate) fn is_recorded(&self) -> bool {

@@ -2,7 +2,8 @@
 //! each `add_trace_task` (and each root `#[traced]` call) timed with `Instant`; p50, p99 and
 //! max, and the app thread's voluntary context switches per 100k calls (how often it blocked).
 //!
-//! The figures are always printed. The goal (max ≤ 50 µs) is asserted only with
+//! The figures are always printed. Without the spool, the app's thread must not wait: at most
+//! 100 voluntary context switches per 100k calls. The goal (max ≤ 50 µs) is asserted only with
 //! `OPS_TORTURE_STRICT_LATENCY=1`: this shared 2-core VM is noisy, and the default test
 //! profile is unoptimized (`cargo test --release` gives figures comparable with the issue's).
 
@@ -15,6 +16,10 @@ use ops_torture_tests::sink::{Mode, Sink};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_torture-producer");
 const GOAL_NS: u64 = 50_000;
+/// Voluntary context switches of the app's thread per 100k calls, without the spool: it
+/// never waits on the worker (2,000 for `#[traced]` roots when the worker freed what the app
+/// allocated, and glibc's arena lock made them wait for each other).
+const MAX_WAITS_PER_100K: u64 = 100;
 
 struct Run {
     label: &'static str,
@@ -129,6 +134,17 @@ fn enqueue_latency_with_the_backend_down() {
         );
         if get("max_ns") > GOAL_NS {
             misses.push(format!("{} max {}", run.label, us(get("max_ns"))));
+        }
+        // Load-immune: a voluntary switch is the app's thread waiting (on a lock, say), where
+        // the maximum also counts the scheduler's preemptions on a shared machine. The spool's
+        // runs write to a file on the app's thread, which may wait on the disk.
+        if !run.spool {
+            assert!(
+                get("vcsw_per_100k") <= MAX_WAITS_PER_100K,
+                "{}: the app's thread waited {} times per 100k calls (at most {MAX_WAITS_PER_100K})",
+                run.label,
+                get("vcsw_per_100k")
+            );
         }
     }
     if strict_latency() {

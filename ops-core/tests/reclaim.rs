@@ -1,0 +1,146 @@
+//! What the app's threads allocated is freed on an app thread, not on the queue's worker (an
+//! allocator with a lock per arena would otherwise make the app wait for the worker): a
+//! `#[traced]` call's records once the worker has built its trace, and a trace the app built
+//! once it is delivered.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use ops_core::{
+    ExportError, ExportOutcome, ObservationKind, Provider, Trace, TraceId, TraceQueueManager,
+    TraceTask, traced,
+};
+use serde::Serialize;
+
+/// Records the thread each copy is dropped on. Large enough to be copied and serialized on
+/// the worker, not turned into JSON in the call.
+#[derive(Serialize)]
+struct Spy(u32, String);
+
+static DROPPED_ON: Mutex<Vec<(u32, ThreadId, Option<String>)>> = Mutex::new(Vec::new());
+
+impl Clone for Spy {
+    fn clone(&self) -> Self {
+        Spy(self.0, self.1.clone())
+    }
+}
+
+impl Drop for Spy {
+    fn drop(&mut self) {
+        let me = std::thread::current();
+        DROPPED_ON
+            .lock()
+            .unwrap()
+            .push((self.0, me.id(), me.name().map(str::to_owned)));
+    }
+}
+
+#[traced]
+fn handle(spy: Spy) -> u32 {
+    spy.0
+}
+
+#[test]
+fn the_worker_frees_nothing_a_traced_call_captured() {
+    let capture = ops_testkit::capture();
+    let app = std::thread::current().id();
+    // The argument is captured as a clone (serialized on the worker): the clone is what the
+    // worker would free.
+    for i in 0..50 {
+        assert_eq!(
+            capture.run(|| handle(Spy(1000 + i, "x".repeat(500)))),
+            1000 + i
+        );
+    }
+    capture.flush();
+    assert_eq!(capture.traces().len(), 50, "{}", capture.render());
+    // Each enqueue frees what earlier traces left; a few more calls free the rest.
+    for i in 0..50 {
+        capture.run(|| handle(Spy(i, "x".repeat(500))));
+    }
+    capture.flush();
+    let drops = DROPPED_ON.lock().unwrap().clone();
+    let clones_of_first: Vec<_> = drops
+        .iter()
+        .filter(|(n, _, _)| (1000..1050).contains(n))
+        .collect();
+    // Each first-round value was dropped twice: the argument, in the call, and its clone.
+    assert_eq!(clones_of_first.len(), 100, "{drops:?}");
+    let elsewhere: Vec<_> = clones_of_first
+        .iter()
+        .filter(|(_, thread, _)| *thread != app)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "captured clones freed off the app's thread: {elsewhere:?}"
+    );
+    // Nothing waits to be freed is left uncounted: the queue's bytes come back to zero once
+    // everything is delivered and freed.
+    capture.queue().shutdown(Duration::from_secs(5));
+    assert_eq!(capture.queue().stats().held_bytes, 0);
+}
+
+/// Keeps only a weak reference to what it is given: whether a trace is still alive after
+/// delivery says who holds it.
+struct Watcher(Arc<Mutex<Vec<Weak<Trace>>>>);
+
+#[ops_core::async_trait]
+impl Provider for Watcher {
+    fn name(&self) -> &str {
+        "watcher"
+    }
+
+    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
+        self.0
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(Arc::downgrade));
+        ExportOutcome::Delivered
+    }
+
+    async fn api_check(&self) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+fn explicit(i: usize) -> TraceTask {
+    let mut trace = Trace::new(
+        TraceId::generate(),
+        ObservationKind::Workflow,
+        format!("run-{i}"),
+        chrono::Utc::now(),
+    );
+    trace.input = Some(serde_json::json!({"text": "x".repeat(1000)}));
+    TraceTask::from_trace(trace)
+}
+
+#[test]
+fn a_delivered_trace_the_app_built_is_freed_by_the_app_not_the_worker() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut config = ops_core::QueueConfig::default();
+    // No idle tick frees anything during the test.
+    config.interval = Duration::from_secs(3600);
+    let queue = TraceQueueManager::builder()
+        .config(config)
+        .provider(Watcher(Arc::clone(&seen)))
+        .build()
+        .unwrap();
+    queue.add_trace_task(explicit(0)).unwrap();
+    let report = queue.flush(Duration::from_secs(5));
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let delivered = seen.lock().unwrap()[0].clone();
+    assert!(
+        delivered.upgrade().is_some(),
+        "the worker freed the delivered trace"
+    );
+    assert!(queue.stats().held_bytes > 0, "it is counted while it waits");
+    // The next enqueue, on this thread, frees it.
+    queue.add_trace_task(explicit(1)).unwrap();
+    assert!(
+        delivered.upgrade().is_none(),
+        "still alive after an enqueue"
+    );
+    queue.shutdown(Duration::from_secs(5));
+    assert_eq!(queue.stats().held_bytes, 0);
+}
