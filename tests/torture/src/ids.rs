@@ -2,14 +2,16 @@
 //! producer acknowledged with what the sink received.
 //!
 //! A trace's id is the UUID `(run, index)`; its observations' ids are the UUIDs
-//! `(run, index << 12 | n)`. The OTLP encoder sends a UUID trace id as its 16 bytes and an
-//! observation's span id as the UUID's low 8 bytes, so the sink sees `index << 12 | n`.
+//! `(run, index << 12 | (n + 1))`. The OTLP encoder sends a UUID trace id as its 16 bytes and
+//! an observation's span id as the UUID's low 8 bytes, so the sink sees `index << 12 | (n + 1)`:
+//! never zero, which the encoder would replace by the high 8 bytes (`run`), possibly another
+//! observation's span id.
 
 use ops_core::TraceId;
 use uuid::Uuid;
 
-/// Observations a trace built here may have (the low 12 bits of a span id).
-pub const MAX_OBSERVATIONS: u64 = 1 << 12;
+/// Observations a trace built here may have (the low 12 bits of a span id, never zero).
+pub const MAX_OBSERVATIONS: u64 = (1 << 12) - 1;
 
 /// The trace id of `index` in `run`.
 pub fn trace_uuid(run: u64, index: u64) -> Uuid {
@@ -25,7 +27,7 @@ pub fn trace_id(run: u64, index: u64) -> TraceId {
 /// The id of observation `n` of trace `index` in `run`.
 pub fn observation_id(run: u64, index: u64, n: u64) -> Uuid {
     assert!(n < MAX_OBSERVATIONS, "observation {n} is past the id space");
-    Uuid::from_u64_pair(run, (index << 12) | n)
+    Uuid::from_u64_pair(run, (index << 12) | (n + 1))
 }
 
 /// The 32 hex digits the sink sees for a trace id (its OTLP trace id).
@@ -60,6 +62,13 @@ mod tests {
         );
         assert_eq!(parse_trace_hex(&trace_hex(7, 42)), Some(trace_key(7, 42)));
         let span = ops_providers::otlp::span_id_bytes(observation_id(7, 42, 3));
-        assert_eq!(u64::from_be_bytes(span), (42 << 12) | 3);
+        assert_eq!(u64::from_be_bytes(span), (42 << 12) | 4);
+    }
+
+    #[test]
+    fn the_first_trace_root_and_its_first_child_have_distinct_span_ids() {
+        let root = ops_providers::otlp::span_id_bytes(observation_id(1, 0, 0));
+        let child = ops_providers::otlp::span_id_bytes(observation_id(1, 0, 1));
+        assert_ne!(root, child);
     }
 }

@@ -81,8 +81,9 @@ pub struct Counts {
     pub bytes: u64,
     /// Answers sent after a delay.
     pub late_answers: u64,
-    /// Receipts per span id.
-    pub spans: HashMap<u64, u32>,
+    /// Receipts per span, keyed by trace id and span id (a span id is unique within its
+    /// trace in OTLP, not across traces).
+    pub spans: HashMap<(u128, u64), u32>,
     /// Per trace id.
     pub traces: HashMap<u128, TraceSeen>,
 }
@@ -363,7 +364,7 @@ async fn handle(
     let Ok((decoded, len)) = decoded else {
         return Ok(answer(500));
     };
-    let mut spans: Vec<u64> = Vec::new();
+    let mut spans: Vec<(u128, u64)> = Vec::new();
     let mut traces: HashMap<u128, u32> = HashMap::new();
     if let Some(request) = &decoded {
         for span in request
@@ -372,8 +373,8 @@ async fn handle(
             .flat_map(|r| &r.scope_spans)
             .flat_map(|s| &s.spans)
         {
-            if let Some(id) = key8(&span.span_id) {
-                spans.push(id);
+            if let (Some(trace), Some(id)) = (key16(&span.trace_id), key8(&span.span_id)) {
+                spans.push((trace, id));
             }
             if let Some(id) = key16(&span.trace_id) {
                 *traces.entry(id).or_default() += 1;

@@ -162,6 +162,13 @@ fn run_case(case: &Case) -> Outcome {
             case.count - accounted
         ));
     }
+    if counts.duplicate_spans() > 0 {
+        problems.push(format!(
+            "{} spans delivered more than once (a large trace may span several requests, \
+             but no span may arrive twice)",
+            counts.duplicate_spans()
+        ));
+    }
     let warmup = child.out.hwm("warmup").unwrap_or(0);
     let peak = child.out.hwm("sent");
     let cap = case.max_bytes as u64 / 1024 + SLACK_KIB;
@@ -184,7 +191,7 @@ fn run_case(case: &Case) -> Outcome {
             ("acknowledged", &child.out.acks.len()),
             ("refused", &child.out.refused.len()),
             ("delivered", &delivered),
-            ("duplicates", &counts.duplicate_traces()),
+            ("duplicate_spans", &counts.duplicate_spans()),
             ("dropped", &dropped),
             ("dropped_while_down", &stat(&down, "dropped_total")),
             ("failed", &failed),
