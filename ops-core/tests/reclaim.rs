@@ -1,17 +1,20 @@
 //! What the app's threads allocated is freed on an app thread, not on the queue's worker (an
 //! allocator with a lock per arena would otherwise make the app wait for the worker): a
-//! `#[traced]` call's records once the worker has built its trace, and a trace the app built
-//! once it is delivered.
+//! `#[traced]` call's records and a Dify-style run once the worker has built its trace, and a
+//! trace the app built once it is delivered.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use chrono::Utc;
+use ops_core::model::{MessageRun, WorkflowNodeTraceInfo, WorkflowRun};
 use ops_core::{
     ExportError, ExportOutcome, ObservationKind, Provider, Trace, TraceId, TraceQueueManager,
     TraceTask, traced,
 };
 use serde::Serialize;
+use serde_json::json;
 
 /// Records the thread each copy is dropped on. Large enough to be copied and serialized on
 /// the worker, not turned into JSON in the call.
@@ -143,4 +146,59 @@ fn a_delivered_trace_the_app_built_is_freed_by_the_app_not_the_worker() {
     );
     queue.shutdown(Duration::from_secs(5));
     assert_eq!(queue.stats().held_bytes, 0);
+}
+
+fn workflow() -> TraceTask {
+    let run = WorkflowRun {
+        id: "0190a4b2-0000-7000-8000-000000000001".into(),
+        status: "succeeded".into(),
+        created_at: Utc::now(),
+        inputs: [("question".to_owned(), json!("q".repeat(1000)))]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let node = WorkflowNodeTraceInfo::of_run(&run, 0, "node-0", "llm", "LLM", Utc::now(), 0.5);
+    TraceTask::workflow_run(run, vec![node]).unwrap()
+}
+
+fn message() -> TraceTask {
+    TraceTask::message_run(MessageRun {
+        id: "0190a4b2-0000-7000-9000-000000000001".into(),
+        query: "m".repeat(1000),
+        answer: "n".repeat(1000),
+        created_at: Utc::now(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_dify_style_run_is_freed_by_the_app_not_the_worker() {
+    for (kind, task) in [("workflow run", workflow()), ("message run", message())] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut config = ops_core::QueueConfig::default();
+        // No idle tick frees anything during the test.
+        config.interval = Duration::from_secs(3600);
+        let queue = TraceQueueManager::builder()
+            .config(config)
+            .provider(Watcher(Arc::clone(&seen)))
+            .build()
+            .unwrap();
+        queue.add_trace_task(task).unwrap();
+        let report = queue.flush(Duration::from_secs(5));
+        assert_eq!(report.delivered, 1, "{kind}: {report:?}");
+        let delivered = seen.lock().unwrap()[0].clone();
+        assert!(
+            delivered.upgrade().is_none(),
+            "{kind}: the trace built from it is the worker's to free"
+        );
+        // The run itself waits, counted, for an app thread to free it.
+        assert!(
+            queue.stats().held_bytes > 1000,
+            "{kind}: the worker freed the run the app allocated"
+        );
+        queue.shutdown(Duration::from_secs(5));
+        assert_eq!(queue.stats().held_bytes, 0, "{kind}");
+    }
 }

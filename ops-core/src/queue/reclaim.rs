@@ -5,7 +5,8 @@
 //! make the app's threads wait for it while they allocate. So the worker hands it back here,
 //! and the threads that enqueue free what waits, a few items per call:
 //! - a `#[traced]` task, once the worker has built its trace without freeing anything it
-//!   holds (its records, its captures);
+//!   holds (its records, its captures), and a Dify-style run, once the worker has built its
+//!   trace from a copy;
 //! - a trace the app built ([`TraceTask::from_trace`]), once every provider is done with it.
 //!
 //! What waits is bounded, in count and in bytes, and its bytes stay counted against the
@@ -30,7 +31,7 @@ const PER_CALL: usize = 2;
 
 /// What the app allocated, for an app thread to free.
 pub(crate) enum Husk {
-    /// A recorded task whose trace is built.
+    /// A task the app filled (recorded or a Dify-style run) whose trace is built.
     Task(#[allow(dead_code)] Box<TraceTask>),
     /// A trace the app built, delivered.
     Trace(#[allow(dead_code)] Arc<Trace>),

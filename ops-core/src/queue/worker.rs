@@ -656,9 +656,10 @@ async fn prepare(
     })
 }
 
-/// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used. A
-/// recorded task is built without freeing what it holds and handed back, with its `size`, to
-/// be freed by the app's threads (see `reclaim.rs`); the flag says so.
+/// Builds, masks and limits a task's trace; `None` (counted) when it cannot be used. A task
+/// the app's thread filled (recorded or a Dify-style run) is built without freeing what it
+/// holds and handed back, with its `size`, to be freed by the app's threads (see
+/// `reclaim.rs`); the flag says so.
 fn finish(shared: &Shared, mut task: Box<TraceTask>, size: usize) -> Option<(Arc<Trace>, bool)> {
     let trace_id = task.trace_id().clone();
     let limits = shared.config.field_limits;
@@ -666,7 +667,7 @@ fn finish(shared: &Shared, mut task: Box<TraceTask>, size: usize) -> Option<(Arc
         // A task too large to hand back is built by moving out of it: a copy would hold its
         // values twice for a moment.
         let kept = if size <= MAX_HANDED_BACK {
-            task.finish_recorded(&limits)
+            task.finish_kept(&limits)
         } else {
             None
         };

@@ -300,15 +300,26 @@ impl TraceTask {
         Ok((shared, cuts))
     }
 
-    /// [`TraceTask::finish_shared`] for a recorded task, built without freeing anything the
-    /// task holds, so the queue's worker can hand it back to be freed by the app's threads
-    /// that allocated it. `None` for a task that is not a recorded one, or is shared.
-    pub(crate) fn finish_recorded(&mut self, limits: &FieldLimits) -> Option<(Arc<Trace>, usize)> {
-        let Payload::Pending { trace } = &mut self.payload else {
-            return None;
+    /// [`TraceTask::finish_shared`] without freeing anything the task holds, so the queue's
+    /// worker can hand the task back to be freed by the app's threads that allocated it: a
+    /// recorded task is built from references, a Dify-style run from a copy (the worker
+    /// allocates the copy and frees what is left of it). `None` for a trace the app built,
+    /// which is finished where it lies, and for a recorded task that is shared.
+    pub(crate) fn finish_kept(&mut self, limits: &FieldLimits) -> Option<(Arc<Trace>, usize)> {
+        let recorded = self.is_recorded();
+        let mut built = match &mut self.payload {
+            Payload::Pending { trace } => trace.build_kept()?,
+            Payload::WorkflowRun { run, nodes } => {
+                let (info, nodes) = workflow_info((**run).clone(), nodes.clone());
+                workflow_trace(self.trace_id.clone(), &info, &nodes)
+            }
+            Payload::MessageRun { message } => {
+                message_trace(self.trace_id.clone(), &message_info((**message).clone()))
+            }
+            Payload::Info { info } => info_trace(self.trace_id.clone(), (**info).clone()),
+            Payload::Trace { .. } => return None,
         };
-        let mut built = trace.build_kept()?;
-        let cuts = finish_built(&mut built, self.app_id.clone(), true, limits);
+        let cuts = finish_built(&mut built, self.app_id.clone(), recorded, limits);
         Some((Arc::new(built), cuts))
     }
 }
