@@ -885,22 +885,24 @@ pub(crate) fn fuzz_decode(bytes: &[u8]) -> usize {
     record::decode(bytes).records.len()
 }
 
-/// See [`crate::__private::fuzz::spool_replay`].
-pub(crate) fn fuzz_replay(dir: &Path) -> Result<usize, String> {
+/// See [`crate::__private::fuzz::spool_replay`] and
+/// [`crate::__private::fuzz::spool_replay_at_most`].
+pub(crate) fn fuzz_replay(dir: &Path, max: usize) -> Result<usize, String> {
     let mut config = SpoolConfig::new(dir);
     config.fsync = FsyncPolicy::Never;
     let spool = Spool::open(config).map_err(|e| e.to_string())?;
     let mut read = 0;
-    while spool.has_waiting() {
+    while spool.has_waiting() && read < max {
         let batch = spool.take_replay(1 << 20);
         if batch.is_empty() {
             break;
         }
-        for r in &batch {
+        // Past `max` the rest of the batch stays in flight, as at a crash.
+        for r in batch.iter().take(max - read) {
             spool.set_needed(r.pos, 1);
             spool.resolve("fuzz", &[r.pos]);
+            read += 1;
         }
-        read += batch.len();
     }
     Ok(read)
 }
