@@ -334,10 +334,26 @@ fn segment_path(dir: &Path, n: u64, ext: &str) -> PathBuf {
     dir.join(format!("segment-{n:020}.{ext}"))
 }
 
+/// The highest segment number: a spool starting a segment every nanosecond would take three
+/// centuries to reach it. Numbering stops there (the next segment would be this one again, a
+/// clear error), so it never overflows.
+const MAX_SEGMENT: u64 = 10_000_000_000_000_000_000;
+
+/// The number after segment `n`'s.
+fn next_number(n: u64) -> u64 {
+    n.saturating_add(1).min(MAX_SEGMENT)
+}
+
+/// The number and extension of a file named as [`segment_path`] names them (20 digits, at
+/// most [`MAX_SEGMENT`]); any other file is not the spool's and is left alone.
 fn segment_number(name: &str) -> Option<(u64, &str)> {
     let rest = name.strip_prefix("segment-")?;
     let (n, ext) = rest.split_once('.')?;
-    Some((n.parse().ok()?, ext))
+    if n.len() != 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    (n <= MAX_SEGMENT).then_some((n, ext))
 }
 
 impl Spool {
@@ -372,7 +388,7 @@ impl Spool {
         let mut state = State {
             writer: None,
             segments: BTreeMap::new(),
-            next_segment: highest.map_or(0, |n| n + 1),
+            next_segment: highest.map_or(0, next_number),
             disk_bytes: 0,
             stats: SpoolStats::default(),
             unsynced: Vec::new(),
@@ -522,7 +538,7 @@ impl Spool {
             len: header,
         });
         state.segments.insert(n, Segment::new(header));
-        state.next_segment = n + 1;
+        state.next_segment = next_number(n);
         state.disk_bytes += header;
         state.stats.disk_bytes = state.disk_bytes;
         state.dir_dirty = true;
