@@ -783,19 +783,30 @@ impl Spool {
         }
     }
 
-    /// Appends one line to a segment's acks file, in one write.
+    /// Appends one line to a segment's acks file, in one write. A file that ends in a line cut
+    /// short (by a crash, or a write that failed part way) gets a line break first, so the cut
+    /// line never swallows this one.
     fn write_ack(&self, segment: &mut Segment, n: u64, line: &AckLine<'_>) {
+        let mut text = String::new();
         let file = match &mut segment.acks {
             Some(f) => Ok(f),
             None => OpenOptions::new()
                 .create(true)
                 .append(true)
+                .read(true)
                 .open(segment_path(&self.config.dir, n, "acks"))
-                .map(|f| segment.acks.insert(f)),
+                .map(|f| {
+                    if ends_mid_line(&f) {
+                        text.push('\n');
+                    }
+                    segment.acks.insert(f)
+                }),
         };
-        let mut text = serde_json::to_string(line).unwrap_or_default();
+        text.push_str(&serde_json::to_string(line).unwrap_or_default());
         text.push('\n');
         if let Err(e) = file.and_then(|f| f.write_all(text.as_bytes())) {
+            // Part of the line may be written: the next write reopens the file and checks.
+            segment.acks = None;
             tracing::warn!(error = %e, "ops: writing spool acks failed; these records may be sent again after a restart");
         }
     }
@@ -950,6 +961,15 @@ impl AckLine<'_> {
 struct Acks {
     by_record: HashMap<u64, Vec<String>>,
     done: HashSet<u64>,
+}
+
+/// Whether `file` is not empty and its last byte is not a line break.
+fn ends_mid_line(file: &File) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut last = [b'\n'];
+    len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 /// Reads an acks file. Unreadable lines (a torn last line) are skipped.
