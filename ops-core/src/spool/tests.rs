@@ -283,7 +283,8 @@ fn resolutions_written_after_a_torn_ack_line_are_kept() {
 
 #[test]
 fn files_not_named_as_the_spool_names_segments_are_left_alone() {
-    // Found by fuzzing: a file numbered u64::MAX made opening the spool overflow.
+    // Found by the spool_replay fuzz harness: a file numbered u64::MAX made opening the spool
+    // overflow.
     let dir = tempfile::tempdir().unwrap();
     let config = SpoolConfig::new(dir.path());
     let spool = Spool::open(config.clone()).unwrap();
