@@ -31,6 +31,11 @@ pub mod fuzz {
     /// Opens the spool in `dir` as a restart would, reads back every record and resolves
     /// it; returns how many were read back.
     pub fn spool_replay(dir: &Path) -> Result<usize, String> {
-        crate::spool::fuzz_replay(dir)
+        crate::spool::fuzz_replay(dir, usize::MAX)
+    }
+
+    /// [`spool_replay`] that stops, as a crash would, once `max` records are resolved.
+    pub fn spool_replay_at_most(dir: &Path, max: usize) -> Result<usize, String> {
+        crate::spool::fuzz_replay(dir, max)
     }
 }

@@ -334,10 +334,26 @@ fn segment_path(dir: &Path, n: u64, ext: &str) -> PathBuf {
     dir.join(format!("segment-{n:020}.{ext}"))
 }
 
+/// The highest segment number: a spool starting a segment every nanosecond would take three
+/// centuries to reach it. Numbering stops there (the next segment would be this one again, a
+/// clear error), so it never overflows.
+const MAX_SEGMENT: u64 = 10_000_000_000_000_000_000;
+
+/// The number after segment `n`'s.
+fn next_number(n: u64) -> u64 {
+    n.saturating_add(1).min(MAX_SEGMENT)
+}
+
+/// The number and extension of a file named as [`segment_path`] names them (20 digits, at
+/// most [`MAX_SEGMENT`]); any other file is not the spool's and is left alone.
 fn segment_number(name: &str) -> Option<(u64, &str)> {
     let rest = name.strip_prefix("segment-")?;
     let (n, ext) = rest.split_once('.')?;
-    Some((n.parse().ok()?, ext))
+    if n.len() != 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    (n <= MAX_SEGMENT).then_some((n, ext))
 }
 
 impl Spool {
@@ -372,7 +388,7 @@ impl Spool {
         let mut state = State {
             writer: None,
             segments: BTreeMap::new(),
-            next_segment: highest.map_or(0, |n| n + 1),
+            next_segment: highest.map_or(0, next_number),
             disk_bytes: 0,
             stats: SpoolStats::default(),
             unsynced: Vec::new(),
@@ -522,7 +538,7 @@ impl Spool {
             len: header,
         });
         state.segments.insert(n, Segment::new(header));
-        state.next_segment = n + 1;
+        state.next_segment = next_number(n);
         state.disk_bytes += header;
         state.stats.disk_bytes = state.disk_bytes;
         state.dir_dirty = true;
@@ -767,19 +783,30 @@ impl Spool {
         }
     }
 
-    /// Appends one line to a segment's acks file, in one write.
+    /// Appends one line to a segment's acks file, in one write. A file that ends in a line cut
+    /// short (by a crash, or a write that failed part way) gets a line break first, so the cut
+    /// line never swallows this one.
     fn write_ack(&self, segment: &mut Segment, n: u64, line: &AckLine<'_>) {
+        let mut text = String::new();
         let file = match &mut segment.acks {
             Some(f) => Ok(f),
             None => OpenOptions::new()
                 .create(true)
                 .append(true)
+                .read(true)
                 .open(segment_path(&self.config.dir, n, "acks"))
-                .map(|f| segment.acks.insert(f)),
+                .map(|f| {
+                    if ends_mid_line(&f) {
+                        text.push('\n');
+                    }
+                    segment.acks.insert(f)
+                }),
         };
-        let mut text = serde_json::to_string(line).unwrap_or_default();
+        text.push_str(&serde_json::to_string(line).unwrap_or_default());
         text.push('\n');
         if let Err(e) = file.and_then(|f| f.write_all(text.as_bytes())) {
+            // Part of the line may be written: the next write reopens the file and checks.
+            segment.acks = None;
             tracing::warn!(error = %e, "ops: writing spool acks failed; these records may be sent again after a restart");
         }
     }
@@ -885,22 +912,24 @@ pub(crate) fn fuzz_decode(bytes: &[u8]) -> usize {
     record::decode(bytes).records.len()
 }
 
-/// See [`crate::__private::fuzz::spool_replay`].
-pub(crate) fn fuzz_replay(dir: &Path) -> Result<usize, String> {
+/// See [`crate::__private::fuzz::spool_replay`] and
+/// [`crate::__private::fuzz::spool_replay_at_most`].
+pub(crate) fn fuzz_replay(dir: &Path, max: usize) -> Result<usize, String> {
     let mut config = SpoolConfig::new(dir);
     config.fsync = FsyncPolicy::Never;
     let spool = Spool::open(config).map_err(|e| e.to_string())?;
     let mut read = 0;
-    while spool.has_waiting() {
+    while spool.has_waiting() && read < max {
         let batch = spool.take_replay(1 << 20);
         if batch.is_empty() {
             break;
         }
-        for r in &batch {
+        // Past `max` the rest of the batch stays in flight, as at a crash.
+        for r in batch.iter().take(max - read) {
             spool.set_needed(r.pos, 1);
             spool.resolve("fuzz", &[r.pos]);
+            read += 1;
         }
-        read += batch.len();
     }
     Ok(read)
 }
@@ -932,6 +961,15 @@ impl AckLine<'_> {
 struct Acks {
     by_record: HashMap<u64, Vec<String>>,
     done: HashSet<u64>,
+}
+
+/// Whether `file` is not empty and its last byte is not a line break.
+fn ends_mid_line(file: &File) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut last = [b'\n'];
+    len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 /// Reads an acks file. Unreadable lines (a torn last line) are skipped.

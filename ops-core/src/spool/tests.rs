@@ -254,6 +254,71 @@ fn a_torn_ack_line_only_loses_that_line() {
 }
 
 #[test]
+fn resolutions_written_after_a_torn_ack_line_are_kept() {
+    // Found by fuzzing: the first ack line written after a restart was appended to the torn
+    // line, so both were unreadable and its records were sent again after the next restart.
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig::new(dir.path());
+    let spool = Spool::open(config.clone()).unwrap();
+    let p1 = append(&spool, "t1");
+    append(&spool, "t2");
+    append(&spool, "t3");
+    spool.set_needed(p1, 1);
+    spool.resolve("a", &[p1]);
+    drop(spool);
+    let mut acks = OpenOptions::new()
+        .append(true)
+        .open(segment_path(dir.path(), 0, "acks"))
+        .unwrap();
+    write!(acks, "{{\"p\":\"a\",\"r\":[").unwrap();
+    let spool = Spool::open(config.clone()).unwrap();
+    let replayed = replay_all(&spool);
+    assert_eq!(names(&replayed), ["t2", "t3"]);
+    spool.set_needed(replayed[0].pos, 1);
+    spool.resolve("a", &[replayed[0].pos]);
+    drop(spool);
+    let spool = Spool::open(config).unwrap();
+    assert_eq!(names(&replay_all(&spool)), ["t3"]);
+}
+
+#[test]
+fn files_not_named_as_the_spool_names_segments_are_left_alone() {
+    // Found by the spool_replay fuzz harness: a file numbered u64::MAX made opening the spool
+    // overflow.
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig::new(dir.path());
+    let spool = Spool::open(config.clone()).unwrap();
+    append(&spool, "t1");
+    drop(spool);
+    let segment = fs::read(segment_path(dir.path(), 0, "log")).unwrap();
+    let foreign = [
+        format!("segment-{}.log", u64::MAX),
+        format!("segment-{}.log", u64::MAX - 1),
+        format!("segment-{}.log", MAX_SEGMENT + 1),
+        "segment-7.log".to_owned(),
+        "segment-+0000000000000000007.log".to_owned(),
+    ];
+    for name in &foreign {
+        fs::write(dir.path().join(name), &segment).unwrap();
+    }
+    let spool = Spool::open(config.clone()).unwrap();
+    assert_eq!(names(&replay_all(&spool)), ["t1"]);
+    drop(spool);
+    let left = files(dir.path());
+    for name in &foreign {
+        assert!(left.contains(name), "{name} was touched: {left:?}");
+    }
+    // The last numbers: the spool starts the highest one, and past it refuses to open.
+    fs::write(segment_path(dir.path(), MAX_SEGMENT - 1, "log"), &segment).unwrap();
+    for _ in 0..2 {
+        let spool = Spool::open(config.clone()).unwrap();
+        assert_eq!(names(&replay_all(&spool)), ["t1", "t1"]);
+    }
+    fs::write(segment_path(dir.path(), MAX_SEGMENT, "log"), &segment).unwrap();
+    assert!(matches!(Spool::open(config), Err(SpoolError::Dir { .. })));
+}
+
+#[test]
 fn the_disk_cap_follows_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = SpoolConfig::new(dir.path());
