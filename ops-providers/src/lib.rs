@@ -86,12 +86,29 @@ pub mod phoenix;
 #[cfg(feature = "tencent")]
 pub mod tencent;
 
+/// [`ops_core::init`] with every enabled provider linked: calls [`link`], then sets up tracing
+/// from the environment (`OPS_TRACE_PROVIDER` and each provider's variables) and installs the
+/// global queue. Keep the guard for the life of the program; dropping it delivers what is
+/// queued, waiting at most 5 s.
+///
+/// `ops_core::init()` cannot do this itself (ops-core does not depend on this crate), so an app
+/// that selects these providers by name calls this instead and needs no separate `link()`.
+///
+/// ```no_run
+/// let _guard = ops_providers::init()?;
+/// # Ok::<(), ops_core::QueueError>(())
+/// ```
+pub fn init() -> Result<ops_core::TracingGuard, ops_core::QueueError> {
+    link();
+    ops_core::init()
+}
+
 /// Keeps the registration of every enabled provider in the final binary.
 ///
 /// Providers register through `inventory`, and a linker drops the code of a module nothing
 /// refers to, registration included; `use ops_providers as _;` is not enough. Call this once
 /// (for example at the start of `main`) in any binary that selects providers by name from the
-/// environment or a stored config and uses nothing else from this crate.
+/// environment or a stored config and uses nothing else from this crate ([`init`] calls it).
 #[inline(never)]
 pub fn link() {
     type FromConfig = *const ();

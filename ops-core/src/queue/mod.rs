@@ -153,12 +153,24 @@ pub enum QueueError {
     /// A provider name is not registered.
     #[error(transparent)]
     UnknownProvider(#[from] crate::provider::UnknownProvider),
+    /// Two providers are registered under one name.
+    #[error(transparent)]
+    DuplicateProvider(#[from] crate::provider::DuplicateProvider),
     /// The spool could not be opened.
     #[error(transparent)]
     Spool(#[from] SpoolError),
     /// The worker thread could not start.
     #[error("could not start the trace worker thread: {0}")]
     Worker(#[from] std::io::Error),
+}
+
+impl From<crate::provider::RegistryError> for QueueError {
+    fn from(e: crate::provider::RegistryError) -> Self {
+        match e {
+            crate::provider::RegistryError::Unknown(e) => QueueError::UnknownProvider(e),
+            crate::provider::RegistryError::Duplicate(e) => QueueError::DuplicateProvider(e),
+        }
+    }
 }
 
 /// Why a task was not queued. The drop is counted in [`TraceQueueManager::stats`] either way.
