@@ -70,7 +70,8 @@ pub use current::{ContextGuard, ObservationContext};
 pub use current::{update_current_observation, update_current_trace};
 pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
 pub use mask::{
-    DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, reset_mask, set_mask,
+    DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, replace_mask, reset_mask,
+    set_mask,
 };
 pub use span::lost_observations;
 pub use stream::{StreamReducer, TracedStream, reduce};
