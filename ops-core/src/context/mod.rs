@@ -59,6 +59,7 @@ mod current;
 mod future;
 mod ids;
 pub(crate) mod mask;
+mod orphan;
 mod site;
 mod span;
 mod stream;
@@ -73,6 +74,7 @@ pub use mask::{
     DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, replace_mask, reset_mask,
     set_mask,
 };
+pub use orphan::{ORPHANS_KEPT, OrphanedCall, orphaned_calls, orphans_after};
 pub use span::lost_observations;
 pub use stream::{StreamReducer, TracedStream, reduce};
 pub use trace::{PART_MAX_BYTES, PART_MAX_OBSERVATIONS};
