@@ -42,7 +42,8 @@ pub mod store;
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
 pub use manager::{
     AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, OpsTraceManager,
-    ProviderStatus, RotationCause, RotationFailure, RotationReport, Saved,
+    ID_CHARSET, ID_MAX_CHARS, ProviderStatus, RotationCause, RotationFailure, RotationReport,
+    Saved, validate_app_id, validate_tenant_id,
 };
 pub use obfuscate::{MaskedWithoutStored, SecretUpdate, is_obfuscated, merge_secret};
 pub use store::{AppTracing, ConfigStore, PostgresStore, SqliteStore, StoreError, StoredConfig};
@@ -123,8 +124,8 @@ pub enum Error {
         what: &'static str,
         /// The value.
         value: String,
-        /// What is wrong.
-        reason: &'static str,
+        /// What is wrong, and the characters an id may hold.
+        reason: String,
     },
 }
 
