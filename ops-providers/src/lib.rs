@@ -54,36 +54,50 @@ pub(crate) mod env;
 /// `LANGFUSE_TIMEOUT` (seconds) before those. The config key of every provider is `timeout`
 /// (seconds, 0.01 to 600, default 10).
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub const EXPORT_TIMEOUT_ENV: &str = env::EXPORT_TIMEOUT_ENV;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 
 #[cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))))]
 pub mod native;
 
 #[cfg(feature = "langsmith")]
+#[cfg_attr(docsrs, doc(cfg(feature = "langsmith")))]
 pub mod langsmith;
 #[cfg(feature = "opik")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opik")))]
 pub mod opik;
 #[cfg(feature = "weave")]
+#[cfg_attr(docsrs, doc(cfg(feature = "weave")))]
 pub mod weave;
 
 #[cfg(any(feature = "phoenix", feature = "arize"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "phoenix", feature = "arize"))))]
 pub mod openinference;
 
 #[cfg(feature = "aliyun")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aliyun")))]
 pub mod aliyun;
 #[cfg(feature = "arize")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arize")))]
 pub mod arize;
 #[cfg(feature = "langfuse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "langfuse")))]
 pub mod langfuse;
 #[cfg(feature = "mlflow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mlflow")))]
 pub mod mlflow;
 #[cfg(feature = "phoenix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "phoenix")))]
 pub mod phoenix;
 #[cfg(feature = "tencent")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tencent")))]
 pub mod tencent;
 
 /// [`ops_core::init`] with every enabled provider linked: calls [`link`], then sets up tracing
