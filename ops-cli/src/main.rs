@@ -61,7 +61,8 @@ macro_rules! exit_codes {
     };
 }
 
-const AFTER_HELP: &str = concat!("\
+const AFTER_HELP: &str = concat!(
+    "\
 Environment:
   OPS_CONFIG_DATABASE_URL  config database: postgres://user@host/db, sqlite://<path>
   OPS_CONFIG_DB            SQLite file used when no URL is set (default ./ops-config.db)
@@ -80,7 +81,9 @@ Database: only `config set` creates the database file; the other commands report
 one (exit 4). A URL that is neither a file path, sqlite:<path> nor postgres://... is an error.
 
 Exit codes:
-", exit_codes!());
+",
+    exit_codes!()
+);
 
 /// The help's tail for every subcommand: the exit codes.
 const SUBCOMMAND_AFTER_HELP: &str = concat!("Exit codes:\n", exit_codes!());
@@ -377,7 +380,10 @@ fn install_logger(verbose: u8) -> Result<(), Failure> {
         .with_ansi(false)
         .with_target(true);
     // Installing fails only if a logger is already installed, which main never does twice.
-    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
+        .try_init();
     Ok(())
 }
 

@@ -1257,7 +1257,11 @@ fn malformed_stdin_and_unsupported_urls_exit_as_the_table_says() {
     let help = s.run(&["--help"]).ok().stdout;
     assert!(help.contains("not KEY=VALUE lines / a JSON object of strings (malformed)"));
     assert!(help.contains("(mysql://... too)"));
-    for malformed in ["this is not a key value line\n", "{\"public_key\": 42}", "{not json"] {
+    for malformed in [
+        "this is not a key value line\n",
+        "{\"public_key\": 42}",
+        "{not json",
+    ] {
         let run = s
             .run_with_stdin(
                 &[
@@ -1307,7 +1311,9 @@ fn app_and_tenant_ids_are_validated() {
             .code(3);
         assert!(
             run.stderr.contains("invalid app id")
-                && run.stderr.contains("ASCII letters, digits, `_`, `-` and `.`"),
+                && run
+                    .stderr
+                    .contains("ASCII letters, digits, `_`, `-` and `.`"),
             "{app:?}: {run:#?}"
         );
     }

@@ -41,8 +41,8 @@ pub mod store;
 
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
 pub use manager::{
-    AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, OpsTraceManager,
-    ID_CHARSET, ID_MAX_CHARS, ProviderStatus, RotationCause, RotationFailure, RotationReport,
+    AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, ID_CHARSET,
+    ID_MAX_CHARS, OpsTraceManager, ProviderStatus, RotationCause, RotationFailure, RotationReport,
     Saved, validate_app_id, validate_tenant_id,
 };
 pub use obfuscate::{MaskedWithoutStored, SecretUpdate, is_obfuscated, merge_secret};

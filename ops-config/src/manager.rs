@@ -362,7 +362,8 @@ impl fmt::Debug for OpsTraceManager {
 /// starting with a letter or a digit, at most [`ID_MAX_CHARS`] of them (a UUID, `my-app`,
 /// `acme.prod`). Nothing else, so an id is never a path (`../../etc`), never has spaces and
 /// is never read as a command-line flag.
-pub const ID_CHARSET: &str = "ASCII letters, digits, `_`, `-` and `.`, starting with a letter or a digit";
+pub const ID_CHARSET: &str =
+    "ASCII letters, digits, `_`, `-` and `.`, starting with a letter or a digit";
 
 /// The longest app or tenant id, in characters.
 pub const ID_MAX_CHARS: usize = 128;

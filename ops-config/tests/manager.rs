@@ -333,15 +333,24 @@ async fn errors_name_the_field() {
             "{tenant:?}/{app:?}: {err:?}"
         );
     }
-    let err = ops_config::validate_app_id("../../etc").unwrap_err().to_string();
+    let err = ops_config::validate_app_id("../../etc")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "invalid app id \"../../etc\": it contains '/'; an id may hold only ASCII letters, \
          digits, `_`, `-` and `.`, starting with a letter or a digit"
     );
-    let err = ops_config::validate_tenant_id("my tenant").unwrap_err().to_string();
+    let err = ops_config::validate_tenant_id("my tenant")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("it contains a space"), "{err}");
-    for ok in ["app-1", "0190a4b2-0000-7000-8000-000000000001", "acme.prod", "a_b"] {
+    for ok in [
+        "app-1",
+        "0190a4b2-0000-7000-8000-000000000001",
+        "acme.prod",
+        "a_b",
+    ] {
         ops_config::validate_app_id(ok).unwrap();
     }
 }

@@ -468,6 +468,9 @@ fn a_local_postgres_is_used_without_the_variable() {
         assert_eq!(postgres_url().unwrap(), PG_LOCAL_URL);
     } else {
         let reason = postgres_url().unwrap_err();
-        assert!(reason.contains(PG_ENV) && reason.contains(PG_LOCAL_ADDR), "{reason}");
+        assert!(
+            reason.contains(PG_ENV) && reason.contains(PG_LOCAL_ADDR),
+            "{reason}"
+        );
     }
 }

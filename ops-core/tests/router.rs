@@ -310,6 +310,9 @@ fn an_app_queue_has_the_explicit_api() {
         quiet.trace_workflow_run(run, Vec::new()).unwrap(),
         Accepted::Disabled
     );
-    assert_eq!(quiet.trace_message_run(message).unwrap(), Accepted::Disabled);
+    assert_eq!(
+        quiet.trace_message_run(message).unwrap(),
+        Accepted::Disabled
+    );
     assert_eq!(quiet.trace_info(tool).unwrap(), Accepted::Disabled);
 }

@@ -217,13 +217,11 @@ fn a_queue_and_an_app_have_masks_of_their_own() {
 
     // An app's mask beats its queue's, for the tasks handed to it.
     mock.reset();
-    let app = queue
-        .for_app("app-1", None)
-        .with_mask(|v: &mut Value| {
-            if let Value::Object(map) = v {
-                map.insert("user".into(), json!("<user>"));
-            }
-        });
+    let app = queue.for_app("app-1", None).with_mask(|v: &mut Value| {
+        if let Value::Object(map) = v {
+            map.insert("user".into(), json!("<user>"));
+        }
+    });
     let mut trace = ops_core::Trace::new(
         ops_core::TraceId::generate(),
         ops_core::ObservationKind::Span,

@@ -255,7 +255,10 @@ impl Parse for Args {
                         "tags are listed in parentheses: write `tags(\"a\", \"b\")`, not `tags = [..]`",
                     ));
                 }
-                let tags = parenthesized::<Tag>(input)?.into_iter().map(|t| t.0).collect();
+                let tags = parenthesized::<Tag>(input)?
+                    .into_iter()
+                    .map(|t| t.0)
+                    .collect();
                 set(&mut args.tags, key, "tags", tags)?;
             } else if lookahead.peek(kw::user_id) {
                 assign!(input, args.user_id, user_id);

@@ -64,7 +64,10 @@ pub mod http;
 pub mod otlp;
 
 #[cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "langsmith", feature = "opik", feature = "weave")))
+)]
 pub mod native;
 
 #[cfg(feature = "langsmith")]

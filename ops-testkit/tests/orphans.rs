@@ -15,7 +15,9 @@ async fn handler(spawn_plainly: bool) -> usize {
     if spawn_plainly {
         tokio::spawn(async { lookup("lost").await }).await.unwrap()
     } else {
-        let a = ops_core::spawn(async { lookup("kept").await }).await.unwrap();
+        let a = ops_core::spawn(async { lookup("kept").await })
+            .await
+            .unwrap();
         let b = tokio::spawn(async { lookup("also kept").await }.in_current_trace())
             .await
             .unwrap();
@@ -30,8 +32,9 @@ async fn a_plain_tokio_spawn_is_reported_as_an_orphan() {
     let orphans = capture.orphans();
     assert_eq!(orphans.count, 1, "{orphans:?}");
     assert_eq!(orphans.names, ["lookup"]);
-    let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture.assert_no_orphans()))
-        .expect_err("an orphan fails the assertion");
+    let message =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture.assert_no_orphans()))
+            .expect_err("an orphan fails the assertion");
     let message = message
         .downcast_ref::<String>()
         .cloned()

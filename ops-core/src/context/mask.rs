@@ -211,7 +211,11 @@ impl PartialEq for MaskOverride {
 
 impl std::fmt::Debug for MaskOverride {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_set() { "Some(<mask>)" } else { "None" })
+        f.write_str(if self.is_set() {
+            "Some(<mask>)"
+        } else {
+            "None"
+        })
     }
 }
 

@@ -345,7 +345,13 @@ impl TraceTask {
             Payload::Info { info } => info_trace(self.trace_id.clone(), (**info).clone()),
             Payload::Trace { .. } => return None,
         };
-        let cuts = finish_built(&mut built, self.app_id.clone(), recorded, &self.mask, limits);
+        let cuts = finish_built(
+            &mut built,
+            self.app_id.clone(),
+            recorded,
+            &self.mask,
+            limits,
+        );
         Some((Arc::new(built), cuts))
     }
 }
@@ -360,7 +366,12 @@ fn finish_built(
     limits: &FieldLimits,
 ) -> usize {
     // A run's blank app id (Dify's default) is no app: the task's (from `for_app`) applies.
-    if trace.attributes.app_id.as_deref().is_none_or(|a| a.trim().is_empty()) && app_id.is_some()
+    if trace
+        .attributes
+        .app_id
+        .as_deref()
+        .is_none_or(|a| a.trim().is_empty())
+        && app_id.is_some()
     {
         trace.attributes.app_id = app_id;
     }
