@@ -19,6 +19,12 @@ use crate::{
 
 /// Runs the command `cli` names.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    tracing::info!(
+        target: "ops",
+        command = cli.command.name(),
+        tenant = cli.tenant(),
+        "running"
+    );
     match &cli.command {
         Command::Providers { json } => providers(*json),
         Command::Keygen { key_version } => keygen(*key_version),
@@ -63,6 +69,14 @@ async fn store(cli: &Cli, open: Open) -> Result<Arc<dyn ConfigStore>, Failure> {
             (db.url, db.var)
         }
     };
+    // The URL is not logged: a PostgreSQL URL may hold a password.
+    tracing::debug!(
+        target: "ops",
+        kind = if url.starts_with("postgres") { "postgres" } else { "sqlite" },
+        from = var.unwrap_or("--database or the default"),
+        create = matches!(open, Open::Create),
+        "opening the config database"
+    );
     let store = match open {
         Open::Create => config_store::connect(&url).await,
         Open::Existing => config_store::connect_existing(&url).await,
@@ -189,6 +203,30 @@ pub(crate) fn read_limited(input: impl Read) -> Result<String, Failure> {
     })
 }
 
+/// For a required key that is missing, the message naming how to give it: the environment
+/// variable (or stdin) for a secret, `--set` (or stdin) for a plain key.
+fn missing_key_hint(factory: &ProviderFactory, error: &Error) -> Option<String> {
+    let Error::Config(ops_config::ConfigError::Missing { provider, field }) = error else {
+        return None;
+    };
+    let secret = factory
+        .fields
+        .iter()
+        .any(|f| f.name == field.as_str() && f.secret);
+    Some(if secret {
+        format!(
+            "{provider}: `{field}` is required; set {} (or pass --stdin and write \
+             {field}=VALUE to stdin)",
+            secret_env(field)
+        )
+    } else {
+        format!(
+            "{provider}: `{field}` is required; pass --set {field}=VALUE (or pass --stdin and \
+             write {field}=VALUE to stdin)"
+        )
+    })
+}
+
 async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
     let ProviderTarget { app, provider } = &args.target;
     let factory = factory(provider)?;
@@ -216,7 +254,11 @@ async fn set(cli: &Cli, args: &SetArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| {
             let check_failed = matches!(e, Error::CheckFailed { .. });
+            let missing = missing_key_hint(factory, &e);
             let mut failure = Failure::from(e);
+            if let Some(hint) = missing {
+                failure.message = hint;
+            }
             if check_failed {
                 failure.message.push_str(
                     "\nnothing was saved; fix the credentials, or pass --no-check to save anyway",

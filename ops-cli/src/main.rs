@@ -13,7 +13,7 @@ mod sample;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit codes, as documented in `ops --help`.
 pub(crate) mod exit {
@@ -39,7 +39,30 @@ pub(crate) mod exit {
     pub(crate) const STORE: u8 = 7;
 }
 
-const AFTER_HELP: &str = "\
+/// The exit-code table, shown in the help of `ops` and of every subcommand (see
+/// [`with_exit_codes`]); the CLI tests check each line against the code.
+macro_rules! exit_codes {
+    () => {
+        "  0  success
+  1  other failure: reading stdin failed (an I/O error), the runtime could not start
+  2  bad command line, including a secret given on the command line, an environment
+     variable that is not UTF-8, and --stdin input that is over 64 KiB, not text, or
+     not KEY=VALUE lines / a JSON object of strings (malformed)
+  3  invalid config: unknown provider or key, invalid value, a required key missing,
+     masked secret with nothing stored, an app or tenant id outside the allowed
+     characters (ASCII letters, digits, _ - and ., starting with a letter or a digit),
+     app owned by another tenant
+  4  not found: no such config, no enabled provider, tracing is off for the app, no
+     config database
+  5  a provider rejected the credentials or the test trace, or did not answer
+  6  encryption key missing, malformed or not UTF-8, or a secret does not decrypt with it
+  7  config database error: a URL that is not a file path, sqlite:<path> or
+     postgres://... (mysql://... too), unreachable, migration, concurrent change"
+    };
+}
+
+const AFTER_HELP: &str = concat!(
+    "\
 Environment:
   OPS_CONFIG_DATABASE_URL  config database: postgres://user@host/db, sqlite://<path>
   OPS_CONFIG_DB            SQLite file used when no URL is set (default ./ops-config.db)
@@ -48,6 +71,8 @@ Environment:
   OPS_ENCRYPTION_KEY_FILE  a file holding the master key(s) instead (one per line)
   OPS_TENANT               the tenant owning the apps (default: default)
   OPS_SECRET_<KEY>         a secret for `ops config set`, e.g. OPS_SECRET_SECRET_KEY
+  RUST_LOG                 log filter for stderr, e.g. debug or ops_config=debug,info
+                           (-v, -vv, -vvv without it); never logs a secret
 
 Tenants: every command acts on the apps of --tenant / $OPS_TENANT only; naming an app of
 another tenant is an error (exit 3), for reads as for writes.
@@ -56,17 +81,18 @@ Database: only `config set` creates the database file; the other commands report
 one (exit 4). A URL that is neither a file path, sqlite:<path> nor postgres://... is an error.
 
 Exit codes:
-  0  success
-  1  other failure (reading stdin, runtime, I/O)
-  2  bad command line, including a secret given on the command line, an environment
-     variable that is not UTF-8, and stdin over 64 KiB or not text
-  3  invalid config: unknown provider or key, invalid value, masked secret with nothing
-     stored, unusable app or tenant id, app owned by another tenant
-  4  not found: no such config, no enabled provider, tracing is off for the app, no
-     config database
-  5  a provider rejected the credentials or the test trace, or did not answer
-  6  encryption key missing, malformed or not UTF-8, or a secret does not decrypt with it
-  7  config database error (bad URL, unreachable, migration, concurrent change)";
+",
+    exit_codes!()
+);
+
+/// The help's tail for every subcommand: the exit codes.
+const SUBCOMMAND_AFTER_HELP: &str = concat!("Exit codes:\n", exit_codes!());
+
+/// `command` with the exit-code table at the end of the help of each of its subcommands, at
+/// any depth (`ops config set --help` too).
+fn with_exit_codes(command: clap::Command) -> clap::Command {
+    command.mut_subcommands(|sub| with_exit_codes(sub.after_help(SUBCOMMAND_AFTER_HELP)))
+}
 
 /// Configure per-app LLM tracing: provider configs with encrypted secrets, credential
 /// checks, test traces and key rotation.
@@ -85,14 +111,26 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     tenant: Option<String>,
 
+    /// Whether the tenant came from `$OPS_TENANT`.
+    #[arg(skip)]
+    tenant_from_env: bool,
+
     /// A file holding the master key(s), instead of $OPS_ENCRYPTION_KEY.
+    // `hide_env_values`: the help names the variable (`[env: OPS_ENCRYPTION_KEY_FILE]`) and
+    // never shows an empty `=` (or the value) after it.
     #[arg(
         long,
         global = true,
         env = "OPS_ENCRYPTION_KEY_FILE",
+        hide_env_values = true,
         value_name = "PATH"
     )]
     key_file: Option<PathBuf>,
+
+    /// Log what `ops` does to stderr: -v info, -vv debug, -vvv trace. `RUST_LOG` (e.g.
+    /// `ops_config=debug,info`) sets the filter instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 
     #[command(subcommand)]
     command: Command,
@@ -137,6 +175,37 @@ enum Command {
         #[arg(long, value_name = "N")]
         key_version: Option<u32>,
     },
+}
+
+impl Command {
+    /// The command's name as typed, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Providers { .. } => "providers",
+            Command::Config(ConfigCommand::Set(_)) => "config set",
+            Command::Config(ConfigCommand::Show(_)) => "config show",
+            Command::Config(ConfigCommand::Delete(_)) => "config delete",
+            Command::Enable(_) => "enable",
+            Command::Disable(_) => "disable",
+            Command::Check(_) => "check",
+            Command::SendTest(_) => "send-test",
+            Command::RotateKey { .. } => "rotate-key",
+            Command::Keygen { .. } => "keygen",
+        }
+    }
+
+    /// The app the command acts on, if it names one.
+    fn app(&self) -> Option<&str> {
+        match self {
+            Command::Config(ConfigCommand::Set(a)) => Some(&a.target.app),
+            Command::Config(ConfigCommand::Show(a)) => Some(&a.app),
+            Command::Config(ConfigCommand::Delete(a)) => Some(&a.app),
+            Command::Enable(t) | Command::Disable(t) => Some(&t.app),
+            Command::Check(a) => Some(&a.app),
+            Command::SendTest(a) => Some(&a.app),
+            Command::Providers { .. } | Command::RotateKey { .. } | Command::Keygen { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,9 +325,66 @@ impl Cli {
         if self.tenant.is_none() {
             self.tenant = ops_core::env::non_blank("OPS_TENANT")
                 .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+            self.tenant_from_env = self.tenant.is_some();
         }
         Ok(())
     }
+
+    /// Checks the tenant and the app against the id charset (`ops_config::ID_CHARSET`)
+    /// before anything is opened: `../../etc` or an id with spaces is exit 3, naming the id,
+    /// and where it came from for `$OPS_TENANT`.
+    pub(crate) fn validate_ids(&self) -> Result<(), Failure> {
+        let Some(app) = self.command.app() else {
+            return Ok(());
+        };
+        if let Err(e) = ops_config::validate_tenant_id(self.tenant()) {
+            let mut failure = Failure::from(e);
+            if self.tenant_from_env {
+                failure.message.push_str(" (from $OPS_TENANT)");
+            }
+            return Err(failure);
+        }
+        ops_config::validate_app_id(app)?;
+        Ok(())
+    }
+}
+
+/// The logger: events at or above the level `-v` asks for (warnings by default), or the filter
+/// `RUST_LOG` gives (a bad one is a usage error naming it), written to stderr.
+fn install_logger(verbose: u8) -> Result<(), Failure> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = match ops_core::env::non_blank("RUST_LOG")
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?
+    {
+        Some(spec) => spec.parse::<Targets>().map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!(
+                    "environment variable RUST_LOG: {e}; write levels like `debug` or \
+                     `ops_config=debug,info` (or unset it and pass -v)"
+                ),
+            )
+        })?,
+        None => Targets::new().with_default(match verbose {
+            0 => LevelFilter::WARN,
+            1 => LevelFilter::INFO,
+            2 => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        }),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(true);
+    // Installing fails only if a logger is already installed, which main never does twice.
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
+        .try_init();
+    Ok(())
 }
 
 impl Failure {
@@ -310,8 +436,15 @@ fn main() -> ExitCode {
     // Keeps every provider's registration in the binary (`ops providers` in the CLI tests
     // fails if one goes missing).
     ops_providers::link();
-    let mut cli = Cli::parse();
-    if let Err(failure) = cli.resolve_env() {
+    let matches = with_exit_codes(Cli::command()).get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(failure) = install_logger(cli.verbose)
+        .and_then(|()| cli.resolve_env())
+        .and_then(|()| cli.validate_ids())
+    {
         eprintln!("error: {}", failure.message);
         return ExitCode::from(failure.code);
     }

@@ -1199,3 +1199,198 @@ fn a_database_named_by_a_variable_is_named_in_its_errors() {
         .code(7);
     assert!(!run.stderr.contains("environment variable"), "{run:#?}");
 }
+
+/// The exit-code table is in the help of `ops` and of every subcommand, at any depth.
+#[test]
+fn every_subcommand_help_shows_the_exit_codes() {
+    let s = Sandbox::new();
+    let top = s.run(&["--help"]).ok();
+    assert!(top.stdout.contains("Exit codes:"), "{top:#?}");
+    for args in [
+        &["providers", "--help"][..],
+        &["config", "--help"],
+        &["config", "set", "--help"],
+        &["config", "show", "--help"],
+        &["config", "delete", "--help"],
+        &["enable", "--help"],
+        &["disable", "--help"],
+        &["check", "--help"],
+        &["send-test", "--help"],
+        &["rotate-key", "--help"],
+        &["keygen", "--help"],
+    ] {
+        let run = s.run(args).ok();
+        assert!(
+            run.stdout.contains("Exit codes:")
+                && run.stdout.contains("  0  success")
+                && run.stdout.contains("  7  config database error"),
+            "{args:?}: {run:#?}"
+        );
+    }
+}
+
+/// An option read from the environment shows the variable's name, never `VAR=` with an empty
+/// (or any) value after it.
+#[test]
+fn env_backed_options_show_the_variable_not_an_empty_value() {
+    let s = Sandbox::new();
+    let mut cmd = s.command(&["--help"]);
+    cmd.env("OPS_ENCRYPTION_KEY_FILE", "/secret/path/keys");
+    let run = s.finish(cmd).ok();
+    assert!(
+        run.stdout.contains("[env: OPS_ENCRYPTION_KEY_FILE]"),
+        "{run:#?}"
+    );
+    assert!(
+        !run.stdout.contains("OPS_ENCRYPTION_KEY_FILE=") && !run.stdout.contains("/secret/path"),
+        "{run:#?}"
+    );
+    let run = s.run(&["config", "show", "--help"]).ok();
+    assert!(!run.stdout.contains("=]"), "{run:#?}");
+}
+
+/// Malformed `--stdin` input is a bad command line (2) and an unsupported database URL is a
+/// database error (7), as the table says.
+#[test]
+fn malformed_stdin_and_unsupported_urls_exit_as_the_table_says() {
+    let s = Sandbox::new();
+    let help = s.run(&["--help"]).ok().stdout;
+    assert!(help.contains("not KEY=VALUE lines / a JSON object of strings (malformed)"));
+    assert!(help.contains("(mysql://... too)"));
+    for malformed in [
+        "this is not a key value line\n",
+        "{\"public_key\": 42}",
+        "{not json",
+    ] {
+        let run = s
+            .run_with_stdin(
+                &[
+                    "config",
+                    "set",
+                    "--app",
+                    "app-1",
+                    "--provider",
+                    "langfuse",
+                    "--stdin",
+                    "--no-check",
+                ],
+                malformed,
+            )
+            .code(2);
+        assert!(!run.stderr.is_empty(), "{malformed:?}: {run:#?}");
+    }
+    let run = s
+        .run(&[
+            "--database",
+            "mysql://u@127.0.0.1/db",
+            "config",
+            "show",
+            "--app",
+            "app-1",
+        ])
+        .code(7);
+    assert!(run.stderr.contains("mysql"), "{run:#?}");
+}
+
+/// App and tenant ids outside the documented charset are refused (exit 3) before anything is
+/// opened, naming the id; nothing is created.
+#[test]
+fn app_and_tenant_ids_are_validated() {
+    let s = Sandbox::new();
+    for app in ["../../etc", "my app", ".hidden", "a/b"] {
+        let run = s
+            .run_with_secrets(&[
+                "config",
+                "set",
+                "--app",
+                app,
+                "--provider",
+                "langfuse",
+                "--no-check",
+            ])
+            .code(3);
+        assert!(
+            run.stderr.contains("invalid app id")
+                && run
+                    .stderr
+                    .contains("ASCII letters, digits, `_`, `-` and `.`"),
+            "{app:?}: {run:#?}"
+        );
+    }
+    let run = s
+        .run(&["--tenant", "../x", "config", "show", "--app", "app-1"])
+        .code(3);
+    assert!(run.stderr.contains("invalid tenant id"), "{run:#?}");
+    let mut cmd = s.command(&["config", "show", "--app", "app-1"]);
+    cmd.env("OPS_TENANT", "acme corp");
+    let run = s.finish(cmd).code(3);
+    assert!(
+        run.stderr.contains("invalid tenant id \"acme corp\"")
+            && run.stderr.contains("from $OPS_TENANT"),
+        "{run:#?}"
+    );
+    assert!(!s.path("config.db").exists(), "nothing was created");
+    // Commands that name no app do not care about the tenant.
+    s.run(&["providers"]).ok();
+}
+
+/// A required key left out names how to give it: the variable for a secret.
+#[test]
+fn a_missing_required_key_names_the_variable_to_set() {
+    let s = Sandbox::new();
+    let mut cmd = s.command(&[
+        "config",
+        "set",
+        "--app",
+        "app-1",
+        "--provider",
+        "langfuse",
+        "--no-check",
+    ]);
+    cmd.env("OPS_SECRET_SECRET_KEY", SK);
+    let run = s.finish(cmd).code(3);
+    assert!(
+        run.stderr
+            .contains("`public_key` is required; set OPS_SECRET_PUBLIC_KEY (or pass --stdin"),
+        "{run:#?}"
+    );
+}
+
+/// `-v` and `RUST_LOG` turn on a logger on stderr; by default it is quiet; a bad `RUST_LOG` is
+/// a usage error naming it. No secret or database URL is logged.
+#[test]
+fn the_logger_follows_verbose_and_rust_log() {
+    let s = Sandbox::new();
+    let quiet = s.run(&["providers"]).ok();
+    assert!(quiet.stderr.is_empty(), "{quiet:#?}");
+    let info = s.run(&["-v", "providers"]).ok();
+    assert!(
+        info.stderr.contains("INFO") && info.stderr.contains("running"),
+        "{info:#?}"
+    );
+    assert!(!info.stderr.contains("DEBUG"), "{info:#?}");
+    let debug = s
+        .run(&[
+            "-vv",
+            "--database",
+            "postgres://u:hunter2@127.0.0.1:1/db",
+            "config",
+            "show",
+            "--app",
+            "app-1",
+        ])
+        .code(7);
+    assert!(
+        debug.stderr.contains("DEBUG") && debug.stderr.contains("opening the config database"),
+        "{debug:#?}"
+    );
+    assert!(!debug.stderr.contains("hunter2"), "{debug:#?}");
+    let mut cmd = s.command(&["providers"]);
+    cmd.env("RUST_LOG", "ops=info");
+    let run = s.finish(cmd).ok();
+    assert!(run.stderr.contains("running"), "{run:#?}");
+    let mut cmd = s.command(&["providers"]);
+    cmd.env("RUST_LOG", "ops=loud");
+    let run = s.finish(cmd).code(2);
+    assert!(run.stderr.contains("RUST_LOG"), "{run:#?}");
+}

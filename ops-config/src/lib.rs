@@ -41,13 +41,14 @@ pub mod store;
 
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
 pub use manager::{
-    AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, OpsTraceManager,
-    ProviderStatus, RotationCause, RotationFailure, RotationReport, Saved,
+    AppProvider, AppProviders, AppStatus, CheckReport, ConfigUpdate, ConfigView, ID_CHARSET,
+    ID_MAX_CHARS, OpsTraceManager, ProviderStatus, RotationCause, RotationFailure, RotationReport,
+    Saved, validate_app_id, validate_tenant_id,
 };
 pub use obfuscate::{MaskedWithoutStored, SecretUpdate, is_obfuscated, merge_secret};
 pub use store::{AppTracing, ConfigStore, PostgresStore, SqliteStore, StoreError, StoredConfig};
 
-pub use ops_core::provider::{ConfigError, UnknownProvider};
+pub use ops_core::provider::{ConfigError, DuplicateProvider, RegistryError, UnknownProvider};
 
 /// Re-exported so [`ConfigStore`] is implemented with the same `async_trait`.
 pub use ops_core::async_trait;
@@ -72,6 +73,9 @@ pub enum Error {
     /// No provider is registered under the name.
     #[error(transparent)]
     UnknownProvider(#[from] UnknownProvider),
+    /// Two providers are registered under one name, so none is looked up.
+    #[error(transparent)]
+    DuplicateProvider(#[from] DuplicateProvider),
     /// An obfuscated secret was sent with nothing stored to keep.
     #[error(transparent)]
     MaskedWithoutStored(#[from] MaskedWithoutStored),
@@ -120,9 +124,23 @@ pub enum Error {
         what: &'static str,
         /// The value.
         value: String,
-        /// What is wrong.
-        reason: &'static str,
+        /// What is wrong, and the characters an id may hold.
+        reason: String,
     },
+}
+
+impl From<RegistryError> for Error {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Unknown(e) => Error::UnknownProvider(e),
+            RegistryError::Duplicate(e) => Error::DuplicateProvider(e),
+            // RegistryError is non_exhaustive: a future variant is still an error by name.
+            other => Error::Config(ConfigError::Build {
+                provider: String::new(),
+                message: other.to_string(),
+            }),
+        }
+    }
 }
 
 impl From<StoreError> for Error {

@@ -358,15 +358,43 @@ impl fmt::Debug for OpsTraceManager {
     }
 }
 
+/// The characters an app or tenant id may hold: ASCII letters, digits, `_`, `-` and `.`,
+/// starting with a letter or a digit, at most [`ID_MAX_CHARS`] of them (a UUID, `my-app`,
+/// `acme.prod`). Nothing else, so an id is never a path (`../../etc`), never has spaces and
+/// is never read as a command-line flag.
+pub const ID_CHARSET: &str =
+    "ASCII letters, digits, `_`, `-` and `.`, starting with a letter or a digit";
+
+/// The longest app or tenant id, in characters.
+pub const ID_MAX_CHARS: usize = 128;
+
+/// Checks an app id against [`ID_CHARSET`] and [`ID_MAX_CHARS`]; the error names the id
+/// and what is wrong with it.
+pub fn validate_app_id(value: &str) -> Result<(), Error> {
+    validate_id("app id", value)
+}
+
+/// Checks a tenant id against [`ID_CHARSET`] and [`ID_MAX_CHARS`]; the error names the id
+/// and what is wrong with it.
+pub fn validate_tenant_id(value: &str) -> Result<(), Error> {
+    validate_id("tenant id", value)
+}
+
 fn validate_id(what: &'static str, value: &str) -> Result<(), Error> {
-    let reason = if value.trim().is_empty() {
-        "it is empty"
-    } else if value.trim() != value {
-        "it has leading or trailing spaces"
-    } else if value.chars().count() > 255 {
-        "it is longer than 255 characters"
-    } else if value.chars().any(char::is_control) {
-        "it contains control characters"
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let reason = if value.is_empty() {
+        "it is empty".to_owned()
+    } else if value.chars().count() > ID_MAX_CHARS {
+        format!("it is longer than {ID_MAX_CHARS} characters")
+    } else if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
+        let bad = match bad {
+            ' ' => "a space".to_owned(),
+            c if c.is_control() => "a control character".to_owned(),
+            c => format!("{c:?}"),
+        };
+        format!("it contains {bad}; an id may hold only {ID_CHARSET}")
+    } else if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        format!("it does not start with a letter or a digit; an id may hold only {ID_CHARSET}")
     } else {
         return Ok(());
     };

@@ -312,7 +312,17 @@ async fn errors_name_the_field() {
     );
     assert!(f.store.all_configs().await.unwrap().is_empty());
 
-    for (tenant, app) in [("", "a"), ("t", ""), ("t", " a"), ("t", "a\nb")] {
+    for (tenant, app) in [
+        ("", "a"),
+        ("t", ""),
+        ("t", " a"),
+        ("t", "a\nb"),
+        ("t", "../../etc"),
+        ("t", "my app"),
+        ("t", ".hidden"),
+        ("../t", "a"),
+        ("t", &"a".repeat(129)),
+    ] {
         let err = f
             .manager
             .save_config(tenant, app, P, &good("e"), true)
@@ -322,6 +332,26 @@ async fn errors_name_the_field() {
             matches!(err, Error::InvalidId { .. }),
             "{tenant:?}/{app:?}: {err:?}"
         );
+    }
+    let err = ops_config::validate_app_id("../../etc")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "invalid app id \"../../etc\": it contains '/'; an id may hold only ASCII letters, \
+         digits, `_`, `-` and `.`, starting with a letter or a digit"
+    );
+    let err = ops_config::validate_tenant_id("my tenant")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("it contains a space"), "{err}");
+    for ok in [
+        "app-1",
+        "0190a4b2-0000-7000-8000-000000000001",
+        "acme.prod",
+        "a_b",
+    ] {
+        ops_config::validate_app_id(ok).unwrap();
     }
 }
 

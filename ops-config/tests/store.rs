@@ -1,5 +1,6 @@
 //! The stores: the same behaviour from SQLite (always, on temp files) and PostgreSQL (when
-//! `OPS_TEST_DATABASE_URL` is set; each run uses its own schema and drops it afterwards).
+//! `OPS_TEST_DATABASE_URL` is set, or else when a server answers on 127.0.0.1:5432; each run
+//! uses its own schema and drops it afterwards).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -9,6 +10,35 @@ use ops_config::store::{self, ConfigStore, PostgresStore, SqliteStore, StoreErro
 
 /// The PostgreSQL URL for the store tests, e.g. `postgres://postgres@127.0.0.1:5432/test`.
 const PG_ENV: &str = "OPS_TEST_DATABASE_URL";
+
+/// The server the store tests use when [`PG_ENV`] is not set, if it answers.
+const PG_LOCAL_ADDR: &str = "127.0.0.1:5432";
+/// The URL used for [`PG_LOCAL_ADDR`].
+const PG_LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Whether something accepts TCP connections on [`PG_LOCAL_ADDR`] within two seconds.
+fn local_postgres_answers() -> bool {
+    let addr: std::net::SocketAddr = PG_LOCAL_ADDR.parse().expect("a literal address");
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+}
+
+/// The PostgreSQL URL to test against: [`PG_ENV`] when set (blank counts as unset), otherwise
+/// [`PG_LOCAL_URL`] when a server answers on [`PG_LOCAL_ADDR`], otherwise `Err` with the
+/// reason the tests are skipped.
+fn postgres_url() -> Result<String, String> {
+    if let Ok(url) = std::env::var(PG_ENV)
+        && !url.trim().is_empty()
+    {
+        return Ok(url);
+    }
+    if local_postgres_answers() {
+        return Ok(PG_LOCAL_URL.to_owned());
+    }
+    Err(format!(
+        "{PG_ENV} is not set and nothing answers on {PG_LOCAL_ADDR}; start PostgreSQL there, \
+         or set {PG_ENV} (e.g. {PG_LOCAL_URL}), to run the PostgreSQL store tests"
+    ))
+}
 
 fn row(app: &str, provider: &str, tenant: &str) -> StoredConfig {
     StoredConfig {
@@ -379,14 +409,13 @@ async fn only_paths_and_sqlite_urls_create_files_and_reads_create_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store() {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        // Written to stderr directly, past the test harness's capture, so the skip is seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED postgres_store: {PG_ENV} is not set; set it (e.g. \
-             postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL store tests"
-        );
-        return;
+    let url = match postgres_url() {
+        Ok(url) => url,
+        Err(reason) => {
+            // Written to stderr directly, past the test harness's capture, so the skip is seen.
+            let _ = writeln!(std::io::stderr(), "SKIPPED postgres_store: {reason}");
+            return;
+        }
     };
     let schema = format!(
         "ops_test_{}_{}",
@@ -425,4 +454,23 @@ async fn postgres_store() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("schema"), "{err}");
+}
+
+/// Without `OPS_TEST_DATABASE_URL`, a server answering on 127.0.0.1:5432 is used: the plain
+/// `cargo test --workspace` runs the PostgreSQL store tests wherever one is up.
+#[test]
+fn a_local_postgres_is_used_without_the_variable() {
+    if std::env::var(PG_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        assert_eq!(postgres_url().unwrap(), std::env::var(PG_ENV).unwrap());
+        return;
+    }
+    if local_postgres_answers() {
+        assert_eq!(postgres_url().unwrap(), PG_LOCAL_URL);
+    } else {
+        let reason = postgres_url().unwrap_err();
+        assert!(
+            reason.contains(PG_ENV) && reason.contains(PG_LOCAL_ADDR),
+            "{reason}"
+        );
+    }
 }

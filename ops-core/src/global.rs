@@ -252,8 +252,13 @@ pub(crate) fn files_url_from_env() -> Result<Option<String>, crate::env::EnvErro
     }
 }
 
-/// The error for a name in `OPS_TRACE_PROVIDER` that no provider is registered under.
-fn unknown_provider(value: &str, e: &provider::UnknownProvider) -> QueueError {
+/// The error for a name in `OPS_TRACE_PROVIDER` that no provider is registered under, or for a
+/// registry with two providers under one name.
+fn unknown_provider(value: &str, e: &provider::RegistryError) -> QueueError {
+    let e = match e {
+        provider::RegistryError::Unknown(e) => e,
+        provider::RegistryError::Duplicate(d) => return QueueError::DuplicateProvider(d.clone()),
+    };
     let mut name: String = e.name.chars().take(60).collect();
     if name.len() < e.name.len() {
         name.push('…');
@@ -261,10 +266,9 @@ fn unknown_provider(value: &str, e: &provider::UnknownProvider) -> QueueError {
     provider_error(
         value,
         format!(
-            "no provider is registered as {name:?}; registered providers: {}. A provider \
-             registers itself when its crate is linked: enable its cargo feature in \
-             ops-providers, or depend on its crate",
-            e.known
+            "no provider is registered as {name:?}; registered providers: {}. {}",
+            e.known,
+            provider::LINK_HINT
         ),
     )
 }

@@ -69,4 +69,5 @@ pub use async_trait::async_trait;
 pub use inventory;
 
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use ops_macros::traced;

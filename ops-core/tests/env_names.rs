@@ -50,7 +50,7 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
 
 const FIELDS: &[ConfigField] = &[
     ConfigField::secret("token").not_required(),
-    ConfigField::optional("name").required(),
+    ConfigField::plain("name"),
     ConfigField::with_default("mode", "calm"),
     ConfigField::optional("list").multiline(),
 ];

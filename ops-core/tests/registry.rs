@@ -227,3 +227,12 @@ fn scoped_defaults_route_to_the_innermost_queue() {
         "a thread default does not leak to other threads"
     );
 }
+
+/// A required plain key has its own constructor; the old `optional(..).required()` is
+/// deprecated.
+#[test]
+fn a_required_plain_key_has_its_own_constructor() {
+    let field = provider::ConfigField::plain("endpoint");
+    assert!(field.required && !field.secret && field.default.is_none());
+    assert!(!provider::ConfigField::optional("endpoint").required);
+}

@@ -253,3 +253,66 @@ fn routed_deliveries_are_durable_across_a_restart() {
     );
     assert_eq!(router.delivered("app/phoenix/v1").len(), 5);
 }
+
+/// `for_app` has the explicit API of the queue itself: a workflow run, a message run and an
+/// info record are tagged with the app and reach its providers; a disabled app builds nothing.
+#[test]
+fn an_app_queue_has_the_explicit_api() {
+    use ops_core::model::{
+        BaseTraceInfo, MessageRun, ToolTraceInfo, WorkflowNodeTraceInfo, WorkflowRun,
+    };
+    use ops_core::{Accepted, TraceInfo};
+
+    let router = Arc::new(TableRouter::default());
+    router.set("app", 1, &["langfuse"]);
+    router.set("quiet", 1, &[]);
+    let q = queue(&router, &[]);
+    let app = q.for_app("app", Some("end-user-7".into()));
+    let run = WorkflowRun {
+        id: "0190a4b2-0000-7000-8000-000000000001".into(),
+        status: "succeeded".into(),
+        created_at: chrono::Utc::now(),
+        ..Default::default()
+    };
+    app.trace_workflow_run(run.clone(), Vec::<WorkflowNodeTraceInfo>::new())
+        .unwrap();
+    let message = MessageRun {
+        id: "0190a4b2-0000-7000-9000-000000000001".into(),
+        query: "q".into(),
+        answer: "a".into(),
+        created_at: chrono::Utc::now(),
+        ..Default::default()
+    };
+    app.trace_message_run(message.clone()).unwrap();
+    let tool = TraceInfo::Tool(ToolTraceInfo {
+        base: BaseTraceInfo {
+            message_id: Some("0190a4b2-0000-7000-9000-000000000002".into()),
+            start_time: Some(chrono::Utc::now()),
+            end_time: Some(chrono::Utc::now()),
+            ..Default::default()
+        },
+        tool_name: "search".into(),
+        ..Default::default()
+    });
+    app.trace_info(tool.clone()).unwrap();
+    assert!(!app.flush(Duration::from_secs(5)).timed_out);
+    let built = router.built.lock().unwrap();
+    let traces = built["app/langfuse/v1"].traces();
+    assert_eq!(traces.len(), 3, "{traces:?}");
+    for t in &traces {
+        assert_eq!(t.attributes.app_id.as_deref(), Some("app"));
+        assert_eq!(t.attributes.user_id.as_deref(), Some("end-user-7"));
+    }
+    drop(built);
+
+    let quiet = q.for_app("quiet", None);
+    assert_eq!(
+        quiet.trace_workflow_run(run, Vec::new()).unwrap(),
+        Accepted::Disabled
+    );
+    assert_eq!(
+        quiet.trace_message_run(message).unwrap(),
+        Accepted::Disabled
+    );
+    assert_eq!(quiet.trace_info(tool).unwrap(), Accepted::Disabled);
+}

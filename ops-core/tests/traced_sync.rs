@@ -523,6 +523,30 @@ fn with_parent(ctx: &ObservationContext) -> u8 {
     2
 }
 
+/// `parent = ctx` without `skip(ctx)`: the context is the parent, never an input.
+#[traced(parent = ctx)]
+fn with_parent_unskipped(ctx: ObservationContext, query: &str) -> u8 {
+    let _ = query;
+    3
+}
+
+#[test]
+fn the_parent_parameter_needs_no_skip_and_is_not_an_input() {
+    let capture = ops_testkit::capture();
+    capture.run(|| {
+        let ctx = holder();
+        with_parent_unskipped(ctx, "hi");
+    });
+    let traces = capture.traces();
+    let holder_trace = traces.iter().find(|t| t.name == "holder").unwrap();
+    let child = holder_trace
+        .observations
+        .iter()
+        .find(|o| o.name == "with_parent_unskipped")
+        .unwrap_or_else(|| panic!("{}", capture.render()));
+    assert_eq!(child.input, Some(json!({"query": "hi"})));
+}
+
 #[traced(capture_output = false)]
 fn holder() -> ObservationContext {
     let ctx = ObservationContext::current();

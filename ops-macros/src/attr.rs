@@ -147,6 +147,48 @@ fn parenthesized<T: Parse>(input: ParseStream<'_>) -> syn::Result<Vec<T>> {
         .collect())
 }
 
+/// A string literal for `key`, or an error on the token that is not one showing how to write
+/// it (`kind = tool` gets ``expected a string literal, e.g. `kind = "tool"` ``).
+fn lit_str(input: ParseStream<'_>, key: &str, example: &str) -> syn::Result<LitStr> {
+    if input.peek(LitStr) {
+        return input.parse();
+    }
+    let message = format!("expected a string literal, e.g. `{key} = \"{example}\"`");
+    Err(match input.fork().parse::<proc_macro2::TokenTree>() {
+        Ok(token) => syn::Error::new(token.span(), message),
+        Err(_) => input.error(message),
+    })
+}
+
+/// A tag of `tags(..)`: a string literal, or an error showing how to write one.
+struct Tag(LitStr);
+
+impl Parse for Tag {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            return input.parse().map(Tag);
+        }
+        let token: proc_macro2::TokenTree = input.parse()?;
+        Err(syn::Error::new(
+            token.span(),
+            format!(
+                "expected a string literal, e.g. `tags(\"{}\")`",
+                token.to_string().trim_matches('"')
+            ),
+        ))
+    }
+}
+
+/// `key = "string"` for a key whose value is a string literal.
+macro_rules! assign_str {
+    ($input:ident, $args:ident . $field:ident, $kw:ident, $example:literal) => {{
+        let key = $input.parse::<kw::$kw>()?.span;
+        $input.parse::<Token![=]>()?;
+        let value = lit_str($input, stringify!($kw), $example)?;
+        set(&mut $args.$field, key, stringify!($kw), value)?;
+    }};
+}
+
 /// `key = value` for a key whose value is parsed by `T`'s `Parse`.
 macro_rules! assign {
     ($input:ident, $args:ident . $field:ident, $kw:ident) => {{
@@ -163,9 +205,9 @@ impl Parse for Args {
         while !input.is_empty() {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::kind) {
-                assign!(input, args.kind, kind);
+                assign_str!(input, args.kind, kind, "tool");
             } else if lookahead.peek(kw::name) {
-                assign!(input, args.name, name);
+                assign_str!(input, args.name, name, "answer");
             } else if lookahead.peek(Token![crate]) {
                 let key = input.parse::<Token![crate]>()?.span;
                 input.parse::<Token![=]>()?;
@@ -206,7 +248,17 @@ impl Parse for Args {
                 set(&mut args.metadata, key, "metadata", entries)?;
             } else if lookahead.peek(kw::tags) {
                 let key = input.parse::<kw::tags>()?.span;
-                let tags = parenthesized::<LitStr>(input)?;
+                if input.peek(Token![=]) {
+                    let eq = input.parse::<Token![=]>()?;
+                    return Err(syn::Error::new(
+                        eq.span,
+                        "tags are listed in parentheses: write `tags(\"a\", \"b\")`, not `tags = [..]`",
+                    ));
+                }
+                let tags = parenthesized::<Tag>(input)?
+                    .into_iter()
+                    .map(|t| t.0)
+                    .collect();
                 set(&mut args.tags, key, "tags", tags)?;
             } else if lookahead.peek(kw::user_id) {
                 assign!(input, args.user_id, user_id);
@@ -231,7 +283,7 @@ impl Parse for Args {
             } else if lookahead.peek(kw::model) {
                 assign!(input, args.model, model);
             } else if lookahead.peek(kw::level) {
-                assign!(input, args.level, level);
+                assign_str!(input, args.level, level, "WARNING");
             } else if lookahead.peek(kw::parent) {
                 assign!(input, args.parent, parent);
             } else if lookahead.peek(kw::sample_rate) {

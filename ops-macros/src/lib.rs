@@ -66,7 +66,7 @@ use proc_macro::TokenStream;
 /// | `model = expr`, `model_provider = expr` | For model calls (`generation`, `suggested_question`, `generate_conversation_name`, `prompt_generation`): the model and its provider. |
 /// | `model_parameters(temperature = expr, ..)` | For model calls: the model parameters. |
 /// | `level = "WARNING"` | The starting level: `DEBUG`, `DEFAULT`, `WARNING` or `ERROR`. |
-/// | `parent = expr` | The parent, instead of the caller's context: an `ObservationContext` (or a reference, or an `Option` of one). `parent = None` starts a new trace. |
+/// | `parent = expr` | The parent, instead of the caller's context: an `ObservationContext` (or a reference, or an `Option` of one). `parent = None` starts a new trace. A parameter named as the parent (`parent = ctx`, `&ctx`, `ctx.clone()`) is not captured as an input, so it needs no `skip`. |
 /// | `sample_rate = expr` | When this call starts a trace, the fraction of such traces recorded (0.0 to 1.0), instead of the process's rate. |
 /// | `reduce = expr` | For functions returning a stream: how its items become the output (a `ops_core::context::StreamReducer`, for example `reduce::fold(..)`). |
 ///

@@ -274,6 +274,9 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Plan> {
             }
         }
     }
+    // The parameter `parent = ..` names is the trace context, not an input: it is never
+    // captured, so `parent = ctx` needs no `skip(ctx)`.
+    let parent_param = args.parent.as_ref().and_then(|p| named_param(&p.value));
     let params = if !capture_input || args.skip_all.is_some() {
         Vec::new()
     } else {
@@ -285,6 +288,7 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Plan> {
         all_params
             .into_iter()
             .filter(|p| !skipped.contains(&p.name.to_string()))
+            .filter(|p| parent_param.as_ref() != Some(&ident_name(&p.name)))
             .collect()
     };
 
@@ -319,6 +323,19 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Plan> {
         generics,
         shape,
     })
+}
+
+/// The variable `expr` is, seen through `&`, `*`, parentheses and `.clone()`: `ctx`, `&ctx`,
+/// `ctx.clone()`, `(*ctx)`.
+fn named_param(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(ident_name),
+        Expr::Reference(r) => named_param(&r.expr),
+        Expr::Paren(p) => named_param(&p.expr),
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => named_param(&u.expr),
+        Expr::MethodCall(m) if m.method == "clone" && m.args.is_empty() => named_param(&m.receiver),
+        _ => None,
+    }
 }
 
 /// A literal number (optionally negative), for checks that can be made at compile time.

@@ -54,44 +54,78 @@ pub(crate) mod env;
 /// `LANGFUSE_TIMEOUT` (seconds) before those. The config key of every provider is `timeout`
 /// (seconds, 0.01 to 600, default 10).
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub const EXPORT_TIMEOUT_ENV: &str = env::EXPORT_TIMEOUT_ENV;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 
 #[cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "langsmith", feature = "opik", feature = "weave")))
+)]
 pub mod native;
 
 #[cfg(feature = "langsmith")]
+#[cfg_attr(docsrs, doc(cfg(feature = "langsmith")))]
 pub mod langsmith;
 #[cfg(feature = "opik")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opik")))]
 pub mod opik;
 #[cfg(feature = "weave")]
+#[cfg_attr(docsrs, doc(cfg(feature = "weave")))]
 pub mod weave;
 
 #[cfg(any(feature = "phoenix", feature = "arize"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "phoenix", feature = "arize"))))]
 pub mod openinference;
 
 #[cfg(feature = "aliyun")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aliyun")))]
 pub mod aliyun;
 #[cfg(feature = "arize")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arize")))]
 pub mod arize;
 #[cfg(feature = "langfuse")]
+#[cfg_attr(docsrs, doc(cfg(feature = "langfuse")))]
 pub mod langfuse;
 #[cfg(feature = "mlflow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mlflow")))]
 pub mod mlflow;
 #[cfg(feature = "phoenix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "phoenix")))]
 pub mod phoenix;
 #[cfg(feature = "tencent")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tencent")))]
 pub mod tencent;
+
+/// [`ops_core::init`] with every enabled provider linked: calls [`link`], then sets up tracing
+/// from the environment (`OPS_TRACE_PROVIDER` and each provider's variables) and installs the
+/// global queue. Keep the guard for the life of the program; dropping it delivers what is
+/// queued, waiting at most 5 s.
+///
+/// `ops_core::init()` cannot do this itself (ops-core does not depend on this crate), so an app
+/// that selects these providers by name calls this instead and needs no separate `link()`.
+///
+/// ```no_run
+/// let _guard = ops_providers::init()?;
+/// # Ok::<(), ops_core::QueueError>(())
+/// ```
+pub fn init() -> Result<ops_core::TracingGuard, ops_core::QueueError> {
+    link();
+    ops_core::init()
+}
 
 /// Keeps the registration of every enabled provider in the final binary.
 ///
 /// Providers register through `inventory`, and a linker drops the code of a module nothing
 /// refers to, registration included; `use ops_providers as _;` is not enough. Call this once
 /// (for example at the start of `main`) in any binary that selects providers by name from the
-/// environment or a stored config and uses nothing else from this crate.
+/// environment or a stored config and uses nothing else from this crate ([`init`] calls it).
 #[inline(never)]
 pub fn link() {
     type FromConfig = *const ();

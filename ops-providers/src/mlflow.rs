@@ -67,8 +67,8 @@ pub const MLFLOW_FIELDS: &[ConfigField] = &[
 
 /// The `databricks` config keys.
 pub const DATABRICKS_FIELDS: &[ConfigField] = &[
-    ConfigField::optional("host").required(),
-    ConfigField::optional("experiment_id").required(),
+    ConfigField::plain("host"),
+    ConfigField::plain("experiment_id"),
     ConfigField::secret("personal_access_token").not_required(),
     ConfigField::optional("client_id"),
     ConfigField::secret("client_secret").not_required(),

@@ -42,7 +42,7 @@ pub const CONSOLE_URL: &str = "https://console.cloud.tencent.com/apm";
 /// The config keys.
 pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("token"),
-    ConfigField::optional("endpoint").required(),
+    ConfigField::plain("endpoint"),
     ConfigField::with_default("service_name", DEFAULT_SERVICE_NAME),
     TIMEOUT_FIELD,
 ];

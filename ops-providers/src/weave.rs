@@ -71,7 +71,7 @@ const DEFAULT_ENTITY_QUERY: &str = "query DefaultEntity {\n  viewer {\n    usern
 pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("api_key"),
     ConfigField::optional("entity"),
-    ConfigField::optional("project").required(),
+    ConfigField::plain("project"),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::optional("host"),
     TIMEOUT_FIELD,

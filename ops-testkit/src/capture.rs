@@ -1,9 +1,10 @@
 //! [`Capture`]: a private queue and mock provider that a test installs as its default.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ops_core::model::RenderOptions;
 use ops_core::{DefaultGuard, Observation, ObservationKind, QueueConfig, Trace, TraceQueueManager};
 
 use crate::expect::ExpectedTrace;
@@ -54,6 +55,111 @@ pub struct Capture {
     queue: TraceQueueManager,
     mock: MockProvider,
     test_name: Arc<str>,
+    /// [`ops_core::context::orphaned_calls`] when the capture was made.
+    orphans_from: u64,
+    /// Keeps the test's name in [`LIVE`] while a clone of the capture lives.
+    _live: Arc<LiveName>,
+}
+
+/// The test names of the captures alive in the process, with how many captures each has: an
+/// orphaned call on a thread named after one of them belongs to that test.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// A test name listed in [`LIVE`] until dropped.
+#[derive(Debug)]
+struct LiveName(String);
+
+impl LiveName {
+    fn new(name: &str) -> Self {
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.to_owned());
+        Self(name.to_owned())
+    }
+}
+
+impl Drop for LiveName {
+    fn drop(&mut self) {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = live.iter().position(|n| *n == self.0) {
+            live.swap_remove(i);
+        }
+    }
+}
+
+/// What value replaces a volatile one in [`Capture::render_with`].
+pub const VOLATILE: &str = "[volatile]";
+
+/// How [`Capture::render_with`] renders: [`Capture::render`]'s redacted tree, optionally with
+/// inputs and outputs, and with the values of volatile keys replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Render {
+    io: bool,
+    volatile: Vec<String>,
+}
+
+impl Render {
+    /// [`Capture::render`]'s output: names, kinds and key fields, no ids or times.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also shows each observation's input and output, shortened to 60 characters.
+    #[must_use]
+    pub fn with_io(mut self) -> Self {
+        self.io = true;
+        self
+    }
+
+    /// Replaces the value of every object key named `key` (at any depth, exact match) in
+    /// inputs and outputs with [`VOLATILE`]: for ids, timestamps and other values that change
+    /// between runs.
+    #[must_use]
+    pub fn volatile(mut self, key: impl Into<String>) -> Self {
+        self.volatile.push(key.into());
+        self
+    }
+
+    /// Replaces the volatile values in `value`, without recursion.
+    fn scrub(&self, value: &mut serde_json::Value) {
+        if self.volatile.is_empty() {
+            return;
+        }
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if self.volatile.iter().any(|key| key == k) {
+                            *v = serde_json::Value::String(VOLATILE.to_owned());
+                        } else {
+                            stack.push(v);
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Traced calls that ran while a capture lived but reached no queue: they are in neither
+/// [`Capture::traces`] nor `lost_observations`. See [`Capture::orphans`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Orphans {
+    /// How many.
+    pub count: usize,
+    /// Their observation names, in the order they ran (repeated per call).
+    pub names: Vec<&'static str>,
+}
+
+impl Orphans {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 impl Capture {
@@ -74,8 +180,60 @@ impl Capture {
         Self {
             queue,
             mock,
+            orphans_from: ops_core::context::orphaned_calls(),
+            _live: Arc::new(LiveName::new(&test_name)),
             test_name: test_name.into(),
         }
+    }
+
+    /// Traced calls made since this capture was created that reached no queue: the sign of
+    /// a task spawned with plain `tokio::spawn` (or a plain thread) inside
+    /// [`Capture::scope`], which loses the capture and the trace context. Spawn with
+    /// `ops_core::spawn` (or `spawn_blocking`, `spawn_thread`), or wrap the future with
+    /// `.in_current_trace()`, and the call joins the trace.
+    ///
+    /// A call is counted for this capture when it ran on this test's thread (a
+    /// `current_thread` runtime, the default of `#[tokio::test]`) or on a thread not named
+    /// after another live capture's test (tokio's worker threads): with tests that spawn
+    /// without the context running in parallel on multi-thread runtimes, one test may see
+    /// another's.
+    pub fn orphans(&self) -> Orphans {
+        let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let names: Vec<&'static str> = ops_core::context::orphans_after(self.orphans_from)
+            .into_iter()
+            .filter(|o| match o.thread.as_deref() {
+                Some(t) if t == &*self.test_name => true,
+                Some(t) => !live.iter().any(|n| n == t),
+                None => true,
+            })
+            .map(|o| o.name)
+            .collect();
+        Orphans {
+            count: names.len(),
+            names,
+        }
+    }
+
+    /// Passes if no traced call was orphaned (see [`Capture::orphans`]).
+    ///
+    /// # Panics
+    /// If some were, with a message that starts with `[<test name>]`, counts and names them,
+    /// and gives the fix.
+    #[track_caller]
+    pub fn assert_no_orphans(&self) {
+        let orphans = self.orphans();
+        if orphans.is_empty() {
+            return;
+        }
+        panic!(
+            "[{}] {} traced call(s) reached no queue: {}. They ran in a task or thread that \
+             lost the trace context (plain tokio::spawn or std::thread::spawn); spawn them with \
+             ops_core::spawn (or spawn_blocking, spawn_thread), or wrap the future with \
+             .in_current_trace()",
+            self.test_name,
+            orphans.count,
+            orphans.names.join(", ")
+        );
     }
 
     /// Makes this capture's queue the default of the current thread until the guard is dropped.
@@ -170,6 +328,50 @@ impl Capture {
     /// `insta::assert_snapshot!`. See [`crate::render`].
     pub fn render(&self) -> String {
         crate::render(&self.traces())
+    }
+
+    /// Every captured trace as a tree, rendered as `options` says: with
+    /// [`Render::with_io`] each observation also shows its input and output (shortened to 60
+    /// characters), and [`Render::volatile`] replaces the values of keys that change from run
+    /// to run (ids, timestamps) with `"[volatile]"`, so the output can be snapshotted.
+    ///
+    /// ```
+    /// #[ops_core::traced]
+    /// fn fetch(id: u32) -> serde_json::Value {
+    ///     serde_json::json!({"at": format!("2026-01-01T00:00:0{id}Z")})
+    /// }
+    /// let capture = ops_testkit::capture();
+    /// capture.run(|| fetch(7));
+    /// let tree = capture.render_with(ops_testkit::Render::new().with_io().volatile("at"));
+    /// assert_eq!(
+    ///     tree,
+    ///     "trace fetch [span] {}\n    fetch [span] {input={\"id\":7}, output={\"at\":\"[volatile]\"}}\n"
+    /// );
+    /// ```
+    pub fn render_with(&self, options: Render) -> String {
+        let traces: Vec<Arc<Trace>> = self
+            .traces()
+            .iter()
+            .map(|t| {
+                let mut t = (**t).clone();
+                for v in [&mut t.input, &mut t.output].into_iter().flatten() {
+                    options.scrub(v);
+                }
+                for o in &mut t.observations {
+                    for v in [&mut o.input, &mut o.output].into_iter().flatten() {
+                        options.scrub(v);
+                    }
+                }
+                Arc::new(t)
+            })
+            .collect();
+        let mut render = RenderOptions::redacted();
+        if options.io {
+            render = render.with_io();
+        }
+        let mut trees: Vec<String> = traces.iter().map(|t| t.render_tree(render)).collect();
+        trees.sort();
+        trees.concat()
     }
 
     /// Flushes and passes if any captured trace matches `expected`.

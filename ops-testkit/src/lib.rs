@@ -57,7 +57,7 @@ use std::sync::Arc;
 use ops_core::Trace;
 use ops_core::model::RenderOptions;
 
-pub use capture::{Capture, FLUSH_TIMEOUT, capture, capture_with};
+pub use capture::{Capture, FLUSH_TIMEOUT, Orphans, Render, VOLATILE, capture, capture_with};
 pub use expect::{ExpectedObservation, ExpectedTrace};
 pub use mock::{CHANNEL_KEY, DEFAULT_CHANNEL, MOCK_PROVIDER, MockProvider};
 

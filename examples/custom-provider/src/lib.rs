@@ -181,7 +181,7 @@ fn from_env() -> Result<Option<ProviderConfig>, ConfigError> {
 }
 
 ops_core::inventory::submit! {
-    ProviderFactory::new(NAME, "Trace summary file", &[ConfigField::optional("path").required()], build)
+    ProviderFactory::new(NAME, "Trace summary file", &[ConfigField::plain("path")], build)
         .with_validate(validate)
         .with_env_checked(from_env)
         .with_env_vars(&[EnvVar::sets(FILE_ENV, "path")])

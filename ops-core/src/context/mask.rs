@@ -30,14 +30,18 @@ pub const DEFAULT_REDACTED_KEYS: &[&str] = &[
 /// was handed to the queue (when its root ended), so changing it never affects traces already
 /// queued. A mask that panics makes the value `"[REDACTED]"`, never the unmasked value.
 ///
-/// Any `Fn(&mut serde_json::Value) + Send + Sync + 'static` is a mask:
+/// Any `Fn(&mut serde_json::Value) + Send + Sync + 'static` is a mask. [`set_mask`] adds it
+/// after the default credential redaction ([`replace_mask`] drops that):
 ///
 /// ```
-/// ops_core::context::set_mask(|v: &mut serde_json::Value| {
+/// use serde_json::{Value, json};
+///
+/// ops_core::context::set_mask(|v: &mut Value| {
 ///     if let Some(s) = v.as_str() {
 ///         *v = s.replace("@", " at ").into();
 ///     }
 /// });
+/// # let _ = json!(null);
 /// # ops_core::context::reset_mask();
 /// ```
 pub trait Mask: Send + Sync + 'static {
@@ -119,6 +123,23 @@ impl Mask for RedactKeys {
     }
 }
 
+/// [`RedactKeys::default`], then another mask: what [`set_mask`] and
+/// [`TraceQueueBuilder::mask`](crate::TraceQueueBuilder::mask) install, so a mask added for
+/// personal data never drops the credential redaction.
+struct WithDefault(Arc<dyn Mask>);
+
+impl Mask for WithDefault {
+    fn mask(&self, value: &mut Value) {
+        DEFAULT.mask(value);
+        self.0.mask(value);
+    }
+}
+
+/// `mask` after the default credential redaction.
+pub(crate) fn with_default(mask: impl Mask) -> Arc<dyn Mask> {
+    Arc::new(WithDefault(Arc::new(mask)))
+}
+
 enum Setting {
     Default,
     Custom(Arc<dyn Mask>),
@@ -128,8 +149,18 @@ enum Setting {
 static SETTING: RwLock<Setting> = RwLock::new(Setting::Default);
 static DEFAULT: LazyLock<Arc<dyn Mask>> = LazyLock::new(|| Arc::new(RedactKeys::default()));
 
-/// Replaces the mask for the whole process (the default is [`RedactKeys::default`]).
+/// Adds `mask` for the whole process: values pass the default credential redaction
+/// ([`RedactKeys::default`]) first, then `mask`. To drop the default redaction, use
+/// [`replace_mask`]. A queue's own mask ([`TraceQueueBuilder::mask`](crate::TraceQueueBuilder::mask),
+/// [`AppTraceQueue::with_mask`](crate::AppTraceQueue::with_mask)) takes its place for that
+/// queue's traces.
 pub fn set_mask(mask: impl Mask) {
+    *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Custom(with_default(mask));
+}
+
+/// Replaces the mask for the whole process, default credential redaction included: the
+/// explicit opt-out of [`set_mask`]'s composition. Only `mask` runs.
+pub fn replace_mask(mask: impl Mask) {
     *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Custom(Arc::new(mask));
 }
 
@@ -143,7 +174,7 @@ pub fn reset_mask() {
     *SETTING.write().unwrap_or_else(|e| e.into_inner()) = Setting::Default;
 }
 
-/// The mask in effect, if any.
+/// The process-wide mask in effect, if any.
 pub(crate) fn current_mask() -> Option<Arc<dyn Mask>> {
     match &*SETTING.read().unwrap_or_else(|e| e.into_inner()) {
         Setting::Default => Some(Arc::clone(&DEFAULT)),
@@ -152,10 +183,46 @@ pub(crate) fn current_mask() -> Option<Arc<dyn Mask>> {
     }
 }
 
+/// The mask a queue (or an app's view of one) uses instead of the process-wide one; none by
+/// default. Not part of a task's identity: tasks compare equal whatever their mask.
+#[derive(Clone, Default)]
+pub(crate) struct MaskOverride(pub(crate) Option<Arc<dyn Mask>>);
+
+impl MaskOverride {
+    /// The mask to apply: this one if set, else the process-wide one.
+    pub(crate) fn resolve(&self) -> Option<Arc<dyn Mask>> {
+        match &self.0 {
+            Some(m) => Some(Arc::clone(m)),
+            None => current_mask(),
+        }
+    }
+
+    /// Whether a mask is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl PartialEq for MaskOverride {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for MaskOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() {
+            "Some(<mask>)"
+        } else {
+            "None"
+        })
+    }
+}
+
 /// Applies the mask in effect to every input, output and metadata value of a trace built by
 /// the explicit API (traces from `#[traced]` are masked as their captures become JSON).
-pub(crate) fn mask_trace(trace: &mut crate::model::Trace) {
-    let Some(mask) = current_mask() else { return };
+pub(crate) fn mask_trace(trace: &mut crate::model::Trace, mask: &MaskOverride) {
+    let Some(mask) = mask.resolve() else { return };
     let mask = Some(&*mask);
     let values = [&mut trace.input, &mut trace.output].into_iter().flatten();
     for v in values.chain(trace.metadata.values_mut()) {
@@ -229,6 +296,18 @@ mod tests {
         }
         assert_eq!(at["password"], json!(REDACTED));
         crate::limits::drop_iteratively(v);
+    }
+
+    #[test]
+    fn an_added_mask_keeps_the_default_redaction() {
+        let mask = with_default(|v: &mut Value| {
+            if let Some(map) = v.as_object_mut() {
+                map.insert("email".into(), json!("<email>"));
+            }
+        });
+        let mut v = json!({"email": "ada@example.com", "password": "hunter2"});
+        mask.mask(&mut v);
+        assert_eq!(v, json!({"email": "<email>", "password": "[REDACTED]"}));
     }
 
     #[test]

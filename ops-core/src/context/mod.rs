@@ -59,6 +59,7 @@ mod current;
 mod future;
 mod ids;
 pub(crate) mod mask;
+mod orphan;
 mod site;
 mod span;
 mod stream;
@@ -70,8 +71,10 @@ pub use current::{ContextGuard, ObservationContext};
 pub use current::{update_current_observation, update_current_trace};
 pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
 pub use mask::{
-    DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, reset_mask, set_mask,
+    DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, replace_mask, reset_mask,
+    set_mask,
 };
+pub use orphan::{ORPHANS_KEPT, OrphanedCall, orphaned_calls, orphans_after};
 pub use span::lost_observations;
 pub use stream::{StreamReducer, TracedStream, reduce};
 pub use trace::{PART_MAX_BYTES, PART_MAX_OBSERVATIONS};

@@ -174,7 +174,12 @@ fn root(site: &'static Site, rate: Option<f64>) -> Option<State> {
     if !sampled(rate.unwrap_or_else(sample_rate)) {
         return Some(State::Unsampled(Current::Unsampled));
     }
-    let queue = crate::global::current_queue()?;
+    let Some(queue) = crate::global::current_queue() else {
+        // Called only when a queue is installed somewhere (`is_enabled`), so none reachable
+        // here means this task or thread lost its context.
+        super::orphan::record(site.name);
+        return None;
+    };
     let anchor = Anchor::now();
     let millis = anchor.unix_millis(anchor.ticks());
     let id = ids::uuid_v7_millis(millis);

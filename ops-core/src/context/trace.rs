@@ -330,7 +330,7 @@ impl ActiveTrace {
             updates,
             records,
             size,
-            mask: mask::current_mask(),
+            mask: self.queue.recording_mask(),
         }
     }
 

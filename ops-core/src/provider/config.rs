@@ -36,6 +36,17 @@ impl ConfigField {
         }
     }
 
+    /// A required plain (non-secret) key with no default, such as an endpoint or a project.
+    pub const fn plain(name: &'static str) -> Self {
+        Self {
+            name,
+            secret: false,
+            required: true,
+            default: None,
+            multiline: false,
+        }
+    }
+
     /// An optional plain key with no default.
     pub const fn optional(name: &'static str) -> Self {
         Self {
@@ -60,6 +71,10 @@ impl ConfigField {
 
     /// Makes the key required.
     #[must_use]
+    #[deprecated(
+        since = "0.1.0",
+        note = "`ConfigField::optional(name).required()` reads backwards: use `ConfigField::plain(name)` for a required plain key"
+    )]
     pub const fn required(mut self) -> Self {
         self.required = true;
         self

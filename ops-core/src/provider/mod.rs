@@ -13,7 +13,10 @@ pub use config::{
     obfuscate_secret, quote_value, redact_url, validate_integer_id, validate_project_name,
     validate_timeout, validate_url, validate_url_with_path,
 };
-pub use registry::{EnvReader, EnvVar, ProviderFactory, UnknownProvider, find, registered};
+pub use registry::{
+    DuplicateProvider, EnvReader, EnvVar, LINK_HINT, ProviderFactory, RegistryError,
+    UnknownProvider, find, registered,
+};
 
 use crate::model::Trace;
 

@@ -318,19 +318,52 @@ impl fmt::Debug for ProviderFactory {
 
 inventory::collect!(ProviderFactory);
 
-/// Every registered factory, sorted by name.
+/// What a binary has to do to link a provider crate's registrations, for the messages about a
+/// provider that is not registered.
+pub const LINK_HINT: &str = "a provider registers itself only when its crate is linked into \
+    the binary, and a crate that is only a dependency is not: for ops-providers, enable the \
+    provider's cargo feature and call `ops_providers::link()` once at the start of main (or \
+    set up tracing with `ops_providers::init()` instead of `ops_core::init()`); for a provider \
+    in another crate, add `use that_crate as _;` to the binary";
+
+/// The registry as first read: every factory sorted by name, or the first name two factories
+/// were registered under. Computed once, so every lookup agrees.
+fn registry() -> &'static Result<Vec<&'static ProviderFactory>, DuplicateProvider> {
+    static REGISTRY: std::sync::OnceLock<Result<Vec<&'static ProviderFactory>, DuplicateProvider>> =
+        std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| check_unique(inventory::iter::<ProviderFactory>.into_iter().collect()))
+}
+
+/// `factories` sorted by name, or an error naming the first two registered under the same
+/// name (names are compared ignoring case, as [`find`] looks them up).
+fn check_unique(
+    mut factories: Vec<&'static ProviderFactory>,
+) -> Result<Vec<&'static ProviderFactory>, DuplicateProvider> {
+    factories.sort_by_key(|f| f.name.to_ascii_lowercase());
+    for pair in factories.windows(2) {
+        if pair[0].name.eq_ignore_ascii_case(pair[1].name) {
+            return Err(DuplicateProvider::new(pair[0], pair[1]));
+        }
+    }
+    Ok(factories)
+}
+
+/// Every registered factory, sorted by name. When two factories share a name (see
+/// [`DuplicateProvider`]) both are listed; [`find`] refuses every lookup.
 pub fn registered() -> Vec<&'static ProviderFactory> {
-    let mut all: Vec<_> = inventory::iter::<ProviderFactory>.into_iter().collect();
-    all.sort_by_key(|f| f.name);
-    all
+    match registry() {
+        Ok(all) => all.clone(),
+        Err(_) => {
+            let mut all: Vec<_> = inventory::iter::<ProviderFactory>.into_iter().collect();
+            all.sort_by_key(|f| f.name);
+            all
+        }
+    }
 }
 
 /// The error for a provider name nobody registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown trace provider {name:?}; registered providers: {known}. A provider registers itself \
-     when its crate is linked: enable its cargo feature in ops-providers, or depend on its crate"
-)]
+#[error("unknown trace provider {name:?}; registered providers: {known}. {LINK_HINT}")]
 pub struct UnknownProvider {
     /// The name asked for.
     pub name: String,
@@ -338,18 +371,120 @@ pub struct UnknownProvider {
     pub known: String,
 }
 
-/// The factory registered under `name`.
-pub fn find(name: &str) -> Result<&'static ProviderFactory, UnknownProvider> {
+/// The error for two factories registered under the same name: the registry cannot tell which
+/// one an app means, so it refuses every lookup until one of them is removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "two trace providers are registered as {name:?}: {first} and {second}; a name must be \
+     registered once, so remove one of them from the binary (drop the dependency or its \
+     cargo feature) or register the other under another name"
+)]
+pub struct DuplicateProvider {
+    /// The name both are registered under.
+    pub name: String,
+    /// The first factory: its display name and config keys.
+    pub first: String,
+    /// The second factory: its display name and config keys.
+    pub second: String,
+}
+
+impl DuplicateProvider {
+    fn new(a: &ProviderFactory, b: &ProviderFactory) -> Self {
+        let describe = |f: &ProviderFactory| {
+            let keys: Vec<&str> = f.fields.iter().map(|k| k.name).collect();
+            format!(
+                "{:?} (`{}`, keys: {})",
+                f.display_name,
+                f.name,
+                if keys.is_empty() {
+                    "none".to_owned()
+                } else {
+                    keys.join(", ")
+                }
+            )
+        };
+        Self {
+            name: a.name.to_owned(),
+            first: describe(a),
+            second: describe(b),
+        }
+    }
+}
+
+/// Why [`find`] found no factory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Nothing is registered under the name.
+    #[error(transparent)]
+    Unknown(#[from] UnknownProvider),
+    /// Two factories are registered under one name, so no lookup is trusted.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateProvider),
+}
+
+/// The factory registered under `name` (ignoring case and surrounding blanks).
+///
+/// The registry is checked when it is first read: if two factories are registered under one
+/// name, every lookup fails with [`RegistryError::Duplicate`], naming both.
+pub fn find(name: &str) -> Result<&'static ProviderFactory, RegistryError> {
+    let all = registry().as_ref().map_err(|e| e.clone())?;
     let name = name.trim();
-    inventory::iter::<ProviderFactory>
-        .into_iter()
+    all.iter()
+        .copied()
         .find(|f| f.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| UnknownProvider {
-            name: name.to_owned(),
-            known: registered()
-                .iter()
-                .map(|f| f.name)
-                .collect::<Vec<_>>()
-                .join(", "),
+        .ok_or_else(|| {
+            UnknownProvider {
+                name: name.to_owned(),
+                known: all.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+            }
+            .into()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(_: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+        Err(ConfigError::Build {
+            provider: "x".into(),
+            message: "not built in tests".into(),
+        })
+    }
+
+    static A: ProviderFactory = ProviderFactory::new("dup", "First", &[], build);
+    static B: ProviderFactory =
+        ProviderFactory::new("DUP", "Second", &[ConfigField::secret("token")], build);
+    static C: ProviderFactory = ProviderFactory::new("other", "Other", &[], build);
+
+    #[test]
+    fn two_factories_with_one_name_are_refused_naming_both() {
+        let err = check_unique(vec![&C, &A, &B]).unwrap_err();
+        assert_eq!(err.name, "dup");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("two trace providers are registered as \"dup\": "),
+            "{message}"
+        );
+        assert!(
+            message.contains("\"First\" (`dup`, keys: none)")
+                && message.contains("\"Second\" (`DUP`, keys: token)"),
+            "{message}"
+        );
+        let names: Vec<&str> = check_unique(vec![&C, &A])
+            .unwrap()
+            .iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["dup", "other"]);
+    }
+
+    #[test]
+    fn an_unknown_name_names_the_link_fix() {
+        let err = find("no-such-provider").unwrap_err().to_string();
+        assert!(err.contains("ops_providers::link()"), "{err}");
+        assert!(err.contains("use that_crate as _;"), "{err}");
+        assert!(err.contains("ops_providers::init()"), "{err}");
+    }
 }

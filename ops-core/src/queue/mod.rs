@@ -18,6 +18,8 @@ use tokio::sync::Notify;
 
 pub use stats::{DropReason, ProviderStats, QueueStats};
 
+use crate::context::Mask;
+use crate::context::mask::MaskOverride;
 use crate::limits::FieldLimits;
 use crate::model::{MessageRun, TraceInfo, WorkflowNodeTraceInfo, WorkflowRun};
 use crate::provider::{ConfigError, Provider};
@@ -153,12 +155,24 @@ pub enum QueueError {
     /// A provider name is not registered.
     #[error(transparent)]
     UnknownProvider(#[from] crate::provider::UnknownProvider),
+    /// Two providers are registered under one name.
+    #[error(transparent)]
+    DuplicateProvider(#[from] crate::provider::DuplicateProvider),
     /// The spool could not be opened.
     #[error(transparent)]
     Spool(#[from] SpoolError),
     /// The worker thread could not start.
     #[error("could not start the trace worker thread: {0}")]
     Worker(#[from] std::io::Error),
+}
+
+impl From<crate::provider::RegistryError> for QueueError {
+    fn from(e: crate::provider::RegistryError) -> Self {
+        match e {
+            crate::provider::RegistryError::Unknown(e) => QueueError::UnknownProvider(e),
+            crate::provider::RegistryError::Duplicate(e) => QueueError::DuplicateProvider(e),
+        }
+    }
 }
 
 /// Why a task was not queued. The drop is counted in [`TraceQueueManager::stats`] either way.
@@ -202,13 +216,33 @@ impl Accepted {
 }
 
 /// The queue as one app sees it: tasks are tagged with the app and go to its providers. Made
-/// by [`TraceQueueManager::for_app`].
+/// by [`TraceQueueManager::for_app`]. It has the queue's explicit API
+/// ([`AppTraceQueue::trace_workflow_run`], [`AppTraceQueue::trace_message_run`],
+/// [`AppTraceQueue::trace_info`], [`AppTraceQueue::add_trace_task`]), and may mask the app's
+/// traces its own way ([`AppTraceQueue::with_mask`]).
+///
+/// ```
+/// use ops_core::TraceQueueManager;
+/// use ops_core::model::{WorkflowNodeTraceInfo, WorkflowRun};
+///
+/// let queue = TraceQueueManager::builder().build()?;
+/// let app = queue.for_app("app-1", Some("user-1".into()));
+/// let run = WorkflowRun {
+///     id: "0190a4b2-0000-7000-8000-000000000001".into(),
+///     status: "succeeded".into(),
+///     created_at: chrono::Utc::now(),
+///     ..Default::default()
+/// };
+/// app.trace_workflow_run(run, Vec::<WorkflowNodeTraceInfo>::new())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AppTraceQueue {
     queue: TraceQueueManager,
     app_id: String,
     user_id: Option<String>,
     enabled: bool,
+    mask: MaskOverride,
 }
 
 impl AppTraceQueue {
@@ -222,14 +256,93 @@ impl AppTraceQueue {
         &self.app_id
     }
 
+    /// Masks this app's tasks with the default credential redaction followed by `mask`,
+    /// instead of the queue's or the process's mask (see [`TraceQueueBuilder::mask`]).
+    #[must_use]
+    pub fn with_mask(mut self, mask: impl Mask) -> Self {
+        self.mask = MaskOverride(Some(crate::context::mask::with_default(mask)));
+        self
+    }
+
+    /// Masks this app's tasks with `mask` alone, without the default credential redaction.
+    #[must_use]
+    pub fn with_replaced_mask(mut self, mask: impl Mask) -> Self {
+        self.mask = MaskOverride(Some(Arc::new(mask)));
+        self
+    }
+
     /// Queues a task for the app; returns at once, doing nothing ([`Accepted::Disabled`]), when
-    /// tracing is off for it.
-    pub fn add_trace_task(&self, task: TraceTask) -> Result<Accepted, EnqueueError> {
+    /// tracing is off for it. See [`TraceQueueManager::add_trace_task`].
+    pub fn add_trace_task(&self, mut task: TraceTask) -> Result<Accepted, EnqueueError> {
         if !self.enabled {
             return Ok(Accepted::Disabled);
         }
+        task.set_mask_if_unset(&self.mask);
         self.queue
             .enqueue(task.with_app_id(self.app_id.clone()), self.user_id.clone())
+    }
+
+    /// Traces a finished workflow run and its node executions for the app (Dify's
+    /// `trace_workflow_run`). See [`TraceQueueManager::trace_workflow_run`].
+    pub fn trace_workflow_run(
+        &self,
+        run: WorkflowRun,
+        nodes: Vec<WorkflowNodeTraceInfo>,
+    ) -> Result<Accepted, EnqueueError> {
+        self.add_checked(|| TraceTask::workflow_run(run, nodes))
+    }
+
+    /// Traces a finished chat message for the app (Dify's `trace_message_run`).
+    pub fn trace_message_run(&self, message: MessageRun) -> Result<Accepted, EnqueueError> {
+        self.add_checked(|| TraceTask::message_run(message))
+    }
+
+    /// Traces an info record for the app: moderation, suggested questions, retrieval, tool,
+    /// conversation name, prompt generation or a node execution.
+    pub fn trace_info(&self, info: TraceInfo) -> Result<Accepted, EnqueueError> {
+        self.add_checked(|| TraceTask::from_info(info))
+    }
+
+    /// Traces an observation tree the app built ([`TraceTask::from_trace`]).
+    pub fn trace(&self, trace: crate::model::Trace) -> Result<Accepted, EnqueueError> {
+        self.add_trace_task(TraceTask::from_trace(trace))
+    }
+
+    /// Delivers what is queued now; see [`TraceQueueManager::flush`].
+    pub fn flush(&self, timeout: Duration) -> FlushReport {
+        self.queue.flush(timeout)
+    }
+
+    /// The queue's counters; see [`TraceQueueManager::stats`].
+    pub fn stats(&self) -> QueueStats {
+        self.queue.stats()
+    }
+
+    /// The whole queue, for what is not per app.
+    pub fn queue(&self) -> &TraceQueueManager {
+        &self.queue
+    }
+
+    /// Builds the task (only when the app traces: a disabled app costs nothing) and queues
+    /// it; a task that cannot be built is dropped, counted and returned as the error.
+    fn add_checked(
+        &self,
+        task: impl FnOnce() -> Result<TraceTask, TaskError>,
+    ) -> Result<Accepted, EnqueueError> {
+        if !self.enabled {
+            return Ok(Accepted::Disabled);
+        }
+        match task() {
+            Ok(task) => self.add_trace_task(task),
+            Err(e) => {
+                self.queue.inner.shared.counters.drop(
+                    DropReason::Invalid,
+                    1,
+                    "a task could not be built",
+                );
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -261,6 +374,7 @@ pub struct TraceQueueBuilder {
     batch_size: Option<usize>,
     providers: Vec<Box<dyn Provider>>,
     router: Option<Arc<dyn ProviderRouter>>,
+    mask: MaskOverride,
 }
 
 impl std::fmt::Debug for TraceQueueBuilder {
@@ -269,6 +383,7 @@ impl std::fmt::Debug for TraceQueueBuilder {
             .field("config", &self.config)
             .field("providers", &self.providers)
             .field("router", &self.router.is_some())
+            .field("mask", &self.mask)
             .finish()
     }
 }
@@ -322,6 +437,22 @@ impl TraceQueueBuilder {
         self
     }
 
+    /// Masks this queue's traces with the default credential redaction
+    /// ([`RedactKeys::default`](crate::context::RedactKeys::default)) followed by `mask`,
+    /// instead of the process-wide mask ([`crate::context::set_mask`]). Traces recorded by
+    /// `#[traced]` into this queue and tasks handed to it are masked this way.
+    pub fn mask(mut self, mask: impl Mask) -> Self {
+        self.mask = MaskOverride(Some(crate::context::mask::with_default(mask)));
+        self
+    }
+
+    /// Masks this queue's traces with `mask` alone: the explicit opt-out of the default
+    /// credential redaction that [`TraceQueueBuilder::mask`] keeps.
+    pub fn replace_mask(mut self, mask: impl Mask) -> Self {
+        self.mask = MaskOverride(Some(Arc::new(mask)));
+        self
+    }
+
     /// Adds a boxed provider, as built by a [`crate::provider::ProviderFactory`].
     pub fn boxed_provider(mut self, provider: Box<dyn Provider>) -> Self {
         self.providers.push(provider);
@@ -343,7 +474,7 @@ impl TraceQueueBuilder {
         settings::validate(&self.config)?;
         // Traced calls need the clock calibrated; do it here, off their path.
         crate::context::warm_up_clock();
-        TraceQueueManager::start(self.config, self.providers, self.router)
+        TraceQueueManager::start(self.config, self.providers, self.router, self.mask)
     }
 }
 
@@ -401,6 +532,8 @@ pub(crate) struct Shared {
     pub(crate) lanes: Mutex<Vec<Arc<worker::LaneShared>>>,
     /// Recorded tasks built by the worker, to be freed by the threads that enqueue.
     pub(crate) reclaim: reclaim::Reclaim,
+    /// The queue's own mask ([`TraceQueueBuilder::mask`]), if any.
+    pub(crate) mask: MaskOverride,
 }
 
 struct Inner {
@@ -450,6 +583,7 @@ impl TraceQueueManager {
         config: QueueConfig,
         providers: Vec<Box<dyn Provider>>,
         router: Option<Arc<dyn ProviderRouter>>,
+        mask: MaskOverride,
     ) -> Result<Self, QueueError> {
         crate::limits::widen_capture_limits(&config.field_limits);
         let spool = match &config.spool {
@@ -471,6 +605,7 @@ impl TraceQueueManager {
             config,
             lanes: Mutex::new(Vec::new()),
             reclaim: reclaim::Reclaim::new(),
+            mask,
         });
         let (control, thread) = worker::spawn(Arc::clone(&shared), providers)?;
         Ok(Self {
@@ -497,6 +632,7 @@ impl TraceQueueManager {
         user_id: Option<String>,
     ) -> Result<Accepted, EnqueueError> {
         let shared = &*self.inner.shared;
+        task.set_mask_if_unset(&shared.mask);
         shared.free_some();
         if shared.closed.load(Relaxed) {
             shared
@@ -609,6 +745,7 @@ impl TraceQueueManager {
             app_id,
             user_id,
             enabled,
+            mask: MaskOverride::default(),
         }
     }
 
@@ -630,6 +767,11 @@ impl TraceQueueManager {
     /// name, prompt generation or a node execution.
     pub fn trace_info(&self, info: TraceInfo) -> Result<Accepted, EnqueueError> {
         self.add_checked(TraceTask::from_info(info))
+    }
+
+    /// The mask for traces recorded into this queue: its own, else the process-wide one.
+    pub(crate) fn recording_mask(&self) -> Option<Arc<dyn Mask>> {
+        self.inner.shared.mask.resolve()
     }
 
     fn add_checked(&self, task: Result<TraceTask, TaskError>) -> Result<Accepted, EnqueueError> {

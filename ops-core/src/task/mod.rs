@@ -16,6 +16,8 @@ use crate::model::{
     WorkflowRun,
 };
 
+use crate::context::mask::MaskOverride;
+
 /// The base URL for relative file URLs, from `FILES_URL` (Dify's default otherwise).
 pub const FILES_URL_ENV: &str = "FILES_URL";
 
@@ -28,6 +30,10 @@ pub const FILES_URL_ENV: &str = "FILES_URL";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceTask {
     app_id: Option<String>,
+    /// The mask of the queue (or app) it was handed to, when it has one; not spooled (a
+    /// spooled task is masked before it is written).
+    #[serde(skip)]
+    mask: MaskOverride,
     trace_id: TraceId,
     payload: Payload,
 }
@@ -105,6 +111,7 @@ impl TraceTask {
         Ok(Self {
             app_id: None,
             trace_id,
+            mask: MaskOverride::default(),
             payload: Payload::Info {
                 info: Box::new(info),
             },
@@ -135,6 +142,7 @@ impl TraceTask {
         Ok(Self {
             app_id: Some(run.app_id.clone()).filter(|a| !a.is_empty()),
             trace_id,
+            mask: MaskOverride::default(),
             payload: Payload::WorkflowRun {
                 run: Box::new(run),
                 nodes,
@@ -157,6 +165,7 @@ impl TraceTask {
         Ok(Self {
             app_id: Some(message.app_id.clone()).filter(|a| !a.is_empty()),
             trace_id,
+            mask: MaskOverride::default(),
             payload: Payload::MessageRun {
                 message: Box::new(message),
             },
@@ -168,6 +177,7 @@ impl TraceTask {
         Self {
             app_id: trace.attributes.app_id.clone(),
             trace_id: trace.id.clone(),
+            mask: MaskOverride::default(),
             payload: Payload::Trace {
                 trace: Arc::new(trace),
             },
@@ -205,6 +215,7 @@ impl TraceTask {
         let task = Self {
             app_id,
             trace_id,
+            mask: MaskOverride::default(),
             payload: Payload::Pending {
                 trace: crate::context::PendingTrace::ready(trace),
             },
@@ -217,7 +228,16 @@ impl TraceTask {
         Self {
             app_id: trace.app_id(),
             trace_id: trace.trace_id(),
+            mask: MaskOverride::default(),
             payload: Payload::Pending { trace },
+        }
+    }
+
+    /// Sets the mask of the queue or app the task was handed to, unless one is set already
+    /// (an app's mask beats its queue's).
+    pub(crate) fn set_mask_if_unset(&mut self, mask: &MaskOverride) {
+        if !self.mask.is_set() && mask.is_set() {
+            self.mask = mask.clone();
         }
     }
 
@@ -296,7 +316,13 @@ impl TraceTask {
             Payload::Info { info } => Arc::new(info_trace(self.trace_id, *info)),
             Payload::Pending { trace } => Arc::new(trace.into_trace()),
         };
-        let cuts = finish_built(Arc::make_mut(&mut shared), self.app_id, recorded, limits);
+        let cuts = finish_built(
+            Arc::make_mut(&mut shared),
+            self.app_id,
+            recorded,
+            &self.mask,
+            limits,
+        );
         Ok((shared, cuts))
     }
 
@@ -319,7 +345,13 @@ impl TraceTask {
             Payload::Info { info } => info_trace(self.trace_id.clone(), (**info).clone()),
             Payload::Trace { .. } => return None,
         };
-        let cuts = finish_built(&mut built, self.app_id.clone(), recorded, limits);
+        let cuts = finish_built(
+            &mut built,
+            self.app_id.clone(),
+            recorded,
+            &self.mask,
+            limits,
+        );
         Some((Arc::new(built), cuts))
     }
 }
@@ -330,14 +362,22 @@ fn finish_built(
     trace: &mut Trace,
     app_id: Option<String>,
     recorded: bool,
+    mask: &MaskOverride,
     limits: &FieldLimits,
 ) -> usize {
-    if trace.attributes.app_id.is_none() {
+    // A run's blank app id (Dify's default) is no app: the task's (from `for_app`) applies.
+    if trace
+        .attributes
+        .app_id
+        .as_deref()
+        .is_none_or(|a| a.trim().is_empty())
+        && app_id.is_some()
+    {
         trace.attributes.app_id = app_id;
     }
     let cuts = limits::truncate_values(trace, limits);
     if !recorded {
-        crate::context::mask::mask_trace(trace);
+        crate::context::mask::mask_trace(trace, mask);
     }
     cuts + limits::cap_strings(trace, limits) + limits::sanitize_trace(trace)
 }

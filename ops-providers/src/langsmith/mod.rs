@@ -66,7 +66,7 @@ const MAX_HELD_ATTEMPTS: u8 = 3;
 /// The config keys.
 pub const FIELDS: &[ConfigField] = &[
     ConfigField::secret("api_key"),
-    ConfigField::optional("project").required(),
+    ConfigField::plain("project"),
     ConfigField::with_default("endpoint", DEFAULT_ENDPOINT),
     ConfigField::optional("workspace_id"),
     TIMEOUT_FIELD,

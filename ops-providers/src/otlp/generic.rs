@@ -32,7 +32,7 @@ pub const NAME: &str = "otlp";
 
 /// The config keys.
 pub const FIELDS: &[ConfigField] = &[
-    ConfigField::optional("endpoint").required(),
+    ConfigField::plain("endpoint"),
     ConfigField::secret("headers").not_required().multiline(),
     ConfigField::with_default("service_name", "ops"),
     ConfigField::with_default("protocol", "http/protobuf"),

@@ -1,0 +1,6 @@
+#[ops_core::traced(level = WARNING)]
+fn f() {}
+
+fn main() {
+    f();
+}
