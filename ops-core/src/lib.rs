@@ -11,6 +11,7 @@
 //! - [`provider`]: the [`Provider`] contract and the `inventory` registry.
 //! - [`init`]: set up the global queue from the environment.
 //! - [`mod@env`]: reading environment variables with errors that name them.
+//! - [`propagation`]: W3C Trace Context and Baggage, so one trace spans services.
 //!
 //! ```
 //! use ops_core::{TraceQueueManager, model::{WorkflowRun, WorkflowNodeTraceInfo}};
@@ -36,6 +37,7 @@ mod global;
 pub mod limits;
 pub mod local;
 pub mod model;
+pub mod propagation;
 pub mod provider;
 mod queue;
 mod router;

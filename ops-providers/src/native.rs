@@ -32,6 +32,15 @@ pub fn observations(trace: &Trace) -> Cow<'_, [Observation]> {
     Cow::Owned(vec![o])
 }
 
+/// The parent `o` is sent with: its parent id, unless that is itself or a span of another
+/// service (a W3C `traceparent`'s parent, [`ops_core::model::remote_span_id`]), which these
+/// platforms cannot point at, since they link runs by full UUID: such an observation is sent
+/// as the top of this service's part of the trace, under the same trace id.
+pub fn local_parent(o: &Observation) -> Option<Uuid> {
+    o.parent_id
+        .filter(|p| *p != o.id && ops_core::model::remote_span_id(*p).is_none())
+}
+
 /// Whether `o` has no parent within `trace` (its parent, if any, was sent in another export
 /// or belongs to another trace). Linear in the trace's observations: over a whole trace, use
 /// [`is_root_in`].

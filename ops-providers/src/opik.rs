@@ -307,7 +307,7 @@ impl Opik {
                 }
             }
             let root = obs.iter().find(|o| {
-                o.parent_id.is_none()
+                crate::native::local_parent(o).is_none()
                     || (crate::native::is_root_in(&ids, o)
                         && o.kind == trace.kind
                         && o.name == trace.name)
@@ -354,7 +354,7 @@ impl Opik {
         );
         m.insert("project_name".into(), json!(self.project));
         m.insert("trace_id".into(), json!(trace_id));
-        if let Some(p) = o.parent_id.filter(|p| *p != o.id) {
+        if let Some(p) = crate::native::local_parent(o) {
             m.insert(
                 "parent_span_id".into(),
                 json!(self.ids.observation_id(p, trace_id, now)),

@@ -520,7 +520,7 @@ impl Weave {
                 start.insert("trace_id".into(), json!(trace_id));
                 start.insert(
                     "parent_id".into(),
-                    o.parent_id.filter(|p| *p != o.id).map_or(Value::Null, |p| {
+                    crate::native::local_parent(o).map_or(Value::Null, |p| {
                         json!(self.ids.observation_id(p, trace_id, now))
                     }),
                 );

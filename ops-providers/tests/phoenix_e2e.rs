@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,157 +17,12 @@ use ops_core::provider::{ProviderConfig, find};
 use ops_core::{TraceQueueManager, TraceTask};
 use ops_providers::otlp::{OtlpProvider, span_id_hex, trace_id_hex};
 use ops_providers::phoenix::Phoenix;
+use ops_testkit::phoenix::{self as e2e, python3_available};
 use serde_json::{Value, json};
 
-/// How long the first install may take (it downloads Phoenix from PyPI).
-const SETUP_LIMIT: Duration = Duration::from_secs(420);
-/// How long starting Phoenix may take (start.sh itself waits up to 60 s).
-const START_LIMIT: Duration = Duration::from_secs(150);
 /// How long spans may take to show up (Phoenix inserts them in the background).
 const READ_LIMIT: Duration = Duration::from_secs(30);
 const PROJECT: &str = "ops-e2e";
-
-fn phoenix_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/e2e/phoenix");
-    assert!(
-        dir.join("start.sh").is_file(),
-        "{} has no start.sh: the shared/ folder must sit beside the workspace (as in CI)",
-        dir.display()
-    );
-    dir
-}
-
-fn python3_available() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs `script args` with a time limit; returns its stdout. Output goes through files, so a
-/// background process the script leaves running holds no pipe of ours.
-fn run(
-    script: &Path,
-    args: &[String],
-    envs: &[(&str, &Path)],
-    limit: Duration,
-    work: &Path,
-) -> String {
-    let out_path = work.join(format!(
-        "{}.out",
-        script.file_name().unwrap().to_string_lossy()
-    ));
-    let err_path = out_path.with_extension("err");
-    let mut command = Command::new("bash");
-    command
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("bash runs");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{} did not finish within {limit:?}; stderr:\n{}",
-                script.display(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "{} failed ({status}); stdout:\n{stdout}\nstderr:\n{}",
-        script.display(),
-        std::fs::read_to_string(&err_path).unwrap_or_default()
-    );
-    stdout
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The Phoenix process start.sh left running; stopped (that PID only) and its working
-/// directory removed on drop.
-struct Running {
-    pid: u32,
-    port: u16,
-    work: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let pid = self.pid.to_string();
-        let _ = Command::new("kill").arg(&pid).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while alive(self.pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if alive(self.pid) {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
-}
-
-fn start_phoenix() -> Running {
-    let dir = phoenix_dir();
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "phoenix-e2e-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&work).unwrap();
-    let venv = run(&dir.join("setup.sh"), &[], &[], SETUP_LIMIT, &work);
-    eprintln!("phoenix venv: {}", venv.trim());
-    let (http, grpc) = (free_port(), free_port());
-    let wd = work.join("phoenix");
-    std::fs::create_dir_all(&wd).unwrap();
-    let out = run(
-        &dir.join("start.sh"),
-        &[http.to_string(), grpc.to_string()],
-        &[("PHOENIX_WORKING_DIR", &wd)],
-        START_LIMIT,
-        &work,
-    );
-    let mut parts = out.split_whitespace();
-    let pid: u32 = parts
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
-    let port: u16 = parts.next().and_then(|p| p.parse().ok()).unwrap();
-    assert_eq!(port, http);
-    Running { pid, port, work }
-}
 
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     let response = client
@@ -192,8 +46,9 @@ fn a_chatflow_reaches_a_real_phoenix() {
         );
         return;
     }
-    let phoenix = start_phoenix();
-    let base = format!("http://127.0.0.1:{}", phoenix.port);
+    let phoenix = e2e::Phoenix::start(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+        .unwrap_or_else(|e| panic!("Phoenix cannot be installed: {e}"));
+    let base = phoenix.base_url();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

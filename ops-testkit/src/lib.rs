@@ -12,6 +12,7 @@
 //!   the redacted trees with insta ([`Capture::render`]), or match an expected tree with
 //!   wildcards ([`Capture::assert`], [`expect`]). A failed expectation names the test and shows
 //!   the expected and the actual trees.
+//! - [`phoenix::Phoenix`] starts a real Arize Phoenix on loopback for end-to-end tests.
 //! - [`MockProvider`] is the in-memory provider underneath, usable with any queue; it can be
 //!   scripted to fail, and it is registered as provider `mock`.
 //!
@@ -51,6 +52,7 @@ mod capture;
 pub mod expect;
 pub mod fake_server;
 mod mock;
+pub mod phoenix;
 
 use std::sync::Arc;
 

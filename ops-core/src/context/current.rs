@@ -14,6 +14,7 @@ use super::ids::Rng;
 use super::trace::{ActiveTrace, SpanRecord};
 use super::update::{ObservationUpdate, TraceUpdate};
 use crate::model::TraceId;
+use crate::propagation::{RemoteContext, TraceParent};
 
 /// A live observation that children can attach to and updates can reach: its trace, id and
 /// depth. Cloning it costs one reference count.
@@ -34,6 +35,10 @@ pub(crate) enum Current {
     Unsampled,
     /// Inside a recorded observation.
     Span(SpanRef),
+    /// In a context another service sent (see [`crate::propagation`]): a traced call starts
+    /// a root that joins the caller's trace, or, when the caller did not sample it, records
+    /// nothing (as `Unsampled`, but passing the trace on to the next service).
+    Remote(Arc<RemoteContext>),
 }
 
 impl Current {
@@ -58,6 +63,7 @@ impl fmt::Debug for Current {
             Current::None => f.write_str("None"),
             Current::Unsampled => f.write_str("Unsampled"),
             Current::Span(node) => write!(f, "Span({})", node.id),
+            Current::Remote(remote) => write!(f, "Remote({remote})"),
         }
     }
 }
@@ -180,6 +186,8 @@ pub(crate) enum Entered {
     None,
     /// Inside an unsampled trace: nothing is recorded.
     Unsampled,
+    /// In a context from another service: the call starts a root that joins its trace.
+    Remote(Arc<RemoteContext>),
     /// The call is now the current observation, as a child of `parent`.
     Child {
         trace: usize,
@@ -206,6 +214,8 @@ pub(crate) fn enter_child(at: u64) -> Entered {
         match current {
             Current::None => Entered::None,
             Current::Unsampled => Entered::Unsampled,
+            Current::Remote(remote) if remote.is_sampled() => Entered::Remote(remote.clone()),
+            Current::Remote(_) => Entered::Unsampled,
             Current::Span(span) => {
                 let parent = span.id;
                 span.id = rng.uuid_v7(span.trace.anchor.unix_millis(at));
@@ -313,7 +323,11 @@ pub(crate) fn detach_child(
 /// wait on the thread (returning the previous setting). The thread hands over the records it
 /// holds when it leaves their trace, or enters a context where they may not wait.
 fn swap(context: &mut Current, batch: bool) -> bool {
-    let unsampled = u8::from(matches!(context, Current::Unsampled));
+    let unsampled = u8::from(match context {
+        Current::Unsampled => true,
+        Current::Remote(remote) => !remote.is_sampled(),
+        _ => false,
+    });
     let _ = FLAGS.try_with(|f| f.set((f.get() & !UNSAMPLED) | unsampled));
     let swapped = with_slot(|s| {
         let hand_over = !s.finished.is_empty() && (!batch || !s.current.same_trace(context));
@@ -385,6 +399,10 @@ impl fmt::Debug for ObservationContext {
         match &self.current {
             Current::None => f.write_str("ObservationContext(none)"),
             Current::Unsampled => f.write_str("ObservationContext(unsampled)"),
+            Current::Remote(remote) => f
+                .debug_struct("ObservationContext")
+                .field("remote", &remote.trace_parent())
+                .finish_non_exhaustive(),
             Current::Span(node) => f
                 .debug_struct("ObservationContext")
                 .field("trace_id", &node.trace.id)
@@ -413,9 +431,26 @@ impl ObservationContext {
     }
 
     /// Whether traced calls in it are recorded: false only inside a trace that sampling left
-    /// out.
+    /// out (here, or by the service that sent it).
     pub fn is_sampled(&self) -> bool {
-        !matches!(self.current, Current::Unsampled)
+        match &self.current {
+            Current::Unsampled => false,
+            Current::Remote(remote) => remote.is_sampled(),
+            _ => true,
+        }
+    }
+
+    /// Whether it is a context another service sent ([`crate::propagation::extract`]), no
+    /// traced call having started in it yet.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.current, Current::Remote(_))
+    }
+
+    /// The W3C `traceparent` an outgoing call made here carries: the trace id, this
+    /// observation's span id as the parent, and the sampled flag. `None` outside any trace
+    /// and in one sampling left out locally. See [`crate::propagation::inject`].
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        crate::propagation::outgoing(&self.current).map(|o| o.parent)
     }
 
     /// The observation's id.
@@ -426,10 +461,12 @@ impl ObservationContext {
         }
     }
 
-    /// The id of the trace the observation belongs to.
+    /// The id of the trace the observation belongs to (for a context from another service,
+    /// the id its traced calls will have).
     pub fn trace_id(&self) -> Option<TraceId> {
         match &self.current {
             Current::Span(node) => Some(node.trace.id.clone()),
+            Current::Remote(remote) => remote.trace_id(),
             _ => None,
         }
     }

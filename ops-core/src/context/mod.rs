@@ -55,7 +55,7 @@
 mod capture;
 mod clock;
 mod config;
-mod current;
+pub(crate) mod current;
 mod future;
 mod ids;
 pub(crate) mod mask;

@@ -20,7 +20,8 @@ use super::ids;
 use super::site::Site;
 use super::trace::{ActiveTrace, SpanData, SpanRecord};
 use super::update::ObservationUpdate;
-use crate::model::{Level, TraceId};
+use crate::model::{Level, TraceId, remote_parent_uuid};
+use crate::propagation::{RemoteContext, TraceParent};
 
 /// A traced call in progress. Dropping it unfinished records the call as cancelled (or as
 /// panicked, during a panic).
@@ -134,7 +135,8 @@ fn start_call(
                     at,
                 )),
                 Entered::Unsampled => return None,
-                Entered::None => root(site, rate)?,
+                Entered::Remote(remote) => root(site, rate, Some(remote))?,
+                Entered::None => root(site, rate, None)?,
             }
         }
         Some(_) if current::is_suppressed() => return None,
@@ -142,7 +144,8 @@ fn start_call(
             // An explicit unsampled parent makes this call's own callees unsampled.
             Current::Unsampled => State::Unsampled(Current::Unsampled),
             Current::Span(node) => State::Active(child_of(site, node)),
-            Current::None => root(site, rate)?,
+            Current::Remote(remote) => root(site, rate, Some(remote))?,
+            Current::None => root(site, rate, None)?,
         },
     };
     Some(Span { state })
@@ -168,12 +171,40 @@ fn child_of(site: &'static Site, parent: SpanRef) -> ActiveSpan {
     )
 }
 
-/// A new trace, if sampling keeps it and there is a queue to deliver it to.
-fn root(site: &'static Site, rate: Option<f64>) -> Option<State> {
-    let rate = rate.filter(|r| (0.0..=1.0).contains(r));
-    if !sampled(rate.unwrap_or_else(sample_rate)) {
-        return Some(State::Unsampled(Current::Unsampled));
+/// A new trace, if sampling keeps it and there is a queue to deliver it to. In a context
+/// from another service (`remote`, or with the `opentelemetry` feature an OpenTelemetry span
+/// current on the thread), it joins the caller's trace: the caller's trace id, the caller's
+/// span as its parent, and the caller's sampling decision.
+fn root(
+    site: &'static Site,
+    rate: Option<f64>,
+    remote: Option<Arc<RemoteContext>>,
+) -> Option<State> {
+    #[cfg(feature = "opentelemetry")]
+    let remote = remote.or_else(crate::propagation::otel::current_remote);
+    let caller = remote.as_deref().and_then(RemoteContext::trace_parent);
+    match (caller, remote) {
+        // The caller left the trace out: so do we, passing it on as it came.
+        (Some(p), Some(remote)) if !p.is_sampled() => {
+            Some(State::Unsampled(Current::Remote(remote)))
+        }
+        // The caller recorded it: so do we, whatever the local rate.
+        (Some(_), remote) => root_recorded(site, caller, remote),
+        (None, remote) => {
+            let rate = rate.filter(|r| (0.0..=1.0).contains(r));
+            if !sampled(rate.unwrap_or_else(sample_rate)) {
+                return Some(State::Unsampled(Current::Unsampled));
+            }
+            root_recorded(site, None, remote)
+        }
     }
+}
+
+fn root_recorded(
+    site: &'static Site,
+    caller: Option<TraceParent>,
+    remote: Option<Arc<RemoteContext>>,
+) -> Option<State> {
     let Some(queue) = crate::global::current_queue() else {
         // Called only when a queue is installed somewhere (`is_enabled`), so none reachable
         // here means this task or thread lost its context.
@@ -183,24 +214,40 @@ fn root(site: &'static Site, rate: Option<f64>) -> Option<State> {
     let anchor = Anchor::now();
     let millis = anchor.unix_millis(anchor.ticks());
     let id = ids::uuid_v7_millis(millis);
-    let trace_id = TraceId::new(ids::uuid_v7_millis(millis).hyphenated().to_string())
-        .expect("a hyphenated UUID is a valid trace id");
+    let trace_id = match caller.and_then(|p| TraceId::from_w3c_bytes(p.trace_id())) {
+        Some(id) => id,
+        None => TraceId::new(ids::uuid_v7_millis(millis).hyphenated().to_string())
+            .expect("a hyphenated UUID is a valid trace id"),
+    };
+    let parent = caller.map(|p| remote_parent_uuid(p.parent_id()));
+    let baggage = remote.as_ref().map(|r| r.baggage().clone());
     let trace = Arc::new(ActiveTrace::new(
-        queue, trace_id, site.name, site.kind, anchor, id,
+        queue, trace_id, site.name, site.kind, anchor, id, remote,
     ));
     let span = SpanRef {
         trace,
         id,
         depth: 0,
     };
-    Some(State::Active(ActiveSpan::new(
+    let mut active = ActiveSpan::new(
         site,
         Owner::Slot(Current::Span(span)),
         id,
-        None,
+        parent,
         0,
         anchor.ticks(),
-    )))
+    );
+    // The user and session the caller sent; `user_id = ..` on the root, or
+    // `update_current_trace`, still wins.
+    if let Some(baggage) = baggage {
+        if let Some(user) = baggage.user_id() {
+            active.user_id(user);
+        }
+        if let Some(session) = baggage.session_id() {
+            active.session_id(session);
+        }
+    }
+    Some(State::Active(active))
 }
 
 impl ActiveSpan {

@@ -196,6 +196,9 @@ pub(crate) struct ActiveTrace {
     /// When the root started, on both clocks.
     pub(crate) anchor: Anchor,
     pub(crate) root_id: Uuid,
+    /// What the service that started the trace sent, when it came from one: passed on to the
+    /// next (`tracestate`, `baggage`).
+    pub(crate) remote: Option<Arc<crate::propagation::RemoteContext>>,
     state: Mutex<TraceState>,
 }
 
@@ -207,6 +210,7 @@ impl ActiveTrace {
         kind: ObservationKind,
         anchor: Anchor,
         root_id: Uuid,
+        remote: Option<Arc<crate::propagation::RemoteContext>>,
     ) -> Self {
         crate::global::trace_started();
         Self {
@@ -216,6 +220,7 @@ impl ActiveTrace {
             kind,
             anchor,
             root_id,
+            remote,
             state: Mutex::new(TraceState::new()),
         }
     }
@@ -230,6 +235,17 @@ impl ActiveTrace {
             Some(existing) => existing.merge(update),
             None => state.updates = Some(Box::new(update)),
         }
+    }
+
+    /// The user and session set with `update_current_trace`, for outgoing calls' baggage.
+    pub(crate) fn propagated_ids(&self) -> (Option<String>, Option<String>) {
+        let state = self.lock();
+        state.updates.as_ref().map_or((None, None), |u| {
+            (
+                u.attributes.user_id.clone(),
+                u.attributes.session_id.clone(),
+            )
+        })
     }
 
     /// Keeps an update for a running observation until it finishes.

@@ -65,6 +65,73 @@ impl TraceId {
     pub fn as_uuid(&self) -> Option<Uuid> {
         Uuid::try_parse(&self.0).ok()
     }
+
+    /// The 128-bit id this trace has on the wire (OTLP, W3C `traceparent`): the UUID's 16
+    /// bytes when the id is a UUID other than the nil one (hyphenated, or 32 hex digits, so a
+    /// W3C trace id is kept as it is), else FNV-1a-128 of the id's UTF-8 bytes (never zero,
+    /// which OTLP and W3C reject). Every service and every OTLP provider maps a trace id the
+    /// same way.
+    pub fn to_w3c_bytes(&self) -> [u8; 16] {
+        match self.as_uuid() {
+            Some(uuid) if !uuid.is_nil() => *uuid.as_bytes(),
+            _ => match fnv1a_128(self.0.as_bytes()) {
+                0 => 1u128.to_be_bytes(),
+                h => h.to_be_bytes(),
+            },
+        }
+    }
+
+    /// The trace id a 128-bit wire id (a W3C `trace-id`) becomes: its 16 bytes as a
+    /// hyphenated UUID, so that [`TraceId::to_w3c_bytes`] gives them back and providers that
+    /// key traces by UUID (LangSmith, Opik, Weave) see the same UUID in every service. A trace
+    /// started by `ops` and carried in a `traceparent` gets back its own id, letter for
+    /// letter. `None` for the all-zero id, which W3C forbids.
+    pub fn from_w3c_bytes(bytes: [u8; 16]) -> Option<Self> {
+        let uuid = Uuid::from_bytes(bytes);
+        (!uuid.is_nil()).then(|| Self(uuid.hyphenated().to_string()))
+    }
+}
+
+/// The 64-bit span id an observation has on the wire (OTLP, the `parent-id` of a W3C
+/// `traceparent`): the low 8 bytes of its UUID (the random part of a UUIDv7, or the hashed
+/// part of [`stable_observation_id`]), else its high 8 bytes if those are all zero, else 1
+/// (an all-zero span id is invalid).
+pub fn span_id_bytes(id: Uuid) -> [u8; 8] {
+    let value = id.as_u128();
+    let low = value as u64;
+    let high = (value >> 64) as u64;
+    match (low, high) {
+        (0, 0) => 1u64.to_be_bytes(),
+        (0, high) => high.to_be_bytes(),
+        (low, _) => low.to_be_bytes(),
+    }
+}
+
+/// The UUID an observation's parent id holds when the parent is a span of another service,
+/// known only by its 64-bit W3C span id: the span id in the low 8 bytes, the high 8 bytes
+/// zero. [`span_id_bytes`] gives the span id back, so OTLP providers send the remote span as
+/// the parent; `ops` never gives its own observations such ids (theirs are UUIDv7s, whose
+/// high bytes hold a timestamp), so [`remote_span_id`] tells them apart.
+pub fn remote_parent_uuid(span_id: [u8; 8]) -> Uuid {
+    Uuid::from_u128(u128::from(u64::from_be_bytes(span_id)))
+}
+
+/// The W3C span id of a parent made with [`remote_parent_uuid`]: `Some` when `parent` is a
+/// span of another service (high 8 bytes zero, low 8 bytes not), `None` for an observation.
+/// Providers that link runs by their full UUID (LangSmith, Opik, Weave) cannot point at a
+/// remote span, and send such an observation as the top of its part of the trace.
+pub fn remote_span_id(parent: Uuid) -> Option<[u8; 8]> {
+    let value = parent.as_u128();
+    (value >> 64 == 0 && value != 0).then(|| (value as u64).to_be_bytes())
+}
+
+/// FNV-1a with 128-bit state: stable across Rust versions, platforms and processes.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
 }
 
 impl<'de> Deserialize<'de> for TraceId {
@@ -151,6 +218,40 @@ mod tests {
         assert!(bad.to_string().contains("A-Z, a-z, 0-9"), "{bad}");
         assert!(TraceId::new("dot.ted").is_err());
         assert!(TraceId::new("ünï").is_err());
+    }
+
+    #[test]
+    fn w3c_ids_round_trip() {
+        let hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let id = TraceId::new(hex).unwrap();
+        let bytes = id.to_w3c_bytes();
+        assert_eq!(bytes, u128::from_str_radix(hex, 16).unwrap().to_be_bytes());
+        let back = TraceId::from_w3c_bytes(bytes).unwrap();
+        assert_eq!(back.as_str(), "4bf92f35-77b3-4da6-a3ce-929d0e0e4736");
+        assert_eq!(back.to_w3c_bytes(), bytes);
+        assert!(TraceId::from_w3c_bytes([0; 16]).is_none());
+        let generated = TraceId::generate();
+        assert_eq!(
+            TraceId::from_w3c_bytes(generated.to_w3c_bytes()).unwrap(),
+            generated
+        );
+        let external = TraceId::new("run-1").unwrap();
+        assert_ne!(external.to_w3c_bytes(), [0; 16]);
+        assert_eq!(
+            external.to_w3c_bytes(),
+            TraceId::new("run-1").unwrap().to_w3c_bytes()
+        );
+    }
+
+    #[test]
+    fn remote_parents_are_told_apart() {
+        let span = [0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+        let parent = remote_parent_uuid(span);
+        assert_eq!(remote_span_id(parent), Some(span));
+        assert_eq!(span_id_bytes(parent), span);
+        assert_eq!(remote_span_id(Uuid::now_v7()), None);
+        assert_eq!(remote_span_id(Uuid::nil()), None);
+        assert_eq!(span_id_bytes(Uuid::nil()), [0, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

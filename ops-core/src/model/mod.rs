@@ -9,7 +9,10 @@ mod render;
 mod run;
 pub(crate) mod size;
 
-pub use ids::{InvalidTraceId, MAX_TRACE_ID_LEN, TraceId, stable_observation_id};
+pub use ids::{
+    InvalidTraceId, MAX_TRACE_ID_LEN, TraceId, remote_parent_uuid, remote_span_id, span_id_bytes,
+    stable_observation_id,
+};
 pub use info::{
     BaseTraceInfo, DatasetRetrievalTraceInfo, GenerateNameTraceInfo, MessageTraceInfo,
     ModerationTraceInfo, PromptGenerationTraceInfo, SuggestedQuestionTraceInfo, ToolTraceInfo,

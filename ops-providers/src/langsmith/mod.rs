@@ -286,7 +286,7 @@ impl LangSmith {
                 let draft = Draft::new(trace, o, i, export, &self.project);
                 nodes.push(Node {
                     id: o.id,
-                    parent: o.parent_id,
+                    parent: crate::native::local_parent(o),
                     start: o.start_time,
                     ended: o.end_time.is_some(),
                     size: 512

@@ -133,13 +133,23 @@ impl Draft {
         }
 
         let mut metadata = o.metadata.clone();
-        if o.parent_id.is_none() {
+        if crate::native::local_parent(o).is_none() {
             for (k, v) in &trace.metadata {
                 metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
         attribute_metadata(trace, o, &mut metadata);
         metadata.insert("ops_kind".into(), json!(o.kind.as_str()));
+        // A run whose parent is a span of another service (W3C trace context): LangSmith
+        // links runs by dotted order, which `traceparent` does not carry, so this service's
+        // part is a trace of its own; the shared trace id and the caller's span find it.
+        if let Some(span) = o.parent_id.and_then(ops_core::model::remote_span_id) {
+            metadata.insert("ops_trace_id".into(), json!(trace.id.as_str()));
+            metadata.insert(
+                "remote_parent_span_id".into(),
+                json!(span.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            );
+        }
         if o.level != Level::Default && o.level != Level::Error {
             metadata.insert("level".into(), json!(o.level.as_str()));
             if let Some(m) = &o.status_message {

@@ -317,40 +317,16 @@ pub fn mime_of(value: &Value) -> &'static str {
     }
 }
 
-/// FNV-1a with 128-bit state: stable across Rust versions, platforms and processes.
-fn fnv1a_128(bytes: &[u8]) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
-}
-
-/// The OTLP trace id of `id`: its UUID bytes, else a 128-bit hash of it (see the module docs).
+/// The OTLP trace id of `id`: its UUID bytes, else a 128-bit hash of it (see the module docs
+/// and [`TraceId::to_w3c_bytes`], which it is).
 pub fn trace_id_bytes(id: &TraceId) -> [u8; 16] {
-    match id.as_uuid() {
-        Some(uuid) if !uuid.is_nil() => *uuid.as_bytes(),
-        _ => match fnv1a_128(id.as_str().as_bytes()) {
-            0 => 1u128.to_be_bytes(),
-            h => h.to_be_bytes(),
-        },
-    }
+    id.to_w3c_bytes()
 }
 
-/// The OTLP span id of an observation id: its low 8 bytes (see the module docs).
+/// The OTLP span id of an observation id: its low 8 bytes (see the module docs and
+/// [`ops_core::model::span_id_bytes`], which it is).
 pub fn span_id_bytes(id: Uuid) -> [u8; 8] {
-    let bytes = id.as_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&bytes[8..]);
-    if low != [0; 8] {
-        return low;
-    }
-    let mut high = [0u8; 8];
-    high.copy_from_slice(&bytes[..8]);
-    if high != [0; 8] {
-        return high;
-    }
-    [0, 0, 0, 0, 0, 0, 0, 1]
+    ops_core::model::span_id_bytes(id)
 }
 
 /// [`trace_id_bytes`] as 32 lowercase hex digits: Langfuse's and Phoenix's trace id.
@@ -626,9 +602,8 @@ mod tests {
         // FNV-1a-128 is fixed: this value must never change, or re-sent traces would split.
         assert_eq!(
             trace_id_hex(&TraceId::new("a").unwrap()),
-            format!("{:032x}", fnv1a_128(b"a"))
+            "d228cb696f1a8caf78912b704e4a8964"
         );
-        assert_eq!(fnv1a_128(b""), 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d);
         let nil = TraceId::new("00000000-0000-0000-0000-000000000000").unwrap();
         assert_ne!(trace_id_bytes(&nil), [0; 16]);
     }

@@ -1,0 +1,193 @@
+//! A real Arize Phoenix for end-to-end tests: installed from PyPI into a cached virtualenv and
+//! started on free loopback ports by `shared/e2e/phoenix` (beside the workspace), stopped
+//! (that PID only) when the handle is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the first install may take (it downloads Phoenix from PyPI).
+pub const SETUP_LIMIT: Duration = Duration::from_secs(420);
+/// How long starting Phoenix may take (start.sh itself waits up to 60 s).
+pub const START_LIMIT: Duration = Duration::from_secs(150);
+
+/// The `shared/e2e/phoenix` folder beside the workspace.
+///
+/// # Panics
+/// If it has no `start.sh`: the `shared/` folder must sit beside the workspace (as in CI).
+pub fn phoenix_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/e2e/phoenix");
+    assert!(
+        dir.join("start.sh").is_file(),
+        "{} has no start.sh: the shared/ folder must sit beside the workspace (as in CI)",
+        dir.display()
+    );
+    dir
+}
+
+/// Whether `python3` runs here (Phoenix needs it).
+pub fn python3_available() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `bash script args` with a time limit; its stdout, or why it failed. Output goes
+/// through files in `work`, so a background process the script leaves running holds no pipe
+/// of ours.
+pub fn run_script(
+    script: &Path,
+    args: &[String],
+    envs: &[(&str, &Path)],
+    limit: Duration,
+    work: &Path,
+) -> Result<String, String> {
+    let name = script
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "script".into());
+    let out_path = work.join(format!("{name}.out"));
+    let err_path = out_path.with_extension("err");
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut command = Command::new("bash");
+    command
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().map_err(|e| format!("bash: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for {name}: {e}")),
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{} did not finish within {limit:?}; stderr:\n{}",
+                script.display(),
+                stderr()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    if !status.success() {
+        return Err(format!(
+            "{} failed ({status}); stdout:\n{stdout}\nstderr:\n{}",
+            script.display(),
+            stderr()
+        ));
+    }
+    Ok(stdout)
+}
+
+/// A free TCP port on 127.0.0.1.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a loopback port can be bound")
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The Phoenix process start.sh left running; stopped (that PID only) and its working
+/// directory removed on drop.
+#[derive(Debug)]
+pub struct Phoenix {
+    pid: u32,
+    port: u16,
+    work: PathBuf,
+}
+
+impl Phoenix {
+    /// Installs (first time) and starts Phoenix on free loopback ports, with a working
+    /// directory under `work_root`. `Err(why)` when the install fails (no network to PyPI,
+    /// no `python3-venv`): a test may skip on it; `Ok` once Phoenix answers.
+    ///
+    /// # Panics
+    /// When the install succeeded but Phoenix does not start or prints something other than
+    /// `PID PORT`: that is a failure, not a reason to skip.
+    pub fn start(work_root: &Path) -> Result<Self, String> {
+        let dir = phoenix_dir();
+        let work = work_root.join(format!(
+            "phoenix-e2e-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        let venv = run_script(&dir.join("setup.sh"), &[], &[], SETUP_LIMIT, &work)?;
+        eprintln!("phoenix venv: {}", venv.trim());
+        let (http, grpc) = (free_port(), free_port());
+        let wd = work.join("phoenix");
+        std::fs::create_dir_all(&wd).map_err(|e| format!("{}: {e}", wd.display()))?;
+        let out = run_script(
+            &dir.join("start.sh"),
+            &[http.to_string(), grpc.to_string()],
+            &[("PHOENIX_WORKING_DIR", &wd)],
+            START_LIMIT,
+            &work,
+        )
+        .unwrap_or_else(|e| panic!("Phoenix is installed but does not start: {e}"));
+        let mut parts = out.split_whitespace();
+        let pid: u32 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
+        let port: u16 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
+        assert_eq!(port, http, "start.sh answered on another port");
+        Ok(Self { pid, port, work })
+    }
+
+    /// The HTTP port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Phoenix {
+    fn drop(&mut self) {
+        let pid = self.pid.to_string();
+        let _ = Command::new("kill").arg(&pid).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(self.pid) {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
