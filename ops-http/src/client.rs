@@ -9,7 +9,7 @@ use ops_core::propagation::inject_context;
 /// ```no_run
 /// use ops_http::client::RequestBuilderExt as _;
 ///
-/// #[ops_core::traced]
+/// #[ops_core::traced(skip(client))]
 /// async fn ask_worker(client: &reqwest::Client) -> reqwest::Result<String> {
 ///     client
 ///         .get("http://127.0.0.1:3000/work")

@@ -10,6 +10,40 @@
 //!   handler in that context, so a `#[traced]` root in the handler joins the caller's trace
 //!   (axum: `Router::layer(TraceContextLayer)`).
 //!
+//! The example of the README's "Calls across services", compiled here:
+//!
+//! ```no_run
+//! use axum::{Router, routing::post};
+//! use ops_core::{traced, update_current_trace};
+//! use ops_http::{client::RequestBuilderExt as _, server::TraceContextLayer};
+//!
+//! // The gateway: the request to the worker carries this call as the parent.
+//! #[traced(kind = "message")]
+//! async fn ask(query: String) -> reqwest::Result<String> {
+//!     update_current_trace(|t| {
+//!         t.user_id("user-7").session_id("conv-3"); // sent on as baggage
+//!     });
+//!     reqwest::Client::new()
+//!         .post("http://127.0.0.1:3001/work")
+//!         .body(query)
+//!         .with_trace_context()
+//!         .send()
+//!         .await?
+//!         .text()
+//!         .await
+//! }
+//!
+//! // The worker: the layer makes the caller's context current, so `work` joins its trace.
+//! #[traced(kind = "agent")]
+//! async fn work(task: String) -> String {
+//!     format!("done: {task}")
+//! }
+//!
+//! let worker: Router = Router::new()
+//!     .route("/work", post(work))
+//!     .layer(TraceContextLayer);
+//! ```
+//!
 //! It is a crate of its own so that `ops-core` depends on no HTTP client or server
 //! framework: only on `http`'s header types.
 

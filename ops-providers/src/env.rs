@@ -74,6 +74,10 @@ pub(crate) fn url_var(provider: &str, name: &str) -> Result<Option<String>, Conf
 }
 
 /// Sets `key` from the first of `names` that is set, checked as a URL ([`url_var`]).
+#[cfg_attr(
+    not(any(feature = "langfuse", feature = "langsmith", feature = "weave")),
+    allow(dead_code)
+)]
 pub(crate) fn set_url_from(
     config: &mut ProviderConfig,
     key: &str,

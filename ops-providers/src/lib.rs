@@ -63,10 +63,21 @@ pub mod http;
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 
-#[cfg(any(feature = "langsmith", feature = "opik", feature = "weave"))]
+// The OTLP GenAI dialect uses its tag helper too.
+#[cfg(any(
+    feature = "otlp",
+    feature = "langsmith",
+    feature = "opik",
+    feature = "weave"
+))]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "langsmith", feature = "opik", feature = "weave")))
+    doc(cfg(any(
+        feature = "otlp",
+        feature = "langsmith",
+        feature = "opik",
+        feature = "weave"
+    )))
 )]
 pub mod native;
 

@@ -4,9 +4,9 @@ use ops_core::provider::{ConfigError, ProviderConfig};
 
 #[cfg(any(feature = "langfuse", feature = "mlflow"))]
 pub(crate) use crate::env::basic_auth;
-pub(crate) use crate::env::{
-    TimeoutUnit, join, set_from, set_otlp_timeout, set_timeout_from, set_url_from, url_var, var,
-};
+#[cfg(feature = "langfuse")]
+pub(crate) use crate::env::{TimeoutUnit, set_timeout_from, set_url_from};
+pub(crate) use crate::env::{join, set_from, set_otlp_timeout, url_var, var};
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
