@@ -656,3 +656,34 @@ fn encoding_is_deterministic_so_resends_line_up() {
         assert_eq!(a, b, "{name}");
     }
 }
+
+/// A part of a trace joined from another service (W3C trace context): every OTLP dialect
+/// keeps the 128-bit trace id and sends the caller's span as the root's `parent_span_id`.
+#[test]
+fn a_root_under_a_remote_span_keeps_the_callers_ids() {
+    let caller: [u8; 16] = u128::from_str_radix("4bf92f3577b34da6a3ce929d0e0e4736", 16)
+        .unwrap()
+        .to_be_bytes();
+    let span: [u8; 8] = u64::from_str_radix("00f067aa0ba902b7", 16)
+        .unwrap()
+        .to_be_bytes();
+    let mut t = captured_program();
+    t.id = ops_core::TraceId::from_w3c_bytes(caller).unwrap();
+    let root = t
+        .observations
+        .iter_mut()
+        .find(|o| o.parent_id.is_none())
+        .unwrap();
+    root.parent_id = Some(ops_core::model::remote_parent_uuid(span));
+    let root_id = root.id;
+    for request in [encode(&phoenix(), &t), encode(&langfuse(), &t)] {
+        let spans = spans(&request);
+        assert_eq!(spans.len(), t.observations.len());
+        assert!(spans.iter().all(|s| s.trace_id == caller));
+        let top = spans
+            .iter()
+            .find(|s| s.span_id == ops_core::model::span_id_bytes(root_id))
+            .unwrap();
+        assert_eq!(top.parent_span_id, span);
+    }
+}

@@ -734,3 +734,74 @@ fn the_body_checks_catch_what_servers_reject() {
         "extra=forbid: unknown or server-filled keys"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A trace joined from another service (W3C trace context)
+
+/// A part of a trace whose root's parent is a span of the calling service, as
+/// `ops_core::propagation` records it: the trace id is the caller's, its 16 bytes as a UUID.
+fn joined_trace() -> (Trace, Uuid, [u8; 8]) {
+    let caller = TraceId::generate();
+    let mut t = captured_program();
+    t.id = TraceId::from_w3c_bytes(caller.to_w3c_bytes()).unwrap();
+    assert_eq!(t.id, caller, "an ops trace id comes back letter for letter");
+    let span = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+    let root = t
+        .observations
+        .iter_mut()
+        .find(|o| o.parent_id.is_none())
+        .unwrap();
+    root.parent_id = Some(ops_core::model::remote_parent_uuid(span));
+    let root_id = root.id;
+    (t, root_id, span)
+}
+
+#[test]
+fn a_root_under_a_remote_span_is_the_top_of_its_part_in_every_native_provider() {
+    let (t, root, span) = joined_trace();
+    let trace_uuid = t.id.as_uuid().unwrap().to_string();
+
+    // LangSmith: placed at once (not held for a parent it will never see), as a root, with
+    // the shared trace id and the caller's span in its metadata.
+    let mut p = langsmith();
+    let parts = p.encode(&arc(t.clone()));
+    assert_eq!(p.dotted_orders().held(), 0);
+    assert_eq!(parts.len(), t.observations.len());
+    let runs: HashMap<String, Value> = parts
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(&r.object()).unwrap();
+            (v["id"].as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    let run = &runs[&root.to_string()];
+    assert!(run.get("parent_run_id").is_none(), "{run:#}");
+    let meta = &run["extra"]["metadata"];
+    assert_eq!(meta["ops_trace_id"], json!(t.id.as_str()));
+    let hex: String = span.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(meta["remote_parent_span_id"], json!(hex));
+
+    // Opik: the caller's trace id (a usable v7), the root without a parent span.
+    let mut o = opik();
+    let (spans, _) = o.bodies(&arc(t.clone()));
+    let spans = spans["spans"].as_array().unwrap();
+    assert!(spans.iter().all(|s| s["trace_id"] == json!(trace_uuid)));
+    let top = spans
+        .iter()
+        .find(|s| s["id"] == json!(root.to_string()))
+        .unwrap();
+    assert!(top.get("parent_span_id").is_none(), "{top:#}");
+
+    // Weave: the same.
+    let calls = weave_calls(&t);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.start["trace_id"] == json!(trace_uuid))
+    );
+    let top = calls
+        .iter()
+        .find(|c| c.start["id"] == json!(root.to_string()))
+        .unwrap();
+    assert_eq!(top.start["parent_id"], Value::Null);
+}
