@@ -452,6 +452,26 @@ fn inject_writes_the_current_observation_as_the_parent() {
     assert_eq!(worker.trace_id().unwrap(), trace.id);
 }
 
+#[traced(capture_output = false)]
+fn with_a_huge_user() -> HeaderMap {
+    update_current_trace(|t| {
+        t.user_id("u".repeat(300));
+    });
+    let mut h = HeaderMap::new();
+    propagation::inject(&mut h);
+    h
+}
+
+#[test]
+fn an_id_too_long_for_baggage_is_left_out_and_counted() {
+    let capture = ops_testkit::capture();
+    let before = propagation::stats().dropped_members;
+    let out = capture.run(with_a_huge_user);
+    assert!(out.get("traceparent").is_some());
+    assert!(out.get("baggage").is_none());
+    assert!(propagation::stats().dropped_members > before);
+}
+
 #[test]
 fn inject_passes_tracestate_and_other_baggage_on() {
     let capture = ops_testkit::capture();

@@ -138,18 +138,24 @@ impl Baggage {
         self.user_id.is_none() && self.session_id.is_none() && self.others.is_empty()
     }
 
-    /// This baggage with the user and session replaced where `user` and `session` are set.
-    pub(crate) fn with_ids(&self, user: Option<&str>, session: Option<&str>) -> Self {
-        let pick = |new: Option<&str>, old: &Option<String>| {
-            new.filter(|s| !s.is_empty() && s.len() <= BAGGAGE_MAX_ID_LEN)
-                .map(str::to_owned)
-                .or_else(|| old.clone())
+    /// This baggage with the user and session replaced where `user` and `session` are set,
+    /// and how many of them were left out (empty, or longer than [`BAGGAGE_MAX_ID_LEN`]).
+    pub(crate) fn with_ids(&self, user: Option<&str>, session: Option<&str>) -> (Self, usize) {
+        let mut left_out = 0;
+        let mut pick = |new: Option<&str>, old: &Option<String>| match new {
+            Some(s) if !s.is_empty() && s.len() <= BAGGAGE_MAX_ID_LEN => Some(s.to_owned()),
+            Some(_) => {
+                left_out += 1;
+                old.clone()
+            }
+            None => old.clone(),
         };
-        Self {
+        let baggage = Self {
             user_id: pick(user, &self.user_id),
             session_id: pick(session, &self.session_id),
             others: self.others.clone(),
-        }
+        };
+        (baggage, left_out)
     }
 
     /// The header value: `user.id` and `session.id` (percent-encoded) first, then the other

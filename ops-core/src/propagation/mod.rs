@@ -302,10 +302,11 @@ pub(crate) fn outgoing(current: &Current) -> Option<Outgoing> {
                 None => TraceParent::new(trace.id.to_w3c_bytes(), span_id, true)?,
             };
             let (user, session) = trace.propagated_ids();
-            let baggage = remote
+            let (baggage, left_out) = remote
                 .map(|r| r.baggage.clone())
                 .unwrap_or_default()
                 .with_ids(user.as_deref(), session.as_deref());
+            count_dropped(left_out);
             Some(Outgoing {
                 parent,
                 state: remote.map(|r| r.state.clone()).unwrap_or_default(),

@@ -11,26 +11,30 @@
 //! | [`env_parsers`] | the environment and config value parsers of `ops-core` and `ops-config` |
 //! | [`provider_config`] | a JSON object as a provider's config, through the registry |
 //! | [`encoders`] | a hostile trace through every provider's encoder |
+//! | [`propagation`] | W3C `traceparent`, `tracestate` and `baggage` headers, read and written back |
 
 mod config;
 mod encoders;
 mod env;
+mod propagation;
 mod spool;
 mod trace;
 
 pub use config::provider_config;
 pub use encoders::encoders;
 pub use env::env_parsers;
+pub use propagation::propagation;
 pub use spool::{spool_decode, spool_replay};
 
 /// A harness: takes the fuzzer's bytes, panics when an invariant breaks.
 pub type Harness = fn(&[u8]);
 
 /// Every target's name and harness, in the order of the README.
-pub const TARGETS: [(&str, Harness); 5] = [
+pub const TARGETS: [(&str, Harness); 6] = [
     ("spool_decode", spool_decode),
     ("spool_replay", spool_replay),
     ("env_parsers", env_parsers),
     ("provider_config", provider_config),
     ("encoders", encoders),
+    ("propagation", propagation),
 ];
