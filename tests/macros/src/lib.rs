@@ -35,3 +35,8 @@ pub struct OpsTestkitReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../ops-config/README.md")]
 pub struct OpsConfigReadmeDoctests;
+
+/// `ops-http/README.md`'s Rust snippets, as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../ops-http/README.md")]
+pub struct OpsHttpReadmeDoctests;
