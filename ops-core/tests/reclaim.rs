@@ -118,21 +118,27 @@ fn explicit(i: usize) -> TraceTask {
     TraceTask::from_trace(trace)
 }
 
-#[test]
-fn a_delivered_trace_the_app_built_is_freed_by_the_app_not_the_worker() {
+/// Delivers `task` through a queue whose provider keeps only a weak reference to it, with no
+/// idle tick to free anything meanwhile; returns the queue and that reference.
+fn deliver_one(task: TraceTask) -> (TraceQueueManager, Weak<Trace>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut config = ops_core::QueueConfig::default();
-    // No idle tick frees anything during the test.
     config.interval = Duration::from_secs(3600);
     let queue = TraceQueueManager::builder()
         .config(config)
         .provider(Watcher(Arc::clone(&seen)))
         .build()
         .unwrap();
-    queue.add_trace_task(explicit(0)).unwrap();
+    queue.add_trace_task(task).unwrap();
     let report = queue.flush(Duration::from_secs(5));
     assert_eq!(report.delivered, 1, "{report:?}");
     let delivered = seen.lock().unwrap()[0].clone();
+    (queue, delivered)
+}
+
+#[test]
+fn a_delivered_trace_the_app_built_is_freed_by_the_app_not_the_worker() {
+    let (queue, delivered) = deliver_one(explicit(0));
     assert!(
         delivered.upgrade().is_some(),
         "the worker freed the delivered trace"
@@ -176,19 +182,7 @@ fn message() -> TraceTask {
 #[test]
 fn a_dify_style_run_is_freed_by_the_app_not_the_worker() {
     for (kind, task) in [("workflow run", workflow()), ("message run", message())] {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut config = ops_core::QueueConfig::default();
-        // No idle tick frees anything during the test.
-        config.interval = Duration::from_secs(3600);
-        let queue = TraceQueueManager::builder()
-            .config(config)
-            .provider(Watcher(Arc::clone(&seen)))
-            .build()
-            .unwrap();
-        queue.add_trace_task(task).unwrap();
-        let report = queue.flush(Duration::from_secs(5));
-        assert_eq!(report.delivered, 1, "{kind}: {report:?}");
-        let delivered = seen.lock().unwrap()[0].clone();
+        let (queue, delivered) = deliver_one(task);
         assert!(
             delivered.upgrade().is_none(),
             "{kind}: the trace built from it is the worker's to free"
