@@ -3,8 +3,8 @@
 //! restart with the backend up must deliver every record no flip touched, without a panic.
 //!
 //! Which records a flip can have touched is worked out without relying on the record format:
-//! each record holds its trace id as text, so the records of a segment are ordered by where
-//! their id first occurs, and a flip between the ids of records k and k+1 may have hit the
+//! each record holds `"trace_id":"<id>"` as text, so the records of a segment are ordered by
+//! where that key occurs, and a flip between the ids of records k and k+1 may have hit the
 //! end of k or the start (header) of k+1: both count as damaged.
 
 use std::collections::{BTreeMap, HashSet};
@@ -33,7 +33,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Where each trace's id first occurs in a segment: file → offset → trace key.
+/// Where each trace's record names it in a segment: file → offset → trace key.
 fn locate(files: &[PathBuf], run: u64, indices: &[u64]) -> BTreeMap<usize, BTreeMap<usize, u128>> {
     let wanted: std::collections::HashMap<String, u128> = indices
         .iter()
@@ -48,12 +48,15 @@ fn locate(files: &[PathBuf], run: u64, indices: &[u64]) -> BTreeMap<usize, BTree
     let mut seen = HashSet::new();
     for (f, path) in files.iter().enumerate() {
         let bytes = std::fs::read(path).unwrap();
-        // Trace ids are hyphenated UUIDs: 36 bytes.
-        for at in 0..bytes.len().saturating_sub(35) {
-            if bytes[at + 8] != b'-' || bytes[at + 13] != b'-' {
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(&bytes[at..at + 36]) else {
+        // Each record names its trace as `"trace_id":"<36-byte UUID>"`. A bare id is not
+        // enough: the producer's observation ids share the trace ids' layout, so trace k+1's
+        // id also occurs inside trace k's record.
+        const KEY: &[u8] = b"\"trace_id\":\"";
+        let mut from = 0;
+        while let Some(hit) = bytes[from..].windows(KEY.len()).position(|w| w == KEY) {
+            let at = from + hit + KEY.len();
+            from = at;
+            let Some(Ok(text)) = bytes.get(at..at + 36).map(std::str::from_utf8) else {
                 continue;
             };
             if let Some(&key) = wanted.get(text)
