@@ -452,6 +452,63 @@ fn inject_writes_the_current_observation_as_the_parent() {
     assert_eq!(worker.trace_id().unwrap(), trace.id);
 }
 
+#[traced(
+    kind = "message",
+    user_id = "user 2",
+    session_id = "s-2",
+    capture_output = false
+)]
+fn gateway_with_attributes() -> HeaderMap {
+    call_worker()
+}
+
+#[traced(capture_output = false)]
+fn gateway_without_ids() -> HeaderMap {
+    child_with_user()
+}
+
+#[traced(user_id = "from-child", capture_output = false)]
+fn child_with_user() -> HeaderMap {
+    call_worker()
+}
+
+#[traced(user_id = user, capture_output = false)]
+async fn async_gateway(user: &str) -> HeaderMap {
+    tokio::task::yield_now().await;
+    call_worker()
+}
+
+#[test]
+fn ids_set_on_traced_calls_go_out_as_baggage() {
+    let capture = ops_testkit::capture();
+    let out = capture.run(gateway_with_attributes);
+    assert_eq!(out["baggage"], "user.id=user%202,session.id=s-2");
+    // Set on a synchronous child: the trace takes the first set, and so does the baggage.
+    let out = capture.run(gateway_without_ids);
+    assert_eq!(out["baggage"], "user.id=from-child");
+    // `update_current_trace` still wins over an attribute.
+    #[traced(user_id = "attribute", capture_output = false)]
+    fn both() -> HeaderMap {
+        update_current_trace(|t| {
+            t.user_id("updated");
+        });
+        call_worker()
+    }
+    let out = capture.run(both);
+    assert_eq!(out["baggage"], "user.id=updated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_set_on_an_async_traced_call_go_out_as_baggage() {
+    let capture = ops_testkit::capture();
+    let out = capture.scope(async_gateway("u-async")).await;
+    assert_eq!(out["baggage"], "user.id=u-async");
+    assert_eq!(
+        capture.traces()[0].attributes.user_id.as_deref(),
+        Some("u-async")
+    );
+}
+
 #[traced(capture_output = false)]
 fn with_a_huge_user() -> HeaderMap {
     update_current_trace(|t| {

@@ -349,12 +349,38 @@ impl ActiveSpan {
 
     /// Sets the user.
     pub fn user_id<V: AttrValue + ?Sized>(&mut self, value: &V) {
-        self.extra().attributes.user_id = value.to_attr();
+        let user = value.to_attr();
+        self.observe_ids(user.as_deref(), None);
+        self.extra().attributes.user_id = user;
     }
 
     /// Sets the session.
     pub fn session_id<V: AttrValue + ?Sized>(&mut self, value: &V) {
-        self.extra().attributes.session_id = value.to_attr();
+        let session = value.to_attr();
+        self.observe_ids(None, session.as_deref());
+        self.extra().attributes.session_id = session;
+    }
+
+    /// Tells the trace, so a call this one makes to another service carries them as baggage
+    /// while it runs.
+    fn observe_ids(&self, user: Option<&str>, session: Option<&str>) {
+        if user.is_none() && session.is_none() {
+            return;
+        }
+        match &self.owner {
+            Owner::Slot(Current::Span(span)) if span.id.as_u128() == self.record.id => {
+                span.trace.observe_ids(user, session);
+            }
+            // A synchronous child is current on its thread from its start.
+            Owner::Thread { .. } => {
+                if let Current::Span(span) = current::current()
+                    && span.id.as_u128() == self.record.id
+                {
+                    span.trace.observe_ids(user, session);
+                }
+            }
+            Owner::Slot(_) | Owner::Lost => {}
+        }
     }
 
     /// Sets the app.

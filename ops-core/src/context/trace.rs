@@ -169,6 +169,10 @@ struct TraceState {
     updates: Option<Box<TraceUpdate>>,
     /// Updates made with `update_current_observation` to observations still running.
     pending: Vec<(Uuid, ObservationUpdate)>,
+    /// The first user and session a call of this trace was given (`#[traced(user_id = ..)]`),
+    /// for outgoing calls' baggage while the trace runs.
+    observed_user: Option<String>,
+    observed_session: Option<String>,
 }
 
 impl TraceState {
@@ -183,6 +187,8 @@ impl TraceState {
             root_end: None,
             updates: None,
             pending: Vec::new(),
+            observed_user: None,
+            observed_session: None,
         }
     }
 }
@@ -237,15 +243,36 @@ impl ActiveTrace {
         }
     }
 
-    /// The user and session set with `update_current_trace`, for outgoing calls' baggage.
+    /// The user and session for outgoing calls' baggage: those set with
+    /// `update_current_trace`, else the first a call of the trace was given, as the built
+    /// trace takes them.
     pub(crate) fn propagated_ids(&self) -> (Option<String>, Option<String>) {
         let state = self.lock();
-        state.updates.as_ref().map_or((None, None), |u| {
+        let (user, session) = state.updates.as_ref().map_or((None, None), |u| {
             (
-                u.attributes.user_id.clone(),
-                u.attributes.session_id.clone(),
+                u.attributes.user_id.as_ref(),
+                u.attributes.session_id.as_ref(),
             )
-        })
+        });
+        (
+            user.or(state.observed_user.as_ref()).cloned(),
+            session.or(state.observed_session.as_ref()).cloned(),
+        )
+    }
+
+    /// Notes a user or session a call of this trace was given; the first of each is kept.
+    pub(crate) fn observe_ids(&self, user: Option<&str>, session: Option<&str>) {
+        let mut state = self.lock();
+        if let Some(user) = user
+            && state.observed_user.is_none()
+        {
+            state.observed_user = Some(user.to_owned());
+        }
+        if let Some(session) = session
+            && state.observed_session.is_none()
+        {
+            state.observed_session = Some(session.to_owned());
+        }
     }
 
     /// Keeps an update for a running observation until it finishes.
