@@ -6,6 +6,8 @@
 //!
 //! - `reqwest`: [`client::RequestBuilderExt::with_trace_context`] writes the current
 //!   observation's `traceparent`, `tracestate` and `baggage` into a request.
+//! - `reqwest-middleware`: [`middleware::TraceContextMiddleware`] does the same for every
+//!   request a `reqwest_middleware::ClientWithMiddleware` sends.
 //! - `tower`: [`server::TraceContextLayer`] reads them from each request and runs its
 //!   handler in that context, so a `#[traced]` root in the handler joins the caller's trace
 //!   (axum: `Router::layer(TraceContextLayer)`).
@@ -52,6 +54,9 @@
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod client;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub mod middleware;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod server;
