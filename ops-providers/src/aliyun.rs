@@ -241,7 +241,7 @@ impl Dialect for Aliyun {
             _ => {}
         }
         if o.level == Level::Error {
-            attrs.str("error.type", "Error");
+            attrs.str("error.type", o.error_type().unwrap_or("Error"));
         }
         let mut metadata = o.metadata.clone();
         if is_root(trace, o) {

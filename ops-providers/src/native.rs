@@ -164,12 +164,7 @@ pub fn error_text(o: &Observation) -> Option<String> {
 /// The observation's error type, from the `error_type` metadata `#[traced]` records, else
 /// `Error`.
 pub fn error_type(o: &Observation) -> String {
-    o.metadata
-        .get("error_type")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("Error")
-        .to_owned()
+    o.error_type().unwrap_or("Error").to_owned()
 }
 
 /// The trace's tags followed by the observation's, without duplicates; linear in the tags.

@@ -179,7 +179,7 @@ impl Dialect for Tencent {
             _ => {}
         }
         if o.level == Level::Error {
-            attrs.str("error.type", "Error");
+            attrs.str("error.type", o.error_type().unwrap_or("Error"));
         }
     }
 

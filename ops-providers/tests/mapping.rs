@@ -687,3 +687,69 @@ fn a_root_under_a_remote_span_keeps_the_callers_ids() {
         assert_eq!(top.parent_span_id, span);
     }
 }
+
+/// The exception event and `error.type` name the error's captured type, in every dialect
+/// that sends one (Langfuse reads the level and status message instead).
+fn check_error_type<D: Dialect>(dialect: &D, name: &str) {
+    let mut trace = chatflow();
+    let search = trace
+        .observations
+        .iter_mut()
+        .find(|o| o.name == "Search")
+        .unwrap();
+    search
+        .metadata
+        .insert("error_type".into(), json!("reqwest::Error"));
+    let r = encode(dialect, &trace);
+    let tool = span_of(&r, obs(&trace, "Search"));
+    let event = tool.events.iter().find(|e| e.name == "exception");
+    let event = event.unwrap_or_else(|| panic!("{name}: no exception event"));
+    let kind = event.attributes.iter().find(|a| a.key == "exception.type");
+    assert_eq!(
+        kind.and_then(|a| a.value.as_ref()?.value.clone()),
+        Some(Any::StringValue("reqwest::Error".into())),
+        "{name}: exception.type"
+    );
+    if let Some(t) = str_attr(tool, "error.type") {
+        assert_eq!(t, "reqwest::Error", "{name}: error.type");
+    }
+}
+
+#[test]
+fn every_dialect_names_the_errors_type() {
+    check_error_type(&phoenix(), "phoenix");
+    check_error_type(&generic(), "otlp");
+    check_error_type(
+        &ops_providers::mlflow::Mlflow::tracking_server(
+            &ProviderConfig::new("mlflow").with("experiment_id", "7"),
+        )
+        .unwrap(),
+        "mlflow",
+    );
+    check_error_type(
+        &ops_providers::aliyun::Aliyun::from_config(
+            &ProviderConfig::new("aliyun")
+                .with("license_key", "lk")
+                .with("app_name", "my_app"),
+        )
+        .unwrap(),
+        "aliyun",
+    );
+    check_error_type(
+        &ops_providers::tencent::Tencent::from_config(
+            &ProviderConfig::new("tencent")
+                .with("token", "tok")
+                .with("endpoint", "http://ap-guangzhou.apm.tencentcs.com:4318"),
+        )
+        .unwrap(),
+        "tencent",
+    );
+    assert_eq!(
+        str_attr(
+            span_of(&encode(&generic(), &chatflow()), obs(&chatflow(), "Search")),
+            "error.type"
+        ),
+        Some("Error"),
+        "without a captured type"
+    );
+}

@@ -274,6 +274,15 @@ impl Observation {
     pub fn duration(&self) -> Option<chrono::TimeDelta> {
         self.end_time.map(|end| end - self.start_time)
     }
+
+    /// The type of the error it failed with, as captured (the `error_type` metadata entry a
+    /// traced call's `Err` or panic records, e.g. `std::io::Error`), when one is known.
+    pub fn error_type(&self) -> Option<&str> {
+        self.metadata
+            .get("error_type")
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// A trace: one request's observations with the attributes they share.

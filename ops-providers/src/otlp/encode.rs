@@ -420,7 +420,10 @@ pub fn exception_event(observation: &Observation) -> Option<Event> {
         return None;
     }
     let mut attrs = Attributes::new();
-    attrs.str("exception.type", "Error");
+    attrs.str(
+        "exception.type",
+        observation.error_type().unwrap_or("Error"),
+    );
     attrs.str(
         "exception.message",
         observation

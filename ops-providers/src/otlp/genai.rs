@@ -246,7 +246,7 @@ pub fn span_attributes(trace: &Trace, o: &Observation, attrs: &mut Attributes) {
     }
     attrs.opt_str("user.id", who.user_id);
     if o.level == Level::Error {
-        attrs.str("error.type", "Error");
+        attrs.str("error.type", o.error_type().unwrap_or("Error"));
     }
     let mut metadata = o.metadata.clone();
     if is_root(trace, o) {
