@@ -77,6 +77,26 @@ pub const FIELDS: &[ConfigField] = &[
     TIMEOUT_FIELD,
 ];
 
+/// The namespace of [`retry_id`]'s name-based UUIDs.
+const RETRY_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8e4394ea_d1d3_4119_b847_79c891015d52);
+
+/// The `x-weave-retry-id` of a request writing `calls` in `mode`: the same for every attempt
+/// at the same request, as the SDK keeps it across retries, and different for other calls
+/// (or the same calls once they have ended).
+pub fn retry_id(calls: &[Call], mode: Mode) -> Uuid {
+    let mut key = String::with_capacity(8 + calls.len() * 40);
+    key.push_str(match mode {
+        Mode::UpsertBatch => "upsert",
+        Mode::CallsComplete => "complete",
+    });
+    for c in calls {
+        key.push(' ');
+        key.push_str(c.start.get("id").and_then(Value::as_str).unwrap_or(""));
+        key.push(if c.end.is_some() { '.' } else { '+' });
+    }
+    Uuid::new_v5(&RETRY_ID_NAMESPACE, key.as_bytes())
+}
+
 /// How calls are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -641,7 +661,7 @@ impl Weave {
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .header("x-weave-retry-id", Uuid::now_v7().to_string())
+            .header("x-weave-retry-id", retry_id(calls, mode).to_string())
             .header("x-weave-client-capabilities", CLIENT_CAPABILITIES)
             .body(body.to_string());
         let (classified, reply) = self

@@ -666,6 +666,29 @@ async fn weave_retries_429_and_5xx_and_splits_on_413() {
 }
 
 #[tokio::test]
+async fn weave_keeps_the_retry_id_across_retries_of_one_request() {
+    let server = FakeServer::start().await;
+    let mut p = weave(&server, Some("ent"));
+    let trace = arc(message());
+    server.push(FakeResponse::status(503).json(&json!({"reason": "unavailable"})));
+    assert!(matches!(
+        p.export(&trace).await,
+        ExportOutcome::Retry { .. }
+    ));
+    assert_eq!(p.export(&trace).await, ExportOutcome::Delivered);
+    assert_eq!(p.export(&arc(chatflow())).await, ExportOutcome::Delivered);
+    let ids: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("x-weave-retry-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], ids[1], "a retry of the same request keeps its id");
+    assert_ne!(ids[1], ids[2], "another request gets another id");
+    assert!(uuid::Uuid::parse_str(&ids[0]).is_ok());
+}
+
+#[tokio::test]
 async fn weave_checks_the_key_with_wandb() {
     let server = FakeServer::start().await;
     server.route(
