@@ -81,12 +81,11 @@ pub fn span_type(kind: ObservationKind) -> &'static str {
     }
 }
 
-/// A value as Opik's `input`/`output` take it (an object, an array of objects, or a
-/// string): those as they are, anything else under `key`.
+/// A value as Opik's SDK sends `input`/`output`: an object as it is, anything else (a string,
+/// an array, a number) under `key`, e.g. `{"output": "4"}`.
 pub fn io_value(value: &Value, key: &str) -> Value {
     match value {
-        Value::Object(_) | Value::String(_) => value.clone(),
-        Value::Array(items) if items.iter().all(Value::is_object) => value.clone(),
+        Value::Object(_) => value.clone(),
         other => json!({ key: other }),
     }
 }
@@ -313,8 +312,7 @@ impl Opik {
                         && o.name == trace.name)
             });
             if let Some(root) = root {
-                let record =
-                    Record::new(Kind::Trace, index, self.trace(trace, root, trace_id, now));
+                let record = Record::new(Kind::Trace, index, self.trace(trace, root, trace_id));
                 let id = trace_id.to_string();
                 match trace_at.get(&id) {
                     Some(&at) => traces[at] = record,
@@ -397,7 +395,12 @@ impl Opik {
         if let Some(p) = &o.model_provider {
             m.insert("provider".into(), json!(p));
         }
-        let tags = tags(trace, o);
+        // As the SDK: the trace's tags go on the trace and its root span only.
+        let tags = if crate::native::local_parent(o).is_none() {
+            tags(trace, o)
+        } else {
+            crate::native::unique(&o.tags)
+        };
         if !tags.is_empty() {
             m.insert("tags".into(), json!(tags));
         }
@@ -415,17 +418,15 @@ impl Opik {
         {
             m.insert("total_estimated_cost".into(), json!(cost));
         }
-        m.insert("last_updated_at".into(), json!(iso(now)));
+        // The span's own time, as the SDK sends it: when it was last written (its end).
+        m.insert(
+            "last_updated_at".into(),
+            json!(iso(o.end_time.unwrap_or(o.start_time))),
+        );
         Value::Object(m)
     }
 
-    fn trace(
-        &self,
-        trace: &Trace,
-        root: &Observation,
-        trace_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Value {
+    fn trace(&self, trace: &Trace, root: &Observation, trace_id: Uuid) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), json!(trace_id));
         m.insert("project_name".into(), json!(self.project));
@@ -456,7 +457,13 @@ impl Opik {
         if let Some(s) = trace.attributes_of(root).session_id {
             m.insert("thread_id".into(), json!(s));
         }
-        m.insert("last_updated_at".into(), json!(iso(now)));
+        m.insert(
+            "last_updated_at".into(),
+            json!(iso(trace
+                .end_time
+                .or(root.end_time)
+                .unwrap_or(trace.start_time))),
+        );
         Value::Object(m)
     }
 
@@ -665,9 +672,13 @@ mod tests {
 
     #[test]
     fn io_values_fit_opiks_shapes() {
-        assert_eq!(io_value(&json!("x"), "input"), json!("x"));
+        assert_eq!(io_value(&json!("x"), "input"), json!({"input": "x"}));
+        assert_eq!(io_value(&json!("4"), "output"), json!({"output": "4"}));
         assert_eq!(io_value(&json!({"a": 1}), "input"), json!({"a": 1}));
-        assert_eq!(io_value(&json!([{"a": 1}]), "input"), json!([{"a": 1}]));
+        assert_eq!(
+            io_value(&json!([{"a": 1}]), "input"),
+            json!({"input": [{"a": 1}]})
+        );
         assert_eq!(io_value(&json!(["a"]), "output"), json!({"output": ["a"]}));
         assert_eq!(io_value(&json!(3), "output"), json!({"output": 3}));
     }

@@ -77,12 +77,13 @@ pub const FIELDS: &[ConfigField] = &[
     TIMEOUT_FIELD,
 ];
 
-/// The namespace of [`retry_id`]'s name-based UUIDs.
+/// The namespace of the name-based hash in [`retry_id`].
 const RETRY_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8e4394ea_d1d3_4119_b847_79c891015d52);
 
-/// The `x-weave-retry-id` of a request writing `calls` in `mode`: the same for every attempt
-/// at the same request, as the SDK keeps it across retries, and different for other calls
-/// (or the same calls once they have ended).
+/// The `x-weave-retry-id` of a request writing `calls` in `mode`: a UUIDv7, as the SDK sends,
+/// but the same for every attempt at the same request (the SDK keeps it across retries), and
+/// different for other calls or the same calls once they have ended. Its time is the first
+/// call's start; its random bits are a name-based hash of the calls' ids and the mode.
 pub fn retry_id(calls: &[Call], mode: Mode) -> Uuid {
     let mut key = String::with_capacity(8 + calls.len() * 40);
     key.push_str(match mode {
@@ -94,7 +95,18 @@ pub fn retry_id(calls: &[Call], mode: Mode) -> Uuid {
         key.push_str(c.start.get("id").and_then(Value::as_str).unwrap_or(""));
         key.push(if c.end.is_some() { '.' } else { '+' });
     }
-    Uuid::new_v5(&RETRY_ID_NAMESPACE, key.as_bytes())
+    let hash = Uuid::new_v5(&RETRY_ID_NAMESPACE, key.as_bytes());
+    let millis = calls
+        .iter()
+        .filter_map(|c| c.start.get("started_at")?.as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())
+        .min()
+        .and_then(|m| u64::try_from(m).ok())
+        .unwrap_or(0);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&hash.as_bytes()[6..]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
 /// How calls are written.

@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use ops_core::{Level, Observation, ObservationKind, Trace, TraceId};
 use ops_providers::langsmith::LangSmith;
+use ops_providers::native::iso;
 use ops_providers::opik::Opik;
 use ops_providers::weave::{Call, Mode, Weave};
 use serde_json::{Value, json};
@@ -431,6 +432,65 @@ fn opik_bodies_for_every_kind_match_the_schemas() {
             assert!(records.is_empty(), "{name}: a record under another trace");
         }
     }
+}
+
+#[test]
+fn opik_shapes_io_tags_and_update_times_as_the_sdk_does() {
+    let mut trace = chatflow();
+    trace.tags = vec!["prod".into()];
+    let child = trace
+        .observations
+        .iter_mut()
+        .find(|o| o.parent_id.is_some())
+        .unwrap();
+    child.output = Some(json!("4"));
+    child.input = Some(json!(["a", "b"]));
+    child.tags = vec!["own".into()];
+    let child_id = child.id;
+    let (spans, traces) = opik().bodies(&arc(trace.clone()));
+    for (o, s) in trace
+        .observations
+        .iter()
+        .zip(spans["spans"].as_array().unwrap())
+    {
+        let want_tags: Vec<&str> = match o.parent_id {
+            None => vec!["prod"],
+            Some(_) if o.id == child_id => vec!["own"],
+            Some(_) => vec![],
+        };
+        let got: Vec<&str> = s
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            got, want_tags,
+            "{}: trace tags on the root span only",
+            o.name
+        );
+        assert_eq!(
+            s["last_updated_at"],
+            json!(iso(o.end_time.unwrap_or(o.start_time))),
+            "{}: the span's own time",
+            o.name
+        );
+        if let Some(out) = s.get("output") {
+            assert!(out.is_object(), "{}: output {out}", o.name);
+        }
+        if let Some(input) = s.get("input") {
+            assert!(input.is_object(), "{}: input {input}", o.name);
+        }
+        if o.id == child_id {
+            assert_eq!(s["output"], json!({"output": "4"}));
+            assert_eq!(s["input"], json!({"input": ["a", "b"]}));
+        }
+    }
+    let t = &traces["traces"][0];
+    assert_eq!(t["tags"], json!(["prod"]));
+    assert_eq!(
+        t["last_updated_at"],
+        json!(iso(trace.end_time.unwrap_or(trace.start_time)))
+    );
 }
 
 #[test]

@@ -685,7 +685,11 @@ async fn weave_keeps_the_retry_id_across_retries_of_one_request() {
     assert_eq!(ids.len(), 3);
     assert_eq!(ids[0], ids[1], "a retry of the same request keeps its id");
     assert_ne!(ids[1], ids[2], "another request gets another id");
-    assert!(uuid::Uuid::parse_str(&ids[0]).is_ok());
+    assert_eq!(
+        uuid::Uuid::parse_str(&ids[0]).unwrap().get_version_num(),
+        7,
+        "a UUIDv7, as the SDK sends"
+    );
 }
 
 #[tokio::test]
