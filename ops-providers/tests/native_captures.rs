@@ -191,6 +191,11 @@ async fn langsmith_matches_the_sdk_capture() {
                 "{name}: extra.metadata.{key}"
             );
         }
+        assert_eq!(
+            parts["outputs"].get("usage_metadata"),
+            t_parts["outputs"].get("usage_metadata"),
+            "{name}: outputs.usage_metadata"
+        );
     }
     // The tree: agent_run > plan_step > llm_call, one trace.
     let id = |n: &str| ours[n].1["id"].clone();

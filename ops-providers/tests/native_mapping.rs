@@ -196,6 +196,10 @@ fn langsmith_runs_for_every_kind() {
             }
             if let Some(u) = o.usage.as_ref().filter(|u| !u.is_empty()) {
                 let um = &meta["usage_metadata"];
+                assert_eq!(
+                    run["outputs"]["usage_metadata"], *um,
+                    "{name}: in outputs too, where LangSmith reads an llm run's tokens"
+                );
                 assert_eq!(um["input_tokens"], json!(u.input.unwrap_or(0)), "{name}");
                 assert_eq!(um["output_tokens"], json!(u.output.unwrap_or(0)), "{name}");
                 assert_eq!(um["total_tokens"], json!(u.total().unwrap_or(0)), "{name}");

@@ -85,6 +85,18 @@ pub fn usage_metadata(o: &Observation) -> Option<Value> {
     Some(Value::Object(m))
 }
 
+/// A run's `outputs`: its output as an object, with `usage_metadata` in it too (LangSmith
+/// reads an llm run's tokens and cost there, as the SDK sends them).
+fn outputs(o: &Observation, usage: Option<Value>) -> Option<Value> {
+    let mut outputs = o.output.as_ref().map(|v| as_object(v, "output"));
+    if let Some(u) = usage {
+        outputs
+            .get_or_insert_with(Map::new)
+            .insert("usage_metadata".into(), u);
+    }
+    outputs.map(Value::Object)
+}
+
 /// What a run is sent with, apart from its place in the tree (filled in when resolved).
 #[derive(Debug, Clone)]
 pub struct Draft {
@@ -178,9 +190,10 @@ impl Draft {
                 Value::Object(o.model_parameters.clone()),
             );
         }
-        match usage_metadata(o) {
+        let usage = usage_metadata(o);
+        match &usage {
             Some(u) => {
-                metadata.insert("usage_metadata".into(), u);
+                metadata.insert("usage_metadata".into(), u.clone());
             }
             None => {
                 if let Some(u) = o.usage.as_ref().filter(|u| !u.is_empty()) {
@@ -204,10 +217,7 @@ impl Draft {
                 .input
                 .as_ref()
                 .map_or_else(|| json!({}), |v| Value::Object(as_object(v, "input"))),
-            outputs: o
-                .output
-                .as_ref()
-                .map(|v| Value::Object(as_object(v, "output"))),
+            outputs: outputs(o, usage),
             events,
             extra: Value::Object(extra),
         }
