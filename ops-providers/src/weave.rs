@@ -15,7 +15,7 @@
 //!   the observation's name (the SDK publishes ops as `weave:///…` refs, which needs objects
 //!   this provider does not create); `summary.usage` per model and `summary.status_counts`
 //!   over the call and its descendants in the export, as the SDK rolls them up; `exception`
-//!   as a string; the session as `thread_id`, with the trace's root call as `turn_id`.
+//!   as the SDK's JSON string of the error's type and message; the session as `thread_id`, with the trace's root call as `turn_id`.
 //! - **Limits**: at most 31 MiB per request (the server takes 32 MiB); split on 413.
 //!
 //! Config keys (Dify's): `api_key` (secret), `project` (required; `entity/project` also
@@ -76,6 +76,18 @@ pub const FIELDS: &[ConfigField] = &[
     ConfigField::optional("host"),
     TIMEOUT_FIELD,
 ];
+
+/// A call's `exception`, as the SDK sends a failure: a JSON string of the error's type and
+/// message (`{"type": "std::io::Error", "message": "..."}`), so the UI shows the type; `null`
+/// for a call that did not fail. Rust errors carry no traceback, so none is sent.
+pub fn exception(o: &Observation) -> Value {
+    match error_text(o) {
+        Some(message) => Value::String(
+            json!({"type": crate::native::error_type(o), "message": message}).to_string(),
+        ),
+        None => Value::Null,
+    }
+}
 
 /// The namespace of the name-based hash in [`retry_id`].
 const RETRY_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8e4394ea_d1d3_4119_b847_79c891015d52);
@@ -598,10 +610,7 @@ impl Weave {
                     end.insert("is_eval".into(), json!(false));
                     end.insert("ended_at".into(), json!(iso(ended)));
                     end.insert("started_at".into(), json!(iso(o.start_time)));
-                    end.insert(
-                        "exception".into(),
-                        error_text(o).map_or(Value::Null, Value::String),
-                    );
+                    end.insert("exception".into(), exception(o));
                     end.insert("output".into(), o.output.clone().unwrap_or(Value::Null));
                     end.insert(
                         "summary".into(),

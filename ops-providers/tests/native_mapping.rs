@@ -676,11 +676,22 @@ fn weave_calls_for_every_kind_match_the_request_models() {
             );
             let end = c.end.as_ref().expect("every sample observation ended");
             match o.level {
-                Level::Error => assert_eq!(
-                    end["exception"],
-                    json!(o.status_message.clone().unwrap()),
-                    "{name}: exception as a string"
-                ),
+                Level::Error => {
+                    let text = end["exception"]
+                        .as_str()
+                        .expect("a JSON string, as the SDK");
+                    let e: Value = serde_json::from_str(text).unwrap();
+                    assert_eq!(
+                        e["message"],
+                        json!(o.status_message.clone().unwrap()),
+                        "{name}"
+                    );
+                    assert_eq!(
+                        e["type"],
+                        json!(o.error_type().unwrap_or("Error")),
+                        "{name}: the error's type"
+                    );
+                }
                 _ => assert_eq!(end["exception"], Value::Null),
             }
             if let (Some(model), Some(u)) = (&o.model, o.usage.as_ref().filter(|u| !u.is_empty())) {

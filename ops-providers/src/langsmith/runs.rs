@@ -85,11 +85,11 @@ pub fn usage_metadata(o: &Observation) -> Option<Value> {
     Some(Value::Object(m))
 }
 
-/// A run's `outputs`: its output as an object, with `usage_metadata` in it too (LangSmith
-/// reads an llm run's tokens and cost there, as the SDK sends them).
+/// A run's `outputs`: its output as an object, with `usage_metadata` in it too once the run
+/// has ended (LangSmith reads an llm run's tokens and cost there, as the SDK sends them).
 fn outputs(o: &Observation, usage: Option<Value>) -> Option<Value> {
     let mut outputs = o.output.as_ref().map(|v| as_object(v, "output"));
-    if let Some(u) = usage {
+    if let Some(u) = usage.filter(|_| o.end_time.is_some() || outputs.is_some()) {
         outputs
             .get_or_insert_with(Map::new)
             .insert("usage_metadata".into(), u);
