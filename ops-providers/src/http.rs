@@ -131,6 +131,24 @@ impl HttpReply {
         server_message(&self.headers, &self.body)
     }
 
+    /// Whether a 404 came from the application, naming what it did not find (a JSON error
+    /// with a message, such as MLflow's "No Experiment with id=7 exists"), rather than from a
+    /// server that has no such path at all. Only the latter means the endpoint is wrong.
+    pub fn names_what_is_missing(&self) -> bool {
+        let Some(json) = self.json() else {
+            return false;
+        };
+        let field = |v: &serde_json::Value, keys: &[&str]| {
+            keys.iter().any(|k| {
+                v.get(*k)
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|m| !m.trim().is_empty() && !m.eq_ignore_ascii_case("not found"))
+            })
+        };
+        let keys = ["message", "error_code", "detail", "reason", "error"];
+        field(&json, &keys) || json.get("error").is_some_and(|e| field(e, &keys))
+    }
+
     /// `Ok` for a 2xx answer; else an error of `provider` describing what `what` (for
     /// example "the credentials check") got, which says the credentials are wrong for 401
     /// and 403.
@@ -140,6 +158,7 @@ impl HttpReply {
         }
         let hint = match self.status.as_u16() {
             401 | 403 => "invalid credentials: check the keys in the tracing config; ",
+            404 if self.names_what_is_missing() => "",
             404 => "not found: check the endpoint or host in the tracing config; ",
             _ => "",
         };
@@ -184,14 +203,18 @@ pub fn secrets_redactor<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> 
 }
 
 /// Sends `request` and reads the whole answer. A connection failure or timeout is an error of
-/// `provider` that names `url` and says what happened.
+/// `provider` that names the URL requested and says what happened (`url` only when the
+/// request could not even be built).
 pub async fn send(
     provider: &str,
     url: &str,
     request: reqwest::RequestBuilder,
 ) -> Result<HttpReply, ExportError> {
-    let response = request
-        .send()
+    let (client, request) = request.build_split();
+    let request = request.map_err(|e| network_error(provider, url, &e))?;
+    let url = &request.url().to_string();
+    let response = client
+        .execute(request)
         .await
         .map_err(|e| network_error(provider, url, &e))?;
     let status = response.status();
@@ -320,6 +343,7 @@ pub fn classify_status(
             quote(&reply.message()),
             match code {
                 401 | 403 => "; check the credentials in the tracing config",
+                404 if reply.names_what_is_missing() => "",
                 404 => "; check the endpoint in the tracing config",
                 415 => "; the receiver does not take this content type",
                 _ => "",
@@ -843,6 +867,39 @@ pub(crate) fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> HttpR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_404_hint_follows_the_cause() {
+        let now = SystemTime::now();
+        let message = |r: &HttpReply| match classify_status("p", "u", r, now, StatusRules::NATIVE) {
+            Classified::Fatal(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        // No such path: the endpoint is wrong.
+        for body in [
+            &b""[..],
+            b"Not Found",
+            b"<html>404</html>",
+            br#"{"detail":"Not Found"}"#,
+        ] {
+            let r = reply(404, &[], body);
+            assert!(message(&r).contains("check the endpoint"), "{body:?}");
+            let check = r.check("p", "the check").unwrap_err().to_string();
+            assert!(check.contains("check the endpoint"), "{check}");
+        }
+        // The application answered and named what it did not find: no endpoint hint.
+        for body in [
+            &br#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"No Experiment with id=7 exists"}"#[..],
+            br#"{"error":{"message":"project p not found"}}"#,
+            br#"{"detail":"Project 'x' not found"}"#,
+        ] {
+            let r = reply(404, &[], body);
+            let m = message(&r);
+            assert!(!m.contains("check the endpoint"), "{m}");
+            let check = r.check("p", "the check").unwrap_err().to_string();
+            assert!(!check.contains("check the endpoint"), "{check}");
+        }
+    }
 
     #[test]
     fn native_rules_retry_server_errors_and_bisect_rejections() {

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use ops_core::model::SemanticKind;
 use ops_core::provider::{
     ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
-    TIMEOUT_FIELD, validate_integer_id, validate_timeout, validate_url, validate_url_with_path,
+    TIMEOUT_FIELD, redact_url, validate_integer_id, validate_timeout, validate_url,
+    validate_url_with_path,
 };
 use ops_core::{Observation, ObservationKind, Trace, async_trait};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -43,7 +44,7 @@ use serde_json::{Map, Value, json};
 
 use crate::otlp::encode::Attributes;
 use crate::otlp::genai::cache_read_tokens;
-use crate::otlp::transport::{Transport, quote};
+use crate::otlp::transport::{HttpReply, Transport, quote};
 use crate::otlp::{Dialect, OtlpProvider, content, env};
 
 /// The longest an OAuth token is cached, whatever its `expires_in` says: a day.
@@ -261,6 +262,88 @@ impl Mlflow {
     }
 }
 
+/// What the credentials check makes of the answer to `GET experiments/get`: only MLflow's own
+/// answer naming the experiment passes. Any other 2xx (a web app's HTML page, another API's
+/// JSON) is "not an MLflow server"; MLflow's `RESOURCE_DOES_NOT_EXIST` is a missing
+/// experiment; a 404 that is not MLflow's is a wrong URL.
+pub fn check_experiment_reply(
+    provider: &str,
+    base: &str,
+    experiment_id: &str,
+    reply: &HttpReply,
+) -> Result<(), ExportError> {
+    let json = reply.json();
+    let mlflow_error = json
+        .as_ref()
+        .and_then(|j| j.get("error_code"))
+        .and_then(Value::as_str);
+    let not_mlflow = |what: &str| {
+        ExportError::new(
+            provider,
+            format!(
+                "not an MLflow server at {}: GET /api/2.0/mlflow/experiments/get {what}; check \
+                 the tracking URI (the server's root, e.g. http://localhost:5000)",
+                redact_url(base),
+            ),
+        )
+    };
+    if mlflow_error == Some("RESOURCE_DOES_NOT_EXIST") {
+        return Err(ExportError::new(
+            provider,
+            format!(
+                "experiment {experiment_id} was not found on {}: {}; check `experiment_id`",
+                redact_url(base),
+                quote(&reply.message())
+            ),
+        ));
+    }
+    match reply.status.as_u16() {
+        401 | 403 => return reply.check(provider, "the credentials check (GET experiments/get)"),
+        404 if mlflow_error.is_none() => {
+            return Err(not_mlflow(&format!(
+                "was not found (HTTP 404: {})",
+                quote(&reply.message())
+            )));
+        }
+        _ => {}
+    }
+    reply.check(provider, "the credentials check (GET experiments/get)")?;
+    let found = json
+        .as_ref()
+        .and_then(|j| j.get("experiment"))
+        .and_then(|e| e.get("experiment_id"))
+        .and_then(Value::as_str);
+    match found {
+        Some(id) if id == experiment_id => Ok(()),
+        Some(id) => Err(ExportError::new(
+            provider,
+            format!(
+                "the server answered with experiment {id}, not {experiment_id}; check \
+                 `experiment_id`"
+            ),
+        )),
+        None => {
+            let kind = match &json {
+                Some(_) => "answered JSON without an experiment".to_owned(),
+                None if looks_like_html(&reply.body) => {
+                    format!("answered an HTML page (HTTP {})", reply.status.as_u16())
+                }
+                None => format!(
+                    "answered something that is not JSON (HTTP {})",
+                    reply.status.as_u16()
+                ),
+            };
+            Err(not_mlflow(&kind))
+        }
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let start = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    let start = start.trim_start();
+    start.starts_with("<!doctype html") || start.starts_with("<html") || start.contains("<head")
+}
+
 /// A JSON value as MLflow stores span attributes.
 fn mlflow_json(attrs: &mut Attributes, key: &str, value: &Value) {
     attrs.json(key, value);
@@ -369,18 +452,7 @@ impl Dialect for Mlflow {
             request = request.header(AUTHORIZATION, a);
         }
         let reply = transport.send(request).await?;
-        if reply.status.as_u16() == 404 || reply.message().contains("RESOURCE_DOES_NOT_EXIST") {
-            return Err(ExportError::new(
-                self.name,
-                format!(
-                    "experiment {} was not found on {}: {}; check `experiment_id`",
-                    self.experiment_id,
-                    self.base,
-                    quote(&reply.message())
-                ),
-            ));
-        }
-        reply.check(self.name, "the credentials check (GET experiments/get)")
+        check_experiment_reply(self.name, &self.base, &self.experiment_id, &reply)
     }
 
     async fn project_key(&self, _transport: &Transport) -> Result<Option<String>, ExportError> {

@@ -479,6 +479,9 @@ async fn api_checks_make_authenticated_requests() {
             .with("username", "u")
             .with("password", "p"),
     );
+    server.push(FakeResponse::ok().json(
+        &json!({"experiment": {"experiment_id": "7", "name": "Default", "lifecycle_stage": "active"}}),
+    ));
     mlflow.api_check().await.unwrap();
     server.push(FakeResponse::status(404).json(&json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "No Experiment with id=7 exists"})));
     let err = mlflow.api_check().await.unwrap_err().to_string();
@@ -488,6 +491,79 @@ async fn api_checks_make_authenticated_requests() {
     assert_eq!(r[0].path, "/api/2.0/mlflow/experiments/get");
     assert_eq!(r[0].query.as_deref(), Some("experiment_id=7"));
     assert_eq!(r[0].header("authorization"), Some("Basic dTpw"));
+}
+
+#[tokio::test]
+async fn mlflow_check_reads_the_answer_not_just_the_status() {
+    let server = FakeServer::start().await;
+    let mlflow = build(
+        ProviderConfig::new("mlflow")
+            .with("tracking_uri", server.uri())
+            .with("experiment_id", "7"),
+    );
+    let check = |reply: FakeResponse| {
+        server.push(reply);
+        async { mlflow.api_check().await.map_err(|e| e.to_string()) }
+    };
+    // Another web app's page: a 200 is not enough.
+    let err = check(
+        FakeResponse::ok()
+            .header("content-type", "text/html")
+            .body("<!DOCTYPE html><html><head><title>Phoenix</title></head></html>"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("not an MLflow server at"), "{err}");
+    assert!(err.contains("HTML page"), "{err}");
+    // Another API's JSON.
+    let err = check(FakeResponse::ok().json(&json!({"data": []})))
+        .await
+        .unwrap_err();
+    assert!(err.contains("not an MLflow server"), "{err}");
+    // A wrong base path: a 404 that is not MLflow's is not a missing experiment.
+    let err = check(FakeResponse::status(404).body("Not Found"))
+        .await
+        .unwrap_err();
+    assert!(err.contains("not an MLflow server"), "{err}");
+    assert!(!err.contains("experiment_id"), "{err}");
+    assert!(err.contains("tracking URI"), "{err}");
+    // Another experiment than the one configured.
+    let err = check(FakeResponse::ok().json(&json!({"experiment": {"experiment_id": "8"}})))
+        .await
+        .unwrap_err();
+    assert!(err.contains("experiment 8, not 7"), "{err}");
+    // Refused credentials stay a credentials error.
+    let err = check(FakeResponse::status(401).body("unauthorized"))
+        .await
+        .unwrap_err();
+    assert!(err.contains("invalid credentials"), "{err}");
+}
+
+#[tokio::test]
+async fn a_network_error_names_the_url_that_was_requested() {
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mlflow = build(
+        ProviderConfig::new("mlflow")
+            .with("tracking_uri", format!("http://127.0.0.1:{port}"))
+            .with("experiment_id", "7"),
+    );
+    let err = mlflow.api_check().await.unwrap_err().to_string();
+    assert!(err.contains("experiments/get"), "{err}");
+    assert!(!err.contains("/v1/traces"), "{err}");
+    let langfuse = build(
+        ProviderConfig::new("langfuse")
+            .with("public_key", "pk-lf-1")
+            .with("secret_key", "sk-lf-1")
+            .with("host", format!("http://127.0.0.1:{port}")),
+    );
+    let err = langfuse.project_key().await.unwrap_err().to_string();
+    assert!(err.contains("/api/public/projects"), "{err}");
+    assert!(!err.contains("/v1/traces"), "{err}");
 }
 
 #[tokio::test]
