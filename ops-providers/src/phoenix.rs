@@ -14,14 +14,14 @@
 
 use ops_core::provider::{
     ConfigError, ConfigField, EnvVar, ExportError, Provider, ProviderConfig, ProviderFactory,
-    TIMEOUT_FIELD, validate_project_name, validate_timeout, validate_url_with_path,
+    TIMEOUT_FIELD, redact_url, validate_project_name, validate_timeout, validate_url_with_path,
 };
 use ops_core::{Observation, Trace, async_trait};
 use serde_json::Value;
 
 use crate::openinference;
 use crate::otlp::encode::Attributes;
-use crate::otlp::transport::Transport;
+use crate::otlp::transport::{Transport, quote};
 use crate::otlp::{Dialect, OtlpProvider, env};
 
 /// The registry name.
@@ -69,6 +69,17 @@ fn base_of(endpoint: &str) -> String {
 }
 
 impl Phoenix {
+    /// The error for an answer that did not come from Phoenix.
+    fn not_phoenix(&self, what: &str) -> ExportError {
+        ExportError::new(
+            NAME,
+            format!(
+                "not a Phoenix server at {}: {what}; check the endpoint in the tracing config",
+                redact_url(&self.base)
+            ),
+        )
+    }
+
     /// A dialect for a Phoenix at `endpoint`, sending to `project`.
     pub fn new(
         endpoint: impl AsRef<str>,
@@ -135,18 +146,31 @@ impl Dialect for Phoenix {
     }
 
     async fn api_check(&self, transport: &Transport) -> Result<(), ExportError> {
-        transport
+        let reply = transport
             .send(self.rest(transport, "/v1/projects?limit=1"))
-            .await?
-            .check(NAME, "the credentials check (GET /v1/projects)")
+            .await?;
+        reply.check(NAME, "the credentials check (GET /v1/projects)")?;
+        // Any web app answers 200 to a path it serves as a page: only Phoenix's list passes.
+        match reply.json() {
+            Some(j) if j.get("data").is_some_and(Value::is_array) => Ok(()),
+            _ => Err(self.not_phoenix(
+                "GET /v1/projects answered something else than Phoenix's project list",
+            )),
+        }
     }
 
     async fn project_key(&self, transport: &Transport) -> Result<Option<String>, ExportError> {
         let path = format!("/v1/projects/{}", url_segment(&self.project));
         let reply = transport.send(self.rest(transport, &path)).await?;
         if reply.status.as_u16() == 404 {
-            // Phoenix creates the project with its first span.
-            return Ok(None);
+            let message = reply.message();
+            if message.contains("Project with") && message.contains("not found") {
+                // Phoenix creates the project with its first span.
+                return Ok(None);
+            }
+            return Err(
+                self.not_phoenix(&format!("GET {path} was not found ({})", quote(&message)))
+            );
         }
         reply.check(NAME, "looking up the project")?;
         Ok(reply.json().and_then(|j| {

@@ -432,6 +432,7 @@ async fn api_checks_make_authenticated_requests() {
     // Phoenix: GET /v1/projects with the bearer key.
     server.clear_requests();
     let phoenix = build(phoenix_config(&server));
+    server.push(FakeResponse::ok().json(&json!({"data": [], "next_cursor": null})));
     phoenix.api_check().await.unwrap();
     server.push(FakeResponse::status(401).body("Unauthorized"));
     assert!(
@@ -599,12 +600,39 @@ async fn project_keys_and_urls() {
         Some(format!("{}/projects/UHJvamVjdDoy", server.uri()))
     );
     let unknown = build(phoenix_config(&server).with("project", "not-yet"));
-    server.push(FakeResponse::status(404));
+    // Phoenix's own answer (plain text) for a project it has not seen yet.
+    server.push(FakeResponse::status(404).body("Project with name not-yet not found"));
     assert_eq!(
         unknown.project_url().await.unwrap(),
         Some(format!("{}/projects", server.uri())),
         "a project Phoenix has not seen yet"
     );
+}
+
+#[tokio::test]
+async fn phoenix_checks_that_phoenix_answered() {
+    let server = FakeServer::start().await;
+    let phoenix = build(phoenix_config(&server));
+    // Another web app's page, or another API's JSON: a 200 is not enough.
+    server.push(
+        FakeResponse::ok()
+            .header("content-type", "text/html")
+            .body("<!doctype html><html></html>"),
+    );
+    let err = phoenix.api_check().await.unwrap_err().to_string();
+    assert!(err.contains("not a Phoenix server at"), "{err}");
+    server.push(FakeResponse::ok().json(&json!({"experiment": {}})));
+    let err = phoenix.api_check().await.unwrap_err().to_string();
+    assert!(err.contains("not a Phoenix server"), "{err}");
+    // A 404 from a server that is not Phoenix gives no project URL.
+    server.push(FakeResponse::status(404).body("<html>Not Found</html>"));
+    let err = phoenix.project_url().await.unwrap_err().to_string();
+    assert!(err.contains("not a Phoenix server"), "{err}");
+    assert!(err.contains("check the endpoint"), "{err}");
+    // Nor does a refused key.
+    server.push(FakeResponse::status(401).body("Unauthorized"));
+    let err = phoenix.project_url().await.unwrap_err().to_string();
+    assert!(err.contains("invalid credentials"), "{err}");
 }
 
 #[tokio::test]
