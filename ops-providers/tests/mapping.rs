@@ -221,6 +221,65 @@ fn langfuse_auxiliary_traces() {
     assert_eq!(str_attr(llm, "langfuse.observation.output"), Some("hello"));
 }
 
+#[test]
+fn langfuse_root_carries_the_traces_io_when_it_has_none() {
+    // Langfuse v4 shows a trace's input and output from its root observation.
+    let mut trace = chatflow();
+    let root_id = trace
+        .observations
+        .iter()
+        .find(|o| o.parent_id.is_none())
+        .unwrap()
+        .id;
+    for o in &mut trace.observations {
+        if o.id == root_id {
+            o.input = None;
+            o.output = None;
+        }
+    }
+    trace.input = Some(json!({"query": "what is ops?"}));
+    trace.output = Some(json!("ops is tracing"));
+    let r = encode(&langfuse(), &trace);
+    let root = trace.observations.iter().find(|o| o.id == root_id).unwrap();
+    let s = span_of(&r, root);
+    assert_eq!(
+        json_attr(s, "langfuse.observation.input"),
+        Some(json!({"query": "what is ops?"}))
+    );
+    assert_eq!(
+        str_attr(s, "langfuse.observation.output"),
+        Some("ops is tracing")
+    );
+    // Children keep only their own.
+    for o in trace
+        .observations
+        .iter()
+        .filter(|o| o.parent_id.is_some() && o.input.is_none())
+    {
+        assert!(
+            attr(span_of(&r, o), "langfuse.observation.input").is_none(),
+            "{}",
+            o.name
+        );
+    }
+    // User and session go on every span, not only the root.
+    for o in &trace.observations {
+        let s = span_of(&r, o);
+        assert_eq!(
+            str_attr(s, "user.id"),
+            trace.attributes_of(o).user_id.as_deref(),
+            "{}",
+            o.name
+        );
+        assert_eq!(
+            str_attr(s, "session.id"),
+            trace.attributes_of(o).session_id.as_deref(),
+            "{}",
+            o.name
+        );
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

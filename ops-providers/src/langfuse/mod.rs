@@ -248,7 +248,11 @@ impl Dialect for Langfuse {
         if !trace.tags.is_empty() {
             attrs.str_array("langfuse.trace.tags", trace.tags.iter().cloned());
         }
-        if let Some(i) = &o.input {
+        // Langfuse v4 takes a trace's input and output from its root observation: the root
+        // carries the trace's when it has none of its own.
+        let app_root = is_root(trace, o);
+        let input = o.input.as_ref().or(trace.input.as_ref().filter(|_| root));
+        if let Some(i) = input {
             attrs.str("langfuse.observation.input", io_text(i));
         }
         if let Some(m) = &o.model {
@@ -297,13 +301,14 @@ impl Dialect for Langfuse {
                 &Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
             );
         }
-        if let Some(out) = &o.output {
+        let output = o.output.as_ref().or(trace.output.as_ref().filter(|_| root));
+        if let Some(out) = output {
             attrs.str("langfuse.observation.output", io_text(out));
         }
         attrs.opt_str("langfuse.environment", who.environment.clone());
         attrs.opt_str("langfuse.release", who.release.clone());
         attrs.opt_str("langfuse.version", who.version.clone());
-        if is_root(trace, o) {
+        if app_root {
             if trace.name != o.name {
                 attrs.str("langfuse.trace.name", &trace.name);
             }
