@@ -189,6 +189,7 @@ fn providers_lists_the_registry_with_keys() {
         "arize",
         "console",
         "databricks",
+        "datadog",
         "file",
         "langfuse",
         "langsmith",

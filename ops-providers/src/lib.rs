@@ -19,6 +19,7 @@
 //! | `arize` | `arize` | Arize AX (OpenInference) |
 //! | `aliyun` | `aliyun` | Alibaba Cloud ARMS LLM observability |
 //! | `tencent` | `tencent` | Tencent Cloud APM |
+//! | `datadog` | `datadog` | Datadog LLM Observability (GenAI conventions) |
 //! | `mlflow` | `mlflow`, `databricks` | MLflow tracking server, Databricks |
 //! | `langsmith` | `langsmith` | LangSmith runs API (multipart ingestion) |
 //! | `opik` | `opik` | Opik (Comet) REST batches |
@@ -101,6 +102,9 @@ pub mod aliyun;
 #[cfg(feature = "arize")]
 #[cfg_attr(docsrs, doc(cfg(feature = "arize")))]
 pub mod arize;
+#[cfg(feature = "datadog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "datadog")))]
+pub mod datadog;
 #[cfg(feature = "langfuse")]
 #[cfg_attr(docsrs, doc(cfg(feature = "langfuse")))]
 pub mod langfuse;
@@ -153,6 +157,8 @@ pub fn link() {
         (aliyun::Aliyun::from_config as FromConfig),
         #[cfg(feature = "tencent")]
         (tencent::Tencent::from_config as FromConfig),
+        #[cfg(feature = "datadog")]
+        (datadog::Datadog::from_config as FromConfig),
         #[cfg(feature = "mlflow")]
         (mlflow::Mlflow::tracking_server as FromConfig),
         #[cfg(feature = "mlflow")]

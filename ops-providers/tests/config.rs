@@ -20,7 +20,7 @@ fn error(config: ProviderConfig) -> String {
 
 #[test]
 fn every_provider_is_registered_with_difys_keys() {
-    let expected: [(&str, &[&str], &[&str]); 11] = [
+    let expected: [(&str, &[&str], &[&str]); 12] = [
         (
             "langfuse",
             &["public_key", "secret_key"],
@@ -30,6 +30,7 @@ fn every_provider_is_registered_with_difys_keys() {
         ("arize", &["api_key", "space_id"], &["project", "endpoint"]),
         ("aliyun", &["license_key"], &["endpoint", "app_name"]),
         ("tencent", &["token"], &["endpoint", "service_name"]),
+        ("datadog", &["api_key"], &["site", "ml_app"]),
         (
             "mlflow",
             &["password"],
@@ -522,6 +523,7 @@ fn without_the_variables_nothing_is_configured() {
         ("arize", "ARIZE_API_KEY"),
         ("aliyun", "ALIYUN_ARMS_LICENSE_KEY"),
         ("tencent", "TENCENT_APM_TOKEN"),
+        ("datadog", "DD_API_KEY"),
         ("databricks", "DATABRICKS_HOST"),
         ("langsmith", "LANGSMITH_API_KEY"),
         ("weave", "WANDB_API_KEY"),

@@ -14,7 +14,8 @@ use ops_core::provider::ProviderConfig;
 use ops_core::{Observation, ObservationKind, Trace, TraceId};
 use ops_providers::otlp::{Dialect, OtlpProvider};
 use ops_providers::{
-    aliyun, arize, langfuse, langsmith, mlflow, opik, otlp::generic, phoenix, tencent, weave,
+    aliyun, arize, datadog, langfuse, langsmith, mlflow, opik, otlp::generic, phoenix, tencent,
+    weave,
 };
 use serde_json::json;
 
@@ -92,6 +93,7 @@ fn config(name: &str) -> ProviderConfig {
         "arize" => c.with("api_key", "a").with("space_id", "s"),
         "aliyun" => c.with("license_key", "lk"),
         "tencent" => c.with("token", "t").with("endpoint", "http://127.0.0.1:9"),
+        "datadog" => c.with("api_key", "d"),
         "databricks" => c
             .with("host", "https://dbc.example.com")
             .with("experiment_id", "1")
@@ -139,6 +141,10 @@ fn encode_everywhere(batch: Vec<Arc<Trace>>, langsmith_too: bool) -> Vec<(&'stat
         (
             "tencent",
             otlp(tencent::Tencent::from_config(&config("tencent")).unwrap()),
+        ),
+        (
+            "datadog",
+            otlp(datadog::Datadog::from_config(&config("datadog")).unwrap()),
         ),
         (
             "mlflow",

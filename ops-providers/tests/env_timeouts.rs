@@ -136,6 +136,11 @@ fn providers() -> Vec<Case> {
             ],
         ),
         (
+            "datadog",
+            vec![("DD_API_KEY", "dd-env")],
+            vec!["DD_API_KEY", "DD_SITE", "DD_LLMOBS_ML_APP"],
+        ),
+        (
             "mlflow",
             vec![("MLFLOW_TRACKING_URI", "http://mlflow:5000")],
             vec![
@@ -411,6 +416,7 @@ fn config_for(name: &str, endpoint: &str) -> ProviderConfig {
             .with("license_key", "l")
             .with("endpoint", format!("{endpoint}/v1/traces")),
         "tencent" => c.with("token", "t").with("endpoint", endpoint),
+        "datadog" => c.with("api_key", "d").with("site", endpoint),
         "mlflow" => c.with("tracking_uri", endpoint),
         "databricks" => c
             .with("host", endpoint)
@@ -442,7 +448,7 @@ fn network_providers() -> Vec<&'static str> {
 #[test]
 fn every_network_provider_has_a_checked_timeout_key() {
     let names = network_providers();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for name in names {
         let factory = find(name).unwrap();
         let p = factory

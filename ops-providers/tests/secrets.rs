@@ -99,6 +99,7 @@ fn config(factory: &ProviderFactory, base: &str, variant: usize) -> ProviderConf
             (_, _) if field.secret => sentinel(field.name),
             ("opik", "url") => format!("{base}/api/"),
             (_, "endpoint" | "host" | "tracking_uri") => base.to_owned(),
+            ("datadog", "site") => base.to_owned(),
             (_, "experiment_id") => "1".into(),
             (_, "project") => "proj".into(),
             ("weave", "entity") => "ent".into(),
@@ -221,7 +222,7 @@ fn no_secret_leaves_any_provider_in_clear() {
         .filter(|f| !f.fields.iter().any(|x| x.secret))
         .map(|f| f.name)
         .collect();
-    assert_eq!(with_secrets.len(), 11, "every network provider is probed");
+    assert_eq!(with_secrets.len(), 12, "every network provider is probed");
     assert!(
         without
             .iter()

@@ -11,7 +11,8 @@ use ops_core::{Trace, TraceTask};
 use ops_providers::otlp::encode::Encoding;
 use ops_providers::otlp::{Dialect, OtlpProvider};
 use ops_providers::{
-    aliyun, arize, langfuse, langsmith, mlflow, opik, otlp::generic, phoenix, tencent, weave,
+    aliyun, arize, datadog, langfuse, langsmith, mlflow, opik, otlp::generic, phoenix, tencent,
+    weave,
 };
 
 use crate::trace::{Shape, trace};
@@ -130,6 +131,7 @@ fn config(name: &str) -> ProviderConfig {
         "arize" => c.with("api_key", "a").with("space_id", "s"),
         "aliyun" => c.with("license_key", "lk"),
         "tencent" => c.with("token", "t").with("endpoint", "http://127.0.0.1:9"),
+        "datadog" => c.with("api_key", "d"),
         "databricks" => c
             .with("host", "http://127.0.0.1:9")
             .with("experiment_id", "1")
@@ -168,6 +170,10 @@ fn otlp_encoders() -> Vec<(&'static str, OtlpEncoder)> {
         (
             "tencent",
             otlp(tencent::Tencent::from_config(&config("tencent"))),
+        ),
+        (
+            "datadog",
+            otlp(datadog::Datadog::from_config(&config("datadog"))),
         ),
         (
             "mlflow",
