@@ -12,8 +12,12 @@
 //! `mlflow.spanType` (LLM, TOOL, RETRIEVER, AGENT, GUARDRAIL, CHAIN), `mlflow.spanInputs`,
 //! `mlflow.spanOutputs` (retrieval outputs as a list of `{page_content, metadata, id}`
 //! documents), `mlflow.chat.tokenUsage` (`{input_tokens, output_tokens, total_tokens}`),
-//! `mlflow.llm.model`, `mlflow.llm.provider`; plus `user.id` and `session.id`. MLflow counts a
-//! trace complete when its root span arrives.
+//! `mlflow.llm.model`, `mlflow.llm.provider`, `mlflow.llm.cost` (the app's own cost, so MLflow
+//! does not estimate it); each model parameter and metadata entry as an attribute of its own,
+//! as MLflow's autologging records them; plus `user.id` and `session.id`. The root span
+//! carries the trace's name, tags and metadata as `mlflow.traceTag.*` attributes, which
+//! MLflow's OTLP ingestion turns into trace tags (`mlflow.traceName` fills the trace list's
+//! name column). MLflow counts a trace complete when its root span arrives.
 //!
 //! Config keys (Dify's):
 //! - `mlflow`: `tracking_uri` (default `http://localhost:5000`; `databricks…` URIs belong to
@@ -345,6 +349,63 @@ fn looks_like_html(body: &[u8]) -> bool {
 }
 
 /// A JSON value as MLflow stores span attributes.
+/// Attribute keys MLflow or OpenTelemetry give a meaning of their own, which metadata and
+/// model parameters must not overwrite.
+const RESERVED: &[&str] = &["user.id", "session.id", "service.name"];
+
+/// The prefix of the root-span attributes MLflow's OTLP ingestion turns into trace tags.
+pub const TRACE_TAG_PREFIX: &str = "mlflow.traceTag.";
+
+/// `mlflow.llm.cost` (`{input_cost, output_cost, total_cost}`, USD) from the app's own cost, so
+/// MLflow shows it rather than its price-table estimate. `None` without a cost in USD.
+pub fn cost(o: &Observation) -> Option<Value> {
+    let u = o.usage.as_ref()?;
+    if u.currency
+        .as_deref()
+        .is_some_and(|c| !c.eq_ignore_ascii_case("usd"))
+    {
+        return None;
+    }
+    let mut m = Map::new();
+    for (key, value) in [
+        ("input_cost", u.input_cost),
+        ("output_cost", u.output_cost),
+        ("total_cost", u.total_cost()),
+    ] {
+        if let Some(v) = value.filter(|v| v.is_finite() && *v >= 0.0) {
+            m.insert(key.into(), json!(v));
+        }
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+/// The trace's name, tags and metadata as `mlflow.traceTag.*` attributes of its root span,
+/// which MLflow turns into trace tags: `mlflow.traceName` (the trace list's name column), each
+/// tag (`key:value` or `key=value` as a key and value, a plain label with the value `true`),
+/// and each metadata entry (strings as they are, other values as JSON).
+pub fn trace_tags(trace: &Trace, attrs: &mut Attributes) {
+    attrs.str(format!("{TRACE_TAG_PREFIX}mlflow.traceName"), &trace.name);
+    for tag in &trace.tags {
+        let (key, value) = tag
+            .split_once([':', '='])
+            .filter(|(k, _)| !k.trim().is_empty())
+            .map_or((tag.as_str(), "true"), |(k, v)| (k.trim(), v.trim()));
+        if !key.starts_with("mlflow.") {
+            attrs.str(format!("{TRACE_TAG_PREFIX}{key}"), value);
+        }
+    }
+    for (key, value) in &trace.metadata {
+        if key.starts_with("mlflow.") {
+            continue;
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        attrs.str(format!("{TRACE_TAG_PREFIX}{key}"), text);
+    }
+}
+
 fn mlflow_json(attrs: &mut Attributes, key: &str, value: &Value) {
     attrs.json(key, value);
 }
@@ -442,8 +503,21 @@ impl Dialect for Mlflow {
                 }
             }
         }
+        if let Some(cost) = cost(o) {
+            mlflow_json(attrs, "mlflow.llm.cost", &cost);
+        }
+        // As MLflow's autologging records them: each model parameter and each metadata entry
+        // as an attribute of its own, which the span's Attributes tab shows.
+        for (key, value) in o.model_parameters.iter().chain(&o.metadata) {
+            if !key.starts_with("mlflow.") && !RESERVED.contains(&key.as_str()) {
+                mlflow_json(attrs, key, value);
+            }
+        }
         attrs.opt_str("user.id", who.user_id);
         attrs.opt_str("session.id", who.session_id);
+        if o.parent_id.is_none() || crate::otlp::encode::is_root(trace, o) {
+            trace_tags(trace, attrs);
+        }
     }
 
     async fn api_check(&self, transport: &Transport) -> Result<(), ExportError> {

@@ -686,6 +686,33 @@ fn mlflow_kinds_and_attributes() {
     let docs = json_attr(kr, "mlflow.spanOutputs").unwrap();
     assert_eq!(docs[0]["page_content"], json!("ops traces LLM apps"));
     assert_eq!(docs[0]["id"], json!("doc-1"));
+    // The trace's name, tags and metadata ride on the root as `mlflow.traceTag.*`, which
+    // MLflow turns into trace tags; children carry none.
+    assert_eq!(
+        str_attr(root, "mlflow.traceTag.mlflow.traceName"),
+        Some(trace.name.as_str())
+    );
+    for (key, _) in &trace.metadata {
+        assert!(
+            attr(root, &format!("mlflow.traceTag.{key}")).is_some(),
+            "metadata {key}"
+        );
+    }
+    assert!(attr(llm, "mlflow.traceTag.mlflow.traceName").is_none());
+    // The app's own cost, and model parameters as attributes of their own.
+    if let Some(cost) = obs(&trace, "LLM")
+        .usage
+        .as_ref()
+        .and_then(|u| u.total_cost())
+    {
+        assert_eq!(
+            json_attr(llm, "mlflow.llm.cost").unwrap()["total_cost"],
+            json!(cost)
+        );
+    }
+    for (key, value) in &obs(&trace, "LLM").model_parameters {
+        assert_eq!(json_attr(llm, key).as_ref(), Some(value), "{key}");
+    }
     assert_eq!(mlflow.endpoint(), "http://localhost:5000/v1/traces");
     assert!(
         mlflow

@@ -12,7 +12,8 @@
 //!   the redacted trees with insta ([`Capture::render`]), or match an expected tree with
 //!   wildcards ([`Capture::assert`], [`expect`]). A failed expectation names the test and shows
 //!   the expected and the actual trees.
-//! - [`phoenix::Phoenix`] starts a real Arize Phoenix on loopback for end-to-end tests.
+//! - [`phoenix::Phoenix`] and [`mlflow::Mlflow`] start a real Arize Phoenix and a real MLflow
+//!   tracking server on loopback for end-to-end tests.
 //! - [`MockProvider`] is the in-memory provider underneath, usable with any queue; it can be
 //!   scripted to fail, and it is registered as provider `mock`.
 //!
@@ -49,8 +50,10 @@
 //! ```
 
 mod capture;
+mod e2e;
 pub mod expect;
 pub mod fake_server;
+pub mod mlflow;
 mod mock;
 pub mod phoenix;
 

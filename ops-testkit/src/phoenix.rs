@@ -3,8 +3,11 @@
 //! (that PID only) when the handle is dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use crate::e2e::alive;
+pub use crate::e2e::{free_port, python3_available, run_script};
 
 /// How long the first install may take (it downloads Phoenix from PyPI).
 pub const SETUP_LIMIT: Duration = Duration::from_secs(420);
@@ -23,93 +26,6 @@ pub fn phoenix_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// Whether `python3` runs here (Phoenix needs it).
-pub fn python3_available() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs `bash script args` with a time limit; its stdout, or why it failed. Output goes
-/// through files in `work`, so a background process the script leaves running holds no pipe
-/// of ours.
-pub fn run_script(
-    script: &Path,
-    args: &[String],
-    envs: &[(&str, &Path)],
-    limit: Duration,
-    work: &Path,
-) -> Result<String, String> {
-    let name = script
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "script".into());
-    let out_path = work.join(format!("{name}.out"));
-    let err_path = out_path.with_extension("err");
-    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
-    let mut command = Command::new("bash");
-    command
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file(&out_path)?)
-        .stderr(file(&err_path)?);
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().map_err(|e| format!("bash: {e}"))?;
-    let deadline = Instant::now() + limit;
-    let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(format!("waiting for {name}: {e}")),
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{} did not finish within {limit:?}; stderr:\n{}",
-                script.display(),
-                stderr()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "{} failed ({status}); stdout:\n{stdout}\nstderr:\n{}",
-            script.display(),
-            stderr()
-        ));
-    }
-    Ok(stdout)
-}
-
-/// A free TCP port on 127.0.0.1.
-///
-/// # Panics
-/// If no loopback port can be bound.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a loopback port can be bound")
-}
-
-fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The Phoenix process start.sh left running; stopped (that PID only) and its working
