@@ -56,6 +56,7 @@ mod capture;
 mod clock;
 mod config;
 pub(crate) mod current;
+mod detached;
 mod future;
 mod ids;
 pub(crate) mod mask;
@@ -69,6 +70,7 @@ mod update;
 pub use config::{InvalidSampleRate, SAMPLE_RATE_ENV, sample_rate, set_sample_rate};
 pub use current::{ContextGuard, ObservationContext};
 pub use current::{update_current_observation, update_current_trace};
+pub use detached::DetachedObservation;
 pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
 pub use mask::{
     DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, replace_mask, reset_mask,

@@ -1,0 +1,285 @@
+//! The layer: a selected span's life mapped onto a detached observation.
+
+use std::cell::RefCell;
+
+use ops_core::context::{ContextGuard, DetachedObservation};
+use ops_core::{Level, ObservationContext, ObservationKind};
+use serde_json::{Value, json};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::fields::{EventFields, KindSource, KindVisitor, Recorder, Scratch};
+use crate::select::Select;
+
+/// How many events a span keeps in its `events` metadata; past that they are counted in
+/// `events_dropped`.
+pub const MAX_EVENTS: usize = 32;
+
+/// A `tracing-subscriber` [`Layer`](tracing_subscriber::Layer) that turns selected `tracing`
+/// spans into ops observations, in the same trees as `#[traced]` calls.
+///
+/// Build it with [`layer()`](crate::layer) and add it to a registry:
+/// `tracing_subscriber::registry().with(ops_tracing::layer())`.
+#[derive(Debug, Clone, Default)]
+pub struct OpsLayer {
+    select: Select,
+}
+
+impl OpsLayer {
+    /// Also takes every span whose target is `target` or one of its modules (`my_app` takes
+    /// `my_app::db`, not `my_apple`).
+    #[must_use]
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.select.targets.push(target.into());
+        self
+    }
+
+    /// Also takes every span with this name.
+    #[must_use]
+    pub fn with_span_name(mut self, name: impl Into<String>) -> Self {
+        self.select.names.push(name.into());
+        self
+    }
+
+    /// Takes every span. Prefer targets or a per-layer filter
+    /// (`tracing_subscriber::Layer::with_filter`): an app's sqlx and hyper spans rarely
+    /// belong in an LLM trace.
+    #[must_use]
+    pub fn with_all_spans(mut self) -> Self {
+        self.select.all = true;
+        self
+    }
+}
+
+/// What the layer keeps in a selected span's extensions.
+struct SpanState {
+    observation: DetachedObservation,
+    context: ObservationContext,
+    kind: Option<KindSource>,
+    scratch: Scratch,
+    events: Vec<Value>,
+    events_dropped: u64,
+    level: Level,
+    status: Option<String>,
+}
+
+impl SpanState {
+    fn record(&mut self, values: &Record<'_>) {
+        let mut kind = KindVisitor::default();
+        values.record(&mut kind);
+        if let Some((source, k)) = kind.kind
+            && self.kind.is_none_or(|s| s <= source)
+        {
+            self.kind = Some(source);
+            self.observation.set_kind(k);
+        }
+        let scratch = &mut self.scratch;
+        self.observation.update(|u| {
+            let mut recorder = Recorder::new(u, scratch);
+            values.record(&mut recorder);
+            recorder.finish();
+        });
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        let meta = event.metadata();
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let level = match *meta.level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Default,
+            _ => Level::Debug,
+        };
+        if level >= Level::Warning && level >= self.level {
+            // The last of the worst events says why.
+            self.level = level;
+            self.status = fields.message.clone().or_else(|| fields.error_type.clone());
+        }
+        if self.events.len() >= MAX_EVENTS {
+            self.events_dropped += 1;
+            return;
+        }
+        let mut record = serde_json::Map::new();
+        record.insert("level".into(), level.as_str().into());
+        record.insert("target".into(), meta.target().into());
+        if let Some(message) = fields.message {
+            record.insert("message".into(), message.into());
+        }
+        if let Some(error_type) = fields.error_type {
+            record.insert("error.type".into(), error_type.into());
+        }
+        if !fields.fields.is_empty() {
+            record.insert("fields".into(), Value::Object(fields.fields));
+        }
+        self.events.push(Value::Object(record));
+    }
+
+    fn end(self) {
+        let SpanState {
+            mut observation,
+            events,
+            events_dropped,
+            level,
+            status,
+            ..
+        } = self;
+        if !events.is_empty() || level >= Level::Warning {
+            observation.update(|u| {
+                if !events.is_empty() {
+                    u.metadata("events", events);
+                }
+                if events_dropped > 0 {
+                    u.metadata(
+                        "events_dropped",
+                        json!({ "count": events_dropped, "reason": format!("a span keeps at most {MAX_EVENTS} events") }),
+                    );
+                }
+                if level >= Level::Warning {
+                    u.level(level);
+                    if let Some(status) = status {
+                        u.status_message(status);
+                    }
+                }
+            });
+        }
+        observation.end();
+    }
+}
+
+thread_local! {
+    /// The contexts of the selected spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The context of the nearest span from `id` up that is an observation, else the root.
+fn context_of<S>(id: &Id, ctx: &Context<'_, S>) -> ObservationContext
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    ctx.span_scope(id)
+        .and_then(|scope| {
+            scope.into_iter().find_map(|s| {
+                s.extensions()
+                    .get::<SpanState>()
+                    .map(|st| st.context.clone())
+            })
+        })
+        .unwrap_or_else(ObservationContext::root)
+}
+
+impl<S> tracing_subscriber::Layer<S> for OpsLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !ops_core::is_enabled() {
+            return;
+        }
+        let meta = attrs.metadata();
+        if !self.select.selects(meta) {
+            return;
+        }
+        let mut kind = KindVisitor::default();
+        attrs.record(&mut kind);
+        let observation_kind = kind.kind.map_or(ObservationKind::Span, |(_, k)| k);
+        let observation = if let Some(parent) = attrs.parent() {
+            DetachedObservation::start_in(&context_of(parent, &ctx), meta.name(), observation_kind)
+        } else if attrs.is_root() {
+            DetachedObservation::start_in(
+                &ObservationContext::root(),
+                meta.name(),
+                observation_kind,
+            )
+        } else {
+            // The contextual parent: what is current on this thread, a `#[traced]` call or
+            // the innermost selected span entered here.
+            DetachedObservation::start(meta.name(), observation_kind)
+        };
+        let Some(mut observation) = observation else {
+            return;
+        };
+        let mut scratch = Scratch::default();
+        observation.update(|u| {
+            let mut recorder = Recorder::new(u, &mut scratch);
+            attrs.record(&mut recorder);
+            recorder.finish();
+        });
+        let context = observation.context();
+        let state = SpanState {
+            observation,
+            context,
+            kind: kind.kind.map(|(s, _)| s),
+            scratch,
+            events: Vec::new(),
+            events_dropped: 0,
+            level: Level::Default,
+            status: None,
+        };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(state);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
+        {
+            state.record(values);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // ops's own diagnostics never describe the app's spans.
+        if event.metadata().target().starts_with("ops_") {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+                state.event(event);
+                return;
+            }
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(context) = ctx.span(id).and_then(|s| {
+            s.extensions()
+                .get::<SpanState>()
+                .map(|st| st.context.clone())
+        }) else {
+            return;
+        };
+        let guard = context.enter();
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((id.clone(), guard)));
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let guard = ENTERED
+            .try_with(|e| {
+                let mut entered = e.borrow_mut();
+                // Exits are almost always innermost first; a span exited out of order is
+                // still found.
+                let at = entered.iter().rposition(|(i, _)| i == id)?;
+                Some(entered.remove(at).1)
+            })
+            .ok()
+            .flatten();
+        // Dropped outside the borrow: leaving may hand finished observations to their trace.
+        drop(guard);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let state = ctx
+            .span(&id)
+            .and_then(|s| s.extensions_mut().remove::<SpanState>());
+        if let Some(state) = state {
+            state.end();
+        }
+    }
+}
