@@ -16,49 +16,6 @@ pub(crate) enum KindSource {
     Explicit,
 }
 
-/// The kind the fields choose: `ops.kind`, else `gen_ai.operation.name`, else
-/// `openinference.span.kind`.
-#[derive(Debug, Default)]
-pub(crate) struct KindVisitor {
-    pub(crate) kind: Option<(KindSource, ObservationKind)>,
-}
-
-impl KindVisitor {
-    fn offer(&mut self, source: KindSource, kind: Option<ObservationKind>) {
-        if let Some(kind) = kind
-            && self.kind.is_none_or(|(s, _)| s < source)
-        {
-            self.kind = Some((source, kind));
-        }
-    }
-}
-
-impl Visit for KindVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "ops.kind" => self.offer(KindSource::Explicit, value.parse().ok()),
-            "gen_ai.operation.name" => self.offer(KindSource::GenAi, gen_ai_kind(value)),
-            "openinference.span.kind" => {
-                self.offer(KindSource::OpenInference, openinference_kind(value))
-            }
-            _ => {}
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if is_kind_field(field.name()) {
-            self.record_str(field, format!("{value:?}").trim_matches('"'));
-        }
-    }
-}
-
-fn is_kind_field(name: &str) -> bool {
-    matches!(
-        name,
-        "ops.kind" | "gen_ai.operation.name" | "openinference.span.kind"
-    )
-}
-
 /// The kind of a `gen_ai.operation.name`: a model call for chat, completion, content
 /// generation and embeddings (and rig-core's streaming and Interactions variants); a tool for
 /// `execute_tool`; an agent for `invoke_agent` and `create_agent`.
@@ -90,19 +47,50 @@ pub(crate) fn openinference_kind(kind: &str) -> Option<ObservationKind> {
     })
 }
 
-/// What the fields recorded so far add up to, kept between `record` calls: usage comes in
-/// several fields, and a response model beats the request's.
+/// What the fields recorded so far add up to, kept between `record` calls and applied when
+/// the span closes: usage comes in several fields, and the response's model beats the
+/// request's whatever the order they come in.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
+    /// The kind chosen so far, and where it came from.
+    pub(crate) kind: Option<(KindSource, ObservationKind)>,
     pub(crate) usage: Option<Usage>,
-    pub(crate) has_response_model: bool,
+    pub(crate) request_model: Option<String>,
+    pub(crate) response_model: Option<String>,
 }
 
-/// Writes a span's fields into its observation's update.
+impl Scratch {
+    /// Takes `kind` from `source` unless a stronger source chose one: whether it did.
+    fn offer(&mut self, source: KindSource, kind: Option<ObservationKind>) -> bool {
+        match kind {
+            Some(kind) if self.kind.is_none_or(|(s, _)| s <= source) => {
+                self.kind = Some((source, kind));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes what it gathered into `update`.
+    pub(crate) fn apply(&mut self, update: &mut ObservationUpdate) {
+        if let Some(model) = self.response_model.take().or(self.request_model.take()) {
+            update.model(model);
+        }
+        if let Some(usage) = self.usage.take() {
+            update.usage(usage);
+        }
+    }
+}
+
+/// Writes a span's fields into an update of its observation, and what must wait for the
+/// span's end into its [`Scratch`].
 pub(crate) struct Recorder<'a> {
     pub(crate) update: &'a mut ObservationUpdate,
     pub(crate) scratch: &'a mut Scratch,
-    pub(crate) usage_changed: bool,
+    /// Whether `update` was changed.
+    pub(crate) touched: bool,
+    /// Whether the kind was chosen by these fields.
+    pub(crate) kind_changed: bool,
 }
 
 impl<'a> Recorder<'a> {
@@ -110,32 +98,19 @@ impl<'a> Recorder<'a> {
         Self {
             update,
             scratch,
-            usage_changed: false,
+            touched: false,
+            kind_changed: false,
         }
-    }
-
-    /// Writes the usage gathered, when a field changed it.
-    pub(crate) fn finish(self) {
-        if self.usage_changed
-            && let Some(usage) = &self.scratch.usage
-        {
-            self.update.usage(usage.clone());
-        }
-    }
-
-    fn usage(&mut self) -> &mut Usage {
-        self.usage_changed = true;
-        self.scratch.usage.get_or_insert_with(|| Usage {
-            unit: UsageUnit::Tokens,
-            ..Usage::default()
-        })
     }
 
     fn count(&mut self, name: &str, value: u64) -> bool {
         let Some(key) = name.strip_prefix("gen_ai.usage.") else {
             return false;
         };
-        let usage = self.usage();
+        let usage = self.scratch.usage.get_or_insert_with(|| Usage {
+            unit: UsageUnit::Tokens,
+            ..Usage::default()
+        });
         match key {
             "input_tokens" | "prompt_tokens" => usage.input = Some(value),
             "output_tokens" | "completion_tokens" => usage.output = Some(value),
@@ -149,33 +124,45 @@ impl<'a> Recorder<'a> {
         true
     }
 
-    /// A field as a JSON value: `ops`'s model field it maps to, else metadata.
-    fn value(&mut self, name: &str, value: Value) {
-        let u = &mut *self.update;
+    /// A text field that only the scratch or the kind takes: whether it was one.
+    fn text(&mut self, name: &str, value: &str) -> bool {
         match name {
-            "ops.kind" => {
-                if let Err(e) = text(value).parse::<ObservationKind>() {
-                    u.metadata(
+            "ops.kind" => match value.parse::<ObservationKind>() {
+                Ok(kind) => {
+                    self.kind_changed |= self.scratch.offer(KindSource::Explicit, Some(kind))
+                }
+                Err(e) => {
+                    self.touched = true;
+                    self.update.metadata(
                         "ops.kind_error",
                         format!("{e}: the span's kind falls back to its GenAI fields, else span"),
                     );
                 }
+            },
+            "gen_ai.operation.name" => {
+                self.kind_changed |= self.scratch.offer(KindSource::GenAi, gen_ai_kind(value));
             }
-            "gen_ai.operation.name" | "openinference.span.kind" => {
-                u.metadata(name, value);
+            "openinference.span.kind" => {
+                self.kind_changed |= self
+                    .scratch
+                    .offer(KindSource::OpenInference, openinference_kind(value));
             }
-            "gen_ai.request.model" => {
-                if !self.scratch.has_response_model {
-                    u.model(text(value));
-                }
-            }
-            "gen_ai.response.model" => {
-                self.scratch.has_response_model = true;
-                u.model(text(value));
-            }
+            "gen_ai.request.model" => self.scratch.request_model = Some(value.to_owned()),
+            "gen_ai.response.model" => self.scratch.response_model = Some(value.to_owned()),
             "gen_ai.provider.name" | "gen_ai.system" => {
-                u.model_provider(text(value));
+                self.touched = true;
+                self.update.model_provider(value);
             }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A field as a JSON value: `ops`'s model field it maps to, else metadata.
+    fn value(&mut self, name: &str, value: Value) {
+        self.touched = true;
+        let u = &mut *self.update;
+        match name {
             "gen_ai.input.messages"
             | "gen_ai.prompt"
             | "gen_ai.tool.call.arguments"
@@ -220,7 +207,7 @@ impl<'a> Recorder<'a> {
                     .metadata("error_type", kind);
             }
             "otel.status_code" => {
-                if text(value.clone()).eq_ignore_ascii_case("error") {
+                if text(value).eq_ignore_ascii_case("error") {
                     u.level(Level::Error);
                 }
             }
@@ -287,7 +274,9 @@ impl Visit for Recorder<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.value(field.name(), Value::from(value));
+        if !self.text(field.name(), value) {
+            self.value(field.name(), Value::from(value));
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -297,11 +286,10 @@ impl Visit for Recorder<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = format!("{value:?}");
         // `%value` and string-like `?value`: strip the quotes `Debug` adds to strings.
-        let text = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-            Some(inner) => inner.to_owned(),
-            None => text,
-        };
-        self.value(field.name(), Value::from(text));
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => self.record_str(field, inner),
+            None => self.record_str(field, &text),
+        }
     }
 }
 

@@ -3,14 +3,14 @@
 use std::cell::RefCell;
 
 use ops_core::context::{ContextGuard, DetachedObservation};
-use ops_core::{Level, ObservationContext, ObservationKind};
+use ops_core::{Level, ObservationContext, ObservationKind, ObservationUpdate};
 use serde_json::{Value, json};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::fields::{EventFields, KindSource, KindVisitor, Recorder, Scratch};
+use crate::fields::{EventFields, Recorder, Scratch};
 use crate::select::Select;
 
 /// How many events a span keeps in its `events` metadata; past that they are counted in
@@ -57,30 +57,41 @@ impl OpsLayer {
 struct SpanState {
     observation: DetachedObservation,
     context: ObservationContext,
-    kind: Option<KindSource>,
     scratch: Scratch,
-    events: Vec<Value>,
-    events_dropped: u64,
+    /// Boxed, and only once an event came: most spans have none.
+    events: Option<Box<Events>>,
+}
+
+/// The events of a span.
+#[derive(Default)]
+struct Events {
+    kept: Vec<Value>,
+    dropped: u64,
     level: Level,
     status: Option<String>,
 }
 
+/// Reads `fields` into an update of the observation, and into its scratch.
+fn read(
+    scratch: &mut Scratch,
+    fields: impl FnOnce(&mut Recorder<'_>),
+) -> (Option<ObservationUpdate>, bool) {
+    let mut update = ObservationUpdate::default();
+    let mut recorder = Recorder::new(&mut update, scratch);
+    fields(&mut recorder);
+    let (touched, kind_changed) = (recorder.touched, recorder.kind_changed);
+    (touched.then_some(update), kind_changed)
+}
+
 impl SpanState {
     fn record(&mut self, values: &Record<'_>) {
-        let mut kind = KindVisitor::default();
-        values.record(&mut kind);
-        if let Some((source, k)) = kind.kind
-            && self.kind.is_none_or(|s| s <= source)
-        {
-            self.kind = Some(source);
-            self.observation.set_kind(k);
+        let (update, kind_changed) = read(&mut self.scratch, |r| values.record(r));
+        if kind_changed && let Some((_, kind)) = self.scratch.kind {
+            self.observation.set_kind(kind);
         }
-        let scratch = &mut self.scratch;
-        self.observation.update(|u| {
-            let mut recorder = Recorder::new(u, scratch);
-            values.record(&mut recorder);
-            recorder.finish();
-        });
+        if let Some(update) = update {
+            self.observation.apply(update);
+        }
     }
 
     fn event(&mut self, event: &Event<'_>) {
@@ -93,13 +104,14 @@ impl SpanState {
             tracing::Level::INFO => Level::Default,
             _ => Level::Debug,
         };
-        if level >= Level::Warning && level >= self.level {
+        let events = self.events.get_or_insert_with(Default::default);
+        if level >= Level::Warning && level >= events.level {
             // The last of the worst events says why.
-            self.level = level;
-            self.status = fields.message.clone().or_else(|| fields.error_type.clone());
+            events.level = level;
+            events.status = fields.message.clone().or_else(|| fields.error_type.clone());
         }
-        if self.events.len() >= MAX_EVENTS {
-            self.events_dropped += 1;
+        if events.kept.len() >= MAX_EVENTS {
+            events.dropped += 1;
             return;
         }
         let mut record = serde_json::Map::new();
@@ -114,37 +126,43 @@ impl SpanState {
         if !fields.fields.is_empty() {
             record.insert("fields".into(), Value::Object(fields.fields));
         }
-        self.events.push(Value::Object(record));
+        events.kept.push(Value::Object(record));
     }
 
     fn end(self) {
         let SpanState {
             mut observation,
+            mut scratch,
             events,
-            events_dropped,
-            level,
-            status,
             ..
         } = self;
-        if !events.is_empty() || level >= Level::Warning {
-            observation.update(|u| {
-                if !events.is_empty() {
-                    u.metadata("events", events);
+        observation.update(|update| {
+            scratch.apply(update);
+            let Some(events) = events else {
+                return;
+            };
+            let Events {
+                kept,
+                dropped,
+                level,
+                status,
+            } = *events;
+            if !kept.is_empty() {
+                update.metadata("events", kept);
+            }
+            if dropped > 0 {
+                update.metadata(
+                    "events_dropped",
+                    json!({ "count": dropped, "reason": format!("a span keeps at most {MAX_EVENTS} events") }),
+                );
+            }
+            if level >= Level::Warning {
+                update.level(level);
+                if let Some(status) = status {
+                    update.status_message(status);
                 }
-                if events_dropped > 0 {
-                    u.metadata(
-                        "events_dropped",
-                        json!({ "count": events_dropped, "reason": format!("a span keeps at most {MAX_EVENTS} events") }),
-                    );
-                }
-                if level >= Level::Warning {
-                    u.level(level);
-                    if let Some(status) = status {
-                        u.status_message(status);
-                    }
-                }
-            });
-        }
+            }
+        });
         observation.end();
     }
 }
@@ -182,41 +200,30 @@ where
         if !self.select.selects(meta) {
             return;
         }
-        let mut kind = KindVisitor::default();
-        attrs.record(&mut kind);
-        let observation_kind = kind.kind.map_or(ObservationKind::Span, |(_, k)| k);
+        let mut scratch = Scratch::default();
+        let (update, _) = read(&mut scratch, |r| attrs.record(r));
+        let kind = scratch.kind.map_or(ObservationKind::Span, |(_, k)| k);
         let observation = if let Some(parent) = attrs.parent() {
-            DetachedObservation::start_in(&context_of(parent, &ctx), meta.name(), observation_kind)
+            DetachedObservation::start_in(&context_of(parent, &ctx), meta.name(), kind)
         } else if attrs.is_root() {
-            DetachedObservation::start_in(
-                &ObservationContext::root(),
-                meta.name(),
-                observation_kind,
-            )
+            DetachedObservation::start_in(&ObservationContext::root(), meta.name(), kind)
         } else {
             // The contextual parent: what is current on this thread, a `#[traced]` call or
             // the innermost selected span entered here.
-            DetachedObservation::start(meta.name(), observation_kind)
+            DetachedObservation::start(meta.name(), kind)
         };
         let Some(mut observation) = observation else {
             return;
         };
-        let mut scratch = Scratch::default();
-        observation.update(|u| {
-            let mut recorder = Recorder::new(u, &mut scratch);
-            attrs.record(&mut recorder);
-            recorder.finish();
-        });
+        if let Some(update) = update {
+            observation.apply(update);
+        }
         let context = observation.context();
         let state = SpanState {
             observation,
             context,
-            kind: kind.kind.map(|(s, _)| s),
             scratch,
-            events: Vec::new(),
-            events_dropped: 0,
-            level: Level::Default,
-            status: None,
+            events: None,
         };
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(state);

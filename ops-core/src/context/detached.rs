@@ -2,7 +2,9 @@
 //! (any number of times, on any thread), updated, and ended when its owner says so. The bridge
 //! from other instrumentation (the `ops-tracing` layer turns `tracing` spans into these).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{OnceLock, RwLock};
 
 use super::current::{self, Current, ObservationContext};
@@ -104,23 +106,92 @@ impl DetachedObservation {
         }
     }
 
+    /// Applies an update built beforehand, as [`DetachedObservation::update`] does (for
+    /// example one built from fields read before the observation started).
+    pub fn apply(&mut self, update: ObservationUpdate) {
+        if let Some(active) = self.span.recording() {
+            active.apply_update(update);
+        }
+    }
+
     /// Ends it now and hands it to its trace; ending a trace's root queues the trace.
     pub fn end(mut self) {
         self.span.finish();
     }
 }
 
-/// The `&'static Site` of a name and kind: one per pair, made once.
+/// The `&'static Site` of a name and kind, made once per name (one for every kind at once):
+/// looked up in the thread's cache, else in the process's, else made.
 fn site(name: &'static str, kind: ObservationKind) -> &'static Site {
-    type Sites = RwLock<HashMap<(usize, usize, ObservationKind), &'static Site>>;
-    static SITES: OnceLock<Sites> = OnceLock::new();
-    let sites = SITES.get_or_init(Default::default);
-    let key = (name.as_ptr().addr(), name.len(), kind);
-    if let Some(site) = sites.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return site;
+    type Sites = HashMap<(usize, usize), &'static [Site; KINDS], BuildHasherDefault<NameHasher>>;
+    static SITES: OnceLock<RwLock<Sites>> = OnceLock::new();
+    thread_local! {
+        static CACHE: RefCell<Sites> = RefCell::default();
     }
-    let mut sites = sites.write().unwrap_or_else(|e| e.into_inner());
-    sites
-        .entry(key)
-        .or_insert_with(|| Box::leak(Box::new(Site::new(name, kind))))
+    let key = (name.as_ptr().addr(), name.len());
+    let index = kind as usize;
+    if let Ok(Some(sites)) = CACHE.try_with(|c| c.borrow().get(&key).copied()) {
+        return &sites[index];
+    }
+    let global = SITES.get_or_init(Default::default);
+    let found = global
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .copied();
+    let sites = found.unwrap_or_else(|| {
+        *global
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert_with(|| {
+                Box::leak(Box::new(ObservationKind::ALL.map(|k| Site::new(name, k))))
+            })
+    });
+    let _ = CACHE.try_with(|c| c.borrow_mut().insert(key, sites));
+    &sites[index]
+}
+
+const KINDS: usize = ObservationKind::ALL.len();
+
+/// Hashes a name's address and length: they are already well spread.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_per_name_and_kind() {
+        for kind in ObservationKind::ALL {
+            let a = site("a", kind);
+            assert_eq!((a.name, a.kind), ("a", kind));
+            assert!(std::ptr::eq(a, site("a", kind)));
+        }
+        assert!(!std::ptr::eq(
+            site("a", ObservationKind::Span),
+            site("b", ObservationKind::Span)
+        ));
+    }
 }

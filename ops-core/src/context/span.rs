@@ -400,6 +400,14 @@ impl ActiveSpan {
         Uuid::from_u128(self.record.id)
     }
 
+    /// Applies `update` on top of what it carries.
+    pub(crate) fn apply_update(&mut self, update: ObservationUpdate) {
+        match &mut self.data().extra {
+            Some(extra) => extra.merge(update),
+            extra @ None => *extra = Some(Box::new(update)),
+        }
+    }
+
     /// The updates it carries, to change before it ends.
     pub(crate) fn update_mut(&mut self) -> &mut ObservationUpdate {
         self.extra()
