@@ -231,6 +231,10 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        // Off (no queue, no trace alive): no span holds an observation that records.
+        if !ops_core::is_enabled() {
+            return;
+        }
         if let Some(span) = ctx.span(id)
             && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
         {
@@ -240,7 +244,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // ops's own diagnostics never describe the app's spans.
-        if event.metadata().target().starts_with("ops_") {
+        if !ops_core::is_enabled() || event.metadata().target().starts_with("ops_") {
             return;
         }
         let Some(scope) = ctx.event_scope(event) else {
@@ -255,6 +259,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !ops_core::is_enabled() {
+            return;
+        }
         let Some(context) = ctx.span(id).and_then(|s| {
             s.extensions()
                 .get::<SpanState>()
@@ -282,6 +289,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !ops_core::is_enabled() {
+            return;
+        }
         let state = ctx
             .span(&id)
             .and_then(|s| s.extensions_mut().remove::<SpanState>());
