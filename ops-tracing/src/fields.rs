@@ -57,6 +57,7 @@ pub(crate) struct Scratch {
     pub(crate) usage: Option<Usage>,
     pub(crate) request_model: Option<String>,
     pub(crate) response_model: Option<String>,
+    pub(crate) provider: Option<String>,
 }
 
 impl Scratch {
@@ -79,28 +80,32 @@ impl Scratch {
         if let Some(usage) = self.usage.take() {
             update.usage(usage);
         }
+        if let Some(provider) = self.provider.take() {
+            update.model_provider(provider);
+        }
     }
 }
 
-/// Writes a span's fields into an update of its observation, and what must wait for the
-/// span's end into its [`Scratch`].
+/// Writes a span's fields into an update of its observation (made only when a field needs
+/// one), and what must wait for the span's end into its [`Scratch`].
 pub(crate) struct Recorder<'a> {
-    pub(crate) update: &'a mut ObservationUpdate,
+    pub(crate) update: Option<ObservationUpdate>,
     pub(crate) scratch: &'a mut Scratch,
-    /// Whether `update` was changed.
-    pub(crate) touched: bool,
     /// Whether the kind was chosen by these fields.
     pub(crate) kind_changed: bool,
 }
 
 impl<'a> Recorder<'a> {
-    pub(crate) fn new(update: &'a mut ObservationUpdate, scratch: &'a mut Scratch) -> Self {
+    pub(crate) fn new(scratch: &'a mut Scratch) -> Self {
         Self {
-            update,
+            update: None,
             scratch,
-            touched: false,
             kind_changed: false,
         }
+    }
+
+    fn update(&mut self) -> &mut ObservationUpdate {
+        self.update.get_or_insert_with(Default::default)
     }
 
     fn count(&mut self, name: &str, value: u64) -> bool {
@@ -132,8 +137,7 @@ impl<'a> Recorder<'a> {
                     self.kind_changed |= self.scratch.offer(KindSource::Explicit, Some(kind))
                 }
                 Err(e) => {
-                    self.touched = true;
-                    self.update.metadata(
+                    self.update().metadata(
                         "ops.kind_error",
                         format!("{e}: the span's kind falls back to its GenAI fields, else span"),
                     );
@@ -150,8 +154,7 @@ impl<'a> Recorder<'a> {
             "gen_ai.request.model" => self.scratch.request_model = Some(value.to_owned()),
             "gen_ai.response.model" => self.scratch.response_model = Some(value.to_owned()),
             "gen_ai.provider.name" | "gen_ai.system" => {
-                self.touched = true;
-                self.update.model_provider(value);
+                self.scratch.provider = Some(value.to_owned());
             }
             _ => return false,
         }
@@ -160,8 +163,7 @@ impl<'a> Recorder<'a> {
 
     /// A field as a JSON value: `ops`'s model field it maps to, else metadata.
     fn value(&mut self, name: &str, value: Value) {
-        self.touched = true;
-        let u = &mut *self.update;
+        let u = self.update();
         match name {
             "gen_ai.input.messages"
             | "gen_ai.prompt"

@@ -71,16 +71,15 @@ struct Events {
     status: Option<String>,
 }
 
-/// Reads `fields` into an update of the observation, and into its scratch.
+/// Reads `fields` into an update of the observation (when one is needed) and into its
+/// scratch; says whether they chose the kind.
 fn read(
     scratch: &mut Scratch,
     fields: impl FnOnce(&mut Recorder<'_>),
 ) -> (Option<ObservationUpdate>, bool) {
-    let mut update = ObservationUpdate::default();
-    let mut recorder = Recorder::new(&mut update, scratch);
+    let mut recorder = Recorder::new(scratch);
     fields(&mut recorder);
-    let (touched, kind_changed) = (recorder.touched, recorder.kind_changed);
-    (touched.then_some(update), kind_changed)
+    (recorder.update, recorder.kind_changed)
 }
 
 impl SpanState {
