@@ -107,7 +107,15 @@ impl SpanState {
         if level >= Level::Warning && level >= events.level {
             // The last of the worst events says why.
             events.level = level;
-            events.status = fields.message.clone().or_else(|| fields.error_type.clone());
+            events.status = fields
+                .message
+                .clone()
+                .or_else(|| match fields.fields.get("error") {
+                    // `#[instrument(err)]`'s event: the error, with no message.
+                    Some(Value::String(error)) => Some(error.clone()),
+                    _ => None,
+                })
+                .or_else(|| fields.error_type.clone());
         }
         if events.kept.len() >= MAX_EVENTS {
             events.dropped += 1;

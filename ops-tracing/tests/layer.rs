@@ -322,6 +322,23 @@ fn events_become_events_level_and_status() {
     assert_eq!(chatty.level, Level::Default);
 }
 
+#[tracing::instrument(err, fields(gen_ai.operation.name = "execute_tool", gen_ai.tool.name = "search"))]
+fn failing_tool(query: &str) -> Result<String, std::io::Error> {
+    Err(std::io::Error::other(format!("no results for {query}")))
+}
+
+#[test]
+fn an_instrumented_error_marks_the_span_failed() {
+    let capture = capture();
+    traced_with(&capture, ops_tracing::layer(), || failing_tool("rust")).unwrap_err();
+    let tool = capture
+        .find("search")
+        .expect("the tool, named after the tool");
+    assert_eq!(tool.kind, ObservationKind::Tool);
+    assert_eq!(tool.level, Level::Error);
+    assert_eq!(tool.status_message.as_deref(), Some("no results for rust"));
+}
+
 #[test]
 fn the_kind_comes_from_ops_kind_then_gen_ai_then_openinference() {
     let capture = capture();
