@@ -179,20 +179,16 @@ thread_local! {
     static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The context of the nearest span from `id` up that is an observation, else the root.
-fn context_of<S>(id: &Id, ctx: &Context<'_, S>) -> ObservationContext
+/// The context of the nearest span from `id` up that is an observation, if any.
+fn context_of<S>(id: &Id, ctx: &Context<'_, S>) -> Option<ObservationContext>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    ctx.span_scope(id)
-        .and_then(|scope| {
-            scope.into_iter().find_map(|s| {
-                s.extensions()
-                    .get::<SpanState>()
-                    .map(|st| st.context.clone())
-            })
-        })
-        .unwrap_or_else(ObservationContext::root)
+    ctx.span_scope(id)?.into_iter().find_map(|s| {
+        s.extensions()
+            .get::<SpanState>()
+            .map(|st| st.context.clone())
+    })
 }
 
 impl<S> tracing_subscriber::Layer<S> for OpsLayer
@@ -210,13 +206,15 @@ where
         let mut scratch = Scratch::default();
         let (update, _) = read(&mut scratch, |r| attrs.record(r));
         let kind = scratch.kind.map_or(ObservationKind::Span, |(_, k)| k);
-        let observation = if let Some(parent) = attrs.parent() {
-            DetachedObservation::start_in(&context_of(parent, &ctx), meta.name(), kind)
+        let explicit = attrs.parent().and_then(|parent| context_of(parent, &ctx));
+        let observation = if let Some(parent) = explicit {
+            DetachedObservation::start_in(&parent, meta.name(), kind)
         } else if attrs.is_root() {
             DetachedObservation::start_in(&ObservationContext::root(), meta.name(), kind)
         } else {
-            // The contextual parent: what is current on this thread, a `#[traced]` call or
-            // the innermost selected span entered here.
+            // The contextual parent (or an explicit parent with no observation above it):
+            // what is current on this thread, a `#[traced]` call or the innermost selected
+            // span entered here.
             DetachedObservation::start(meta.name(), kind)
         };
         let Some(mut observation) = observation else {

@@ -25,11 +25,15 @@
 //!   the status message. An event goes to the nearest enclosing span that is an observation.
 //! - **Tree:** a span's parent is the observation current where it is created (a
 //!   `#[traced]` call, or the innermost selected span entered on the thread), or for a span
-//!   with an explicit `parent:`, that span's nearest observation. While a selected span is
-//!   entered, it is the current observation: `#[traced]` calls and
-//!   [`ops_core::update_current_observation`] reach it.
+//!   with an explicit `parent:`, that span's nearest observation (else the current one, as
+//!   for rig-core's `parent: Span::current()` under a `#[traced]` call); `parent: None` starts
+//!   a new trace. While a selected span is entered, it is the current observation:
+//!   `#[traced]` calls and [`ops_core::update_current_observation`] reach it. An observation
+//!   ends when its span closes (the last handle to it is dropped); the trace is queued when
+//!   its root's span closes, and children that close later follow in another part.
 //! - **Cost:** when no queue is installed and no trace is alive, the layer returns after one
-//!   relaxed atomic load (on exit, after a look at an empty thread-local list); see `benches/layer.rs` for the cost of a recorded span beside
+//!   relaxed atomic load (on exit, after a look at an empty thread-local list); see
+//!   `benches/layer.rs` for the cost of a recorded span beside
 //!   tracing-opentelemetry's.
 
 mod fields;

@@ -425,6 +425,29 @@ fn an_explicit_parent_and_updates_from_inside_are_honoured() {
 }
 
 #[test]
+fn an_explicit_parent_with_no_observation_above_falls_back_to_the_current_one() {
+    #[traced]
+    fn handler() {
+        // As rig-core's `completion_parent_span!` does: `parent: Span::current()`, here a
+        // span that is not an observation.
+        let unselected = info_span!("plain");
+        let _g = unselected.enter();
+        info_span!(parent: tracing::Span::current(), "chat", gen_ai.operation.name = "chat")
+            .in_scope(|| {});
+        // `parent: None` asks for a new trace, and gets one.
+        info_span!(parent: None, "detached", ops.kind = "span").in_scope(|| {});
+    }
+    let capture = capture();
+    traced_with(&capture, ops_tracing::layer(), handler);
+    let handler = capture.find("handler").unwrap();
+    assert_eq!(capture.find("chat").unwrap().parent_id, Some(handler.id));
+    assert!(capture.find("plain").is_none());
+    let detached = capture.find("detached").unwrap();
+    assert_eq!(detached.parent_id, None);
+    assert_eq!(capture.traces().len(), 2);
+}
+
+#[test]
 fn without_a_queue_nothing_is_recorded_and_nothing_breaks() {
     // No capture entered on this thread: the spans are not observations of any capture.
     let capture = capture();
