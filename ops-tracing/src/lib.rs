@@ -30,7 +30,7 @@
 //!   a new trace. While a selected span is entered, it is the current observation:
 //!   `#[traced]` calls and [`ops_core::update_current_observation`] reach it. An observation
 //!   ends when its span closes (the last handle to it is dropped); the trace is queued when
-//!   its root's span closes, and children that close later follow in another part.
+//!   its root's span closes, which the registry delays until its children have closed.
 //! - **Cost:** when no queue is installed and no trace is alive, the layer returns after one
 //!   relaxed atomic load (on exit, after a look at an empty thread-local list); see
 //!   `benches/layer.rs` for the cost of a recorded span beside

@@ -448,6 +448,23 @@ fn an_explicit_parent_with_no_observation_above_falls_back_to_the_current_one() 
 }
 
 #[test]
+fn a_root_handle_dropped_before_its_child_still_delivers_one_whole_trace() {
+    let capture = capture();
+    traced_with(&capture, ops_tracing::layer(), || {
+        let root = info_span!("request", ops.kind = "workflow");
+        let child = root.in_scope(|| info_span!("stream", gen_ai.operation.name = "chat"));
+        // The registry closes the root only once its child has closed.
+        drop(root);
+        drop(child);
+    });
+    let traces = capture.traces();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].observations.len(), 2);
+    let request = capture.find("request").unwrap();
+    assert_eq!(capture.find("stream").unwrap().parent_id, Some(request.id));
+}
+
+#[test]
 fn without_a_queue_nothing_is_recorded_and_nothing_breaks() {
     // No capture entered on this thread: the spans are not observations of any capture.
     let capture = capture();
