@@ -574,3 +574,36 @@ async fn async_spans_and_traced_futures_interleave_correctly() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_spawned_with_instrument_carries_the_trace() {
+    use tracing::Instrument;
+    use tracing::instrument::WithSubscriber;
+    let capture = capture();
+    let inner = capture.clone();
+    async move {
+        inner
+            .scope(async {
+                let agent = info_span!("agent", ops.kind = "agent");
+                let task = tokio::spawn(
+                    async { traced_async_leaf(21).await }
+                        .instrument(info_span!(parent: &agent, "tool", ops.kind = "tool"))
+                        .with_current_subscriber(),
+                );
+                assert_eq!(task.await.unwrap(), 42);
+                drop(agent);
+            })
+            .await
+    }
+    .with_subscriber(dispatch(ops_tracing::layer()))
+    .await;
+    capture.assert(
+        ops_testkit::expect::trace().name("agent").root(
+            ops_testkit::expect::observation("agent").child(
+                ops_testkit::expect::observation("tool")
+                    .kind(ObservationKind::Tool)
+                    .child(ops_testkit::expect::observation("traced_async_leaf").output(json!(42))),
+            ),
+        ),
+    );
+}
