@@ -17,6 +17,10 @@
 //!   `metadata(k = f())`) is a child of that call when it is a synchronous child; for a root
 //!   or a call given its parent, which enter their context only to run, it goes where the
 //!   caller's context puts it.
+//! - **Detached:** a [`DetachedObservation`] is an observation whose life is not one call's
+//!   (a `tracing` span's, through `ops-tracing`): started under the current context, made
+//!   current with its [`ObservationContext`] while code under it runs, ended explicitly. It
+//!   carries its own context, as an async call does.
 //! - **Root:** a call with no parent starts a trace, bound to [`crate::current_queue`] (the
 //!   task's scoped default, else the thread's, else the global queue). Its kind is the trace's
 //!   kind: a `message` root makes a message trace. Children inherit the trace and its queue.
@@ -56,6 +60,7 @@ mod capture;
 mod clock;
 mod config;
 pub(crate) mod current;
+mod detached;
 mod future;
 mod ids;
 pub(crate) mod mask;
@@ -69,6 +74,7 @@ mod update;
 pub use config::{InvalidSampleRate, SAMPLE_RATE_ENV, sample_rate, set_sample_rate};
 pub use current::{ContextGuard, ObservationContext};
 pub use current::{update_current_observation, update_current_trace};
+pub use detached::DetachedObservation;
 pub use future::{TraceFutureExt, WithContext, spawn, spawn_blocking, spawn_thread};
 pub use mask::{
     DEFAULT_REDACTED_KEYS, Mask, REDACTED, RedactKeys, disable_mask, replace_mask, reset_mask,

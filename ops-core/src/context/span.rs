@@ -425,6 +425,19 @@ impl ActiveSpan {
     fn id(&self) -> Uuid {
         Uuid::from_u128(self.record.id)
     }
+
+    /// Applies `update` on top of what it carries.
+    pub(crate) fn apply_update(&mut self, update: ObservationUpdate) {
+        match &mut self.data().extra {
+            Some(extra) => extra.merge(update),
+            extra @ None => *extra = Some(Box::new(update)),
+        }
+    }
+
+    /// The updates it carries, to change before it ends.
+    pub(crate) fn update_mut(&mut self) -> &mut ObservationUpdate {
+        self.extra()
+    }
 }
 
 impl Span {
@@ -463,6 +476,31 @@ impl Span {
                 self.panicked(&*payload);
                 resume_unwind(payload)
             }
+        }
+    }
+
+    /// The context of a call that carries its own (a root, a call given its parent): its
+    /// observation, or the unsampled context of a root sampling left out.
+    pub(crate) fn own_context(&self) -> Option<Current> {
+        match &self.state {
+            State::Active(ActiveSpan {
+                owner: Owner::Slot(slot),
+                ..
+            })
+            | State::Unsampled(slot) => Some(slot.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the call is recorded.
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+
+    /// Changes what the call is (its name and kind), keeping its name.
+    pub(crate) fn set_site(&mut self, site: impl FnOnce(&'static str) -> &'static Site) {
+        if let State::Active(a) = &mut self.state {
+            a.record.site = site(a.record.site.name);
         }
     }
 
