@@ -1,0 +1,94 @@
+//! `AppTraceQueue::add_with_receipt`: the receipt resolves once every provider the trace went
+//! to is done with it, and says how each ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_core::{
+    ExportError, ExportOutcome, ObservationKind, Provider, Trace, TraceId, TraceQueueManager,
+    TraceTask,
+};
+
+struct Answers {
+    name: &'static str,
+    fatal: bool,
+}
+
+#[ops_core::async_trait]
+impl Provider for Answers {
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn export(&mut self, _batch: &[Arc<Trace>]) -> ExportOutcome {
+        if self.fatal {
+            ExportOutcome::fatal(ExportError::new(self.name, "rejected"))
+        } else {
+            ExportOutcome::Delivered
+        }
+    }
+    async fn api_check(&self) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+fn task() -> TraceTask {
+    TraceTask::from_trace(Trace::new(
+        TraceId::generate(),
+        ObservationKind::Workflow,
+        "run",
+        chrono::Utc::now(),
+    ))
+}
+
+#[test]
+fn a_receipt_counts_each_provider_that_accepted_or_gave_up() {
+    let queue = TraceQueueManager::builder()
+        .interval(Duration::from_millis(10))
+        .provider(Answers {
+            name: "accepts",
+            fatal: false,
+        })
+        .provider(Answers {
+            name: "rejects",
+            fatal: true,
+        })
+        .build()
+        .unwrap();
+    let receipt = queue.for_app("app", None).add_with_receipt(task()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let resolution = runtime
+        .block_on(tokio::time::timeout(Duration::from_secs(10), receipt))
+        .expect("resolved within 10 s")
+        .expect("resolved before shutdown");
+    assert_eq!(resolution.delivered, 1);
+    assert_eq!(resolution.failed, 1);
+    assert!(!resolution.unroutable && !resolution.invalid);
+}
+
+#[test]
+fn a_receipt_of_a_queue_shut_down_first_resolves_to_none() {
+    let queue = TraceQueueManager::builder()
+        .interval(Duration::from_secs(3600))
+        .provider(Answers {
+            name: "accepts",
+            fatal: false,
+        })
+        .build()
+        .unwrap();
+    let receipt = queue.for_app("app", None).add_with_receipt(task()).unwrap();
+    // Nothing waits for delivery: what is pending is given up.
+    queue.shutdown(Duration::ZERO);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let got = runtime.block_on(tokio::time::timeout(Duration::from_secs(10), receipt));
+    // Either the worker delivered before shutdown gave up, or the receipt says it can't tell.
+    match got.expect("settled within 10 s") {
+        None => {}
+        Some(r) => assert_eq!(r.delivered, 1),
+    }
+}
