@@ -194,3 +194,97 @@ pub fn worker_config(prefix: &str, consumer: &str) -> ops_redis::WorkerConfig {
         ..ops_redis::WorkerConfig::default()
     }
 }
+
+/// The host and port of the test server, from its URL.
+pub fn redis_addr() -> String {
+    let url = url();
+    let rest = url.split("://").nth(1).unwrap_or("127.0.0.1:6379");
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    hostport.rsplit('@').next().unwrap_or(hostport).to_owned()
+}
+
+/// A TCP proxy to the test server that can be taken down and brought back on the same port:
+/// Redis "unreachable for a while".
+pub struct Proxy {
+    pub port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    /// A port with nothing listening yet (connections are refused until [`Proxy::up`]).
+    pub async fn down_at_first() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        Self {
+            port,
+            tasks: Arc::default(),
+        }
+    }
+
+    /// The URL of the proxy, with `auth` (`":password@"` or empty) in it.
+    pub fn url(&self, auth: &str) -> String {
+        format!("redis://{auth}127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts forwarding.
+    pub async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let tasks = Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(redis_addr()).await {
+                        let _ =
+                            tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Stops forwarding: the port refuses connections and open ones are cut.
+    pub fn down(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The names of the traces in `app`'s stream, in order.
+pub async fn names_in_stream(
+    conn: &mut MultiplexedConnection,
+    keys: &ops_redis::Keys,
+    app: &str,
+) -> Vec<String> {
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys.stream(app))
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries
+        .ids
+        .iter()
+        .map(|e| {
+            ops_redis::record::decode(|name| match e.map.get(name)? {
+                redis::Value::BulkString(b) => Some(b.as_slice()),
+                _ => None,
+            })
+            .unwrap()
+            .trace
+            .name
+        })
+        .collect()
+}
