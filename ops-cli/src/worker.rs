@@ -34,7 +34,8 @@ struct RedisArgs {
     )]
     redis: Option<String>,
     /// The key prefix the apps write under.
-    #[arg(long, global = true, default_value = ops_redis::keys::DEFAULT_PREFIX)]
+    #[arg(long, global = true, env = ops_redis::REDIS_PREFIX_ENV,
+        default_value = ops_redis::keys::DEFAULT_PREFIX)]
     prefix: String,
     /// The consumer group the workers share.
     #[arg(long, global = true, default_value = ops_redis::keys::DEFAULT_GROUP)]

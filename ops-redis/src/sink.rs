@@ -19,6 +19,9 @@ use crate::record;
 /// The environment variable naming the Redis the app's traces go to
 /// ([`crate::builder_from_env`]).
 pub const REDIS_URL_ENV: &str = "OPS_TRACE_REDIS_URL";
+/// The environment variable naming the key prefix ([`crate::builder_from_env`]; default
+/// `ops`); workers read the same prefix (`ops worker --prefix`, which reads it too).
+pub const REDIS_PREFIX_ENV: &str = "OPS_TRACE_REDIS_PREFIX";
 /// The name the sink has among the queue's providers (in its stats and errors).
 pub const SINK_NAME: &str = "redis";
 /// Entries each app stream keeps at most unless told otherwise (`XADD MAXLEN ~`).
@@ -298,18 +301,22 @@ impl RedisQueueExt for TraceQueueBuilder {
 }
 
 /// The queue builder from the environment: `ops_core::builder_from_env`'s settings (spool,
-/// batching), sending to the Redis `OPS_TRACE_REDIS_URL` names. Its providers
+/// batching), sending to the Redis `OPS_TRACE_REDIS_URL` names, under the prefix
+/// `OPS_TRACE_REDIS_PREFIX` names (default `ops`). Its providers
 /// (`OPS_TRACE_PROVIDER`) are added only when that variable is set: by default the app
 /// delivers through the workers alone. Without `OPS_TRACE_REDIS_URL`, it is
 /// `ops_core::builder_from_env`.
 pub fn builder_from_env() -> Result<TraceQueueBuilder, SetupError> {
-    let url = std::env::var(REDIS_URL_ENV)
-        .ok()
-        .filter(|u| !u.trim().is_empty());
+    let url = ops_core::env::non_blank(REDIS_URL_ENV).map_err(ops_core::QueueError::from)?;
     let Some(url) = url else {
         return Ok(ops_core::builder_from_env()?);
     };
-    let sink = RedisSink::new(&url)?;
+    let mut sink = RedisSink::new(&url)?;
+    if let Some(prefix) = ops_core::env::non_blank(REDIS_PREFIX_ENV)
+        .map_err(ops_core::QueueError::from)?
+    {
+        sink = sink.prefix(prefix);
+    }
     let builder = if std::env::var_os(ops_core::PROVIDER_ENV).is_some() {
         ops_core::builder_from_env()?
     } else {

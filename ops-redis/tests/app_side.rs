@@ -236,3 +236,47 @@ async fn without_the_spool_traces_redis_never_took_are_dropped_and_counted_with_
     assert!(error.contains(&format!("127.0.0.1:{}", closed.port)), "{error}");
     assert!(!error.contains("hunter2"), "the password leaked: {error}");
 }
+
+const ENV_CHILD: &str = "OPS_REDIS_TEST_ENV_CHILD";
+
+/// An app set up from the environment alone, run by the test below in a child process (the
+/// environment is the process's). Does nothing in a normal test run.
+#[test]
+#[ignore = "run by an app_side test in a child process"]
+fn env_child() {
+    if std::env::var_os(ENV_CHILD).is_none() {
+        return;
+    }
+    let queue = ops_redis::builder_from_env().unwrap().build().unwrap();
+    let names: Vec<String> = queue.stats().providers.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(names, vec!["redis".to_owned()], "only the Redis destination");
+    for i in 0..5 {
+        queue
+            .for_app("app-env", None)
+            .trace(trace("app-env", &format!("env-{i}")))
+            .unwrap();
+    }
+    let report = queue.shutdown(Duration::from_secs(10));
+    assert_eq!(report.dropped, 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_trace_redis_url_and_prefix_alone_send_an_apps_traces_to_redis() {
+    let Some(mut conn) = redis_or_skip("OPS_TRACE_REDIS_URL").await else {
+        return;
+    };
+    let prefix = prefix("env");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "env_child", "--ignored", "--nocapture"])
+        .env(ENV_CHILD, "1")
+        .env(ops_redis::REDIS_URL_ENV, url())
+        .env(ops_redis::REDIS_PREFIX_ENV, &prefix)
+        .env_remove(ops_core::PROVIDER_ENV)
+        .env_remove("OPS_TRACE_SPOOL_DIR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the app process failed: {status}");
+    let names = names_in_stream(&mut conn, &Keys::new(prefix.clone()), "app-env").await;
+    assert_eq!(names, (0..5).map(|i| format!("env-{i}")).collect::<Vec<_>>());
+    clean(&mut conn, &prefix).await;
+}
