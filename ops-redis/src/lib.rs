@@ -33,3 +33,8 @@ pub use sink::{
 pub use worker::{
     Worker, WorkerConfig, WorkerCounters, WorkerError, WorkerReport, default_consumer,
 };
+
+/// The README's Rust snippets, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -879,3 +879,32 @@ impl Acker {
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones_and_settings_out_of_range_are_refused() {
+        let d = WorkerConfig::default();
+        assert_eq!(
+            (d.read_count, d.max_in_flight, d.max_deliveries),
+            (100, 1_000, 5)
+        );
+        assert_eq!(d.claim_idle, Duration::from_secs(60));
+        assert_eq!(d.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!((d.prefix.as_str(), d.group.as_str()), ("ops", "ops-workers"));
+        assert!(d.check().is_ok());
+        let bad = WorkerConfig {
+            max_in_flight: 0,
+            ..WorkerConfig::default()
+        };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("max_in_flight") && e.contains("1 to 1,000,000"), "{e}");
+        let bad = WorkerConfig {
+            consumer: " ".into(),
+            ..WorkerConfig::default()
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("consumer"));
+    }
+}

@@ -242,3 +242,56 @@ async fn a_worker_reads_records_written_in_the_previous_format_version() {
     assert_eq!(counters.dead_lettered(), 0);
     clean(&mut conn, &prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_workers_slow_deliveries_are_not_claimed_by_another_worker() {
+    let Some(mut conn) = redis_or_skip("slow deliveries").await else {
+        return;
+    };
+    let prefix = prefix("slow");
+    let keys = Keys::new(prefix.clone());
+    backlog(&mut conn, &keys, "app-1", "t", 20).await;
+    // Each export takes 1.5 s, five times the claim time.
+    let recorder = Recorder {
+        delay: Duration::from_millis(1_500),
+        ..Recorder::default()
+    };
+    let config = |consumer: &str| ops_redis::WorkerConfig {
+        claim_idle: Duration::from_millis(300),
+        ..worker_config(&prefix, consumer)
+    };
+    let first = Worker::new(&url(), config("first"), worker_queue(recorder.clone(), 100)).unwrap();
+    let first_counters = first.counters();
+    let (stop_first, first_running) = start(first);
+    // The first worker holds all 20 before the second starts.
+    assert!(wait_until(Duration::from_secs(10), async || first_counters.read() == 20).await);
+    let second = Worker::new(&url(), config("second"), worker_queue(recorder.clone(), 100)).unwrap();
+    let second_counters = second.counters();
+    let (stop_second, second_running) = start(second);
+    // Mid-delivery, three claim times in: every entry is still the first's, read once.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(keys.stream("app-1"))
+        .arg(ops_redis::keys::DEFAULT_GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending.ids.len(), 20);
+    for p in &pending.ids {
+        assert_eq!((p.consumer.as_str(), p.times_delivered), ("first", 1), "{p:?}");
+    }
+    let done = wait_until(Duration::from_secs(30), async || first_counters.acked() == 20).await;
+    // Longer than a claim cycle after the first delivery: a claim would have happened.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _ = stop_first.send(());
+    let _ = stop_second.send(());
+    first_running.await.unwrap().unwrap();
+    second_running.await.unwrap().unwrap();
+    assert!(done, "the first worker acknowledged {} of 20", first_counters.acked());
+    assert_eq!(second_counters.claimed(), 0, "the second worker claimed live entries");
+    assert_eq!(recorder.names().len(), 20, "delivered twice: {:?}", recorder.names());
+    clean(&mut conn, &prefix).await;
+}
