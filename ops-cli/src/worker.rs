@@ -24,7 +24,7 @@ pub(crate) struct WorkerArgs {
 /// Where the tier lives: the Redis, the key prefix and the consumer group.
 #[derive(Debug, Args)]
 struct RedisArgs {
-    /// The Redis the apps write to: redis://[:password@]host[:port][/db].
+    /// The Redis the apps write to: `redis://[:password@]host[:port][/db]`.
     #[arg(
         long,
         global = true,
@@ -262,8 +262,8 @@ async fn work(cli: &Cli, args: &WorkerArgs, url: &str) -> Result<(), Failure> {
         ..WorkerConfig::default()
     };
     let consumer = config.consumer.clone();
-    let worker = Worker::new(url, config, queue)
-        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let worker =
+        Worker::new(url, config, queue).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Failure::new(exit::OTHER, format!("cannot watch SIGTERM: {e}")))?;
     eprintln!(

@@ -53,13 +53,18 @@ fn ops_worker_delivers_by_the_stored_config_reports_stats_stops_on_sigterm_and_r
     let url = redis_url();
     let conn = rt.block_on(async {
         let client = redis::Client::open(url.as_str()).ok()?;
-        tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection())
-            .await
-            .ok()?
-            .ok()
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()
     });
     let Some(mut conn) = conn else {
-        eprintln!("SKIPPED ops worker: no Redis answers at {url}; start one or set OPS_TEST_REDIS_URL");
+        eprintln!(
+            "SKIPPED ops worker: no Redis answers at {url}; start one or set OPS_TEST_REDIS_URL"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -133,7 +138,8 @@ fn ops_worker_delivers_by_the_stored_config_reports_stats_stops_on_sigterm_and_r
         stats = stdout;
         stats.contains("acked: 20")
     });
-    let (_, json, _) = output(ops(dir.path()).args(["worker", "stats", "--prefix", &prefix, "--json"]));
+    let (_, json, _) =
+        output(ops(dir.path()).args(["worker", "stats", "--prefix", &prefix, "--json"]));
     let term = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
@@ -148,27 +154,48 @@ fn ops_worker_delivers_by_the_stored_config_reports_stats_stops_on_sigterm_and_r
     let mut log = String::new();
     std::io::Read::read_to_string(worker.stderr.as_mut().unwrap(), &mut log).unwrap();
 
-    assert!(delivered, "the worker did not deliver 20 traces within 60 s: {log}");
+    assert!(
+        delivered,
+        "the worker did not deliver 20 traces within 60 s: {log}"
+    );
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 20, "{text}");
-    assert!(published, "`ops worker stats` never showed 20 acknowledged: {stats}");
+    assert!(
+        published,
+        "`ops worker stats` never showed 20 acknowledged: {stats}"
+    );
     assert!(stats.contains("provider app-f/file"), "{stats}");
-    assert!(stats.contains("dead-lettered entries waiting: 1"), "{stats}");
+    assert!(
+        stats.contains("dead-lettered entries waiting: 1"),
+        "{stats}"
+    );
     let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(json["workers"]["cli-1"]["acked"], 20, "{json}");
     assert_eq!(json["dead_letters"], 1, "{json}");
-    assert!(term.success() && stopped, "SIGTERM did not stop the worker within 30 s: {log}");
+    assert!(
+        term.success() && stopped,
+        "SIGTERM did not stop the worker within 30 s: {log}"
+    );
     assert!(status.success(), "the worker exited with {status}: {log}");
-    assert!(log.contains("stopped; 20 acknowledged, 1 dead-lettered"), "{log}");
+    assert!(
+        log.contains("stopped; 20 acknowledged, 1 dead-lettered"),
+        "{log}"
+    );
 
-    let (code, list, err) = output(ops(dir.path()).args(["worker", "dead-letter", "list", "--prefix", &prefix]));
+    let (code, list, err) =
+        output(ops(dir.path()).args(["worker", "dead-letter", "list", "--prefix", &prefix]));
     assert_eq!(code, 0, "{err}");
-    assert!(list.contains("undecodable record") && list.contains("app=app-f"), "{list}");
+    assert!(
+        list.contains("undecodable record") && list.contains("app=app-f"),
+        "{list}"
+    );
     assert!(list.contains("1 dead-lettered entries shown"), "{list}");
-    let (code, replay, err) = output(ops(dir.path()).args(["worker", "dead-letter", "replay", "--prefix", &prefix]));
+    let (code, replay, err) =
+        output(ops(dir.path()).args(["worker", "dead-letter", "replay", "--prefix", &prefix]));
     assert_eq!(code, 0, "{err}");
     assert!(replay.contains("replayed 1 entries"), "{replay}");
-    let (_, list, _) = output(ops(dir.path()).args(["worker", "dead-letter", "list", "--prefix", &prefix]));
+    let (_, list, _) =
+        output(ops(dir.path()).args(["worker", "dead-letter", "list", "--prefix", &prefix]));
     assert!(list.contains("0 dead-lettered entries shown"), "{list}");
 
     // No Redis configured: a usage error that says what to set.
@@ -187,7 +214,11 @@ fn ops_worker_delivers_by_the_stored_config_reports_stats_stops_on_sigterm_and_r
             .await
             .unwrap();
         if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
         }
     });
 }

@@ -73,7 +73,10 @@ struct FailingRouter;
 #[ops_core::async_trait]
 impl ops_core::ProviderRouter for FailingRouter {
     async fn route(&self, _app_id: &str) -> Result<Vec<String>, ExportError> {
-        Err(ExportError::new("router", "the config store is unreachable"))
+        Err(ExportError::new(
+            "router",
+            "the config store is unreachable",
+        ))
     }
     async fn build(&self, _key: &str) -> Result<Box<dyn Provider>, ExportError> {
         Err(ExportError::new("router", "never asked"))

@@ -41,10 +41,13 @@ fn runtime() -> tokio::runtime::Runtime {
 fn connect(rt: &tokio::runtime::Runtime) -> Option<redis::aio::MultiplexedConnection> {
     rt.block_on(async {
         let client = redis::Client::open(url()).ok()?;
-        tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection())
-            .await
-            .ok()?
-            .ok()
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()
     })
 }
 
@@ -67,7 +70,12 @@ fn process_cpu() -> f64 {
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -111,7 +119,10 @@ fn enqueue(c: &mut Criterion) {
         .redis_sink(sink)
         .build()
         .unwrap();
-    for (name, queue) in [("in_process_noop", &in_process), ("redis_sink", &redis_queue)] {
+    for (name, queue) in [
+        ("in_process_noop", &in_process),
+        ("redis_sink", &redis_queue),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 timed(

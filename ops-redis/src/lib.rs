@@ -27,8 +27,8 @@ mod worker;
 
 pub use keys::Keys;
 pub use sink::{
-    DEFAULT_MAX_LEN, REDIS_PREFIX_ENV, REDIS_URL_ENV, RedisQueueExt, RedisSink, SINK_NAME, SetupError, SinkStats,
-    builder_from_env,
+    DEFAULT_MAX_LEN, REDIS_PREFIX_ENV, REDIS_URL_ENV, RedisQueueExt, RedisSink, SINK_NAME,
+    SetupError, SinkStats, builder_from_env,
 };
 pub use worker::{
     Worker, WorkerConfig, WorkerCounters, WorkerError, WorkerReport, default_consumer,

@@ -71,9 +71,7 @@ pub fn encode(app: Option<&str>, trace: &Trace) -> Result<[(&'static str, Vec<u8
 }
 
 /// Reads an entry from its fields, of any version up to [`FORMAT_VERSION`].
-pub fn decode<'a>(
-    mut field: impl FnMut(&str) -> Option<&'a [u8]>,
-) -> Result<Record, RecordError> {
+pub fn decode<'a>(mut field: impl FnMut(&str) -> Option<&'a [u8]>) -> Result<Record, RecordError> {
     let version = field(VERSION_FIELD).ok_or(RecordError::Missing(VERSION_FIELD))?;
     let version = std::str::from_utf8(version)
         .ok()

@@ -213,7 +213,10 @@ impl Provider for RedisSink {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let names: Vec<&String> = streams.keys().collect();
-        pipe.cmd("SADD").arg(self.keys.streams()).arg(&names).ignore();
+        pipe.cmd("SADD")
+            .arg(self.keys.streams())
+            .arg(&names)
+            .ignore();
         for (stream, entries) in &streams {
             pipe.cmd("XLEN").arg(stream);
             for fields in entries {
@@ -312,8 +315,8 @@ pub fn builder_from_env() -> Result<TraceQueueBuilder, SetupError> {
         return Ok(ops_core::builder_from_env()?);
     };
     let mut sink = RedisSink::new(&url)?;
-    if let Some(prefix) = ops_core::env::non_blank(REDIS_PREFIX_ENV)
-        .map_err(ops_core::QueueError::from)?
+    if let Some(prefix) =
+        ops_core::env::non_blank(REDIS_PREFIX_ENV).map_err(ops_core::QueueError::from)?
     {
         sink = sink.prefix(prefix);
     }

@@ -39,10 +39,7 @@ pub struct TierStats {
 impl TierStats {
     /// A figure summed over every worker.
     pub fn total(&self, figure: &str) -> u64 {
-        self.workers
-            .values()
-            .filter_map(|w| w.get(figure))
-            .sum()
+        self.workers.values().filter_map(|w| w.get(figure)).sum()
     }
 }
 
@@ -78,7 +75,10 @@ pub async fn collect(
             lag: len.saturating_sub(pending),
         });
     }
-    stats.dead_letters = redis::cmd("XLEN").arg(keys.dead()).query_async(conn).await?;
+    stats.dead_letters = redis::cmd("XLEN")
+        .arg(keys.dead())
+        .query_async(conn)
+        .await?;
     let workers: Vec<String> = redis::cmd("SMEMBERS")
         .arg(keys.workers())
         .query_async(conn)
@@ -109,7 +109,15 @@ impl fmt::Display for TierStats {
             writeln!(f, "{:<48} {:>10} {:>10}", s.stream, s.pending, s.lag)?;
         }
         writeln!(f, "dead-lettered entries waiting: {}", self.dead_letters)?;
-        for figure in ["read", "claimed", "acked", "delivered", "failed", "retried", "dead_lettered"] {
+        for figure in [
+            "read",
+            "claimed",
+            "acked",
+            "delivered",
+            "failed",
+            "retried",
+            "dead_lettered",
+        ] {
             writeln!(f, "{figure}: {}", self.total(figure))?;
         }
         let mut providers: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
@@ -119,7 +127,11 @@ impl fmt::Display for TierStats {
                     .strip_prefix("provider:")
                     .and_then(|rest| rest.rsplit_once(':'))
                 {
-                    *providers.entry(provider).or_default().entry(figure).or_default() += value;
+                    *providers
+                        .entry(provider)
+                        .or_default()
+                        .entry(figure)
+                        .or_default() += value;
                 }
             }
         }

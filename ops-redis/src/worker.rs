@@ -109,7 +109,13 @@ impl WorkerConfig {
             }
         }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        range("read_count", self.read_count as u64, 1, 10_000, "1 to 10,000")?;
+        range(
+            "read_count",
+            self.read_count as u64,
+            1,
+            10_000,
+            "1 to 10,000",
+        )?;
         range(
             "max_in_flight",
             self.max_in_flight as u64,
@@ -432,8 +438,11 @@ impl Run {
             if refreshed.elapsed() >= Duration::from_secs(1) {
                 match self.streams().await {
                     Ok(found) => {
-                        let new: Vec<String> =
-                            found.iter().filter(|s| !known.contains(*s)).cloned().collect();
+                        let new: Vec<String> = found
+                            .iter()
+                            .filter(|s| !known.contains(*s))
+                            .cloned()
+                            .collect();
                         if let Err(e) = self.ensure_groups(&new).await {
                             tracing::warn!(error = %e, "ops-redis: creating consumer groups failed");
                         } else {
@@ -442,7 +451,9 @@ impl Run {
                         streams = found;
                         refreshed = Instant::now();
                     }
-                    Err(e) => tracing::warn!(redis = %self.url, error = %e, "ops-redis: listing streams failed"),
+                    Err(e) => {
+                        tracing::warn!(redis = %self.url, error = %e, "ops-redis: listing streams failed")
+                    }
                 }
             }
             let available = self.permits.available_permits();
@@ -494,7 +505,9 @@ impl Run {
                 for entry in key.ids {
                     got += 1;
                     self.counters.read.fetch_add(1, Relaxed);
-                    Arc::clone(&self).dispatch(Arc::clone(&stream), entry, 1).await;
+                    Arc::clone(&self)
+                        .dispatch(Arc::clone(&stream), entry, 1)
+                        .await;
                 }
             }
             if got == 0 {
@@ -502,8 +515,7 @@ impl Run {
                 // Every stream was read once and nothing came: wait a little.
                 if empty_reads * per_read >= streams.len() {
                     empty_reads = 0;
-                    let _ =
-                        tokio::time::timeout(self.config.poll, self.released.notified()).await;
+                    let _ = tokio::time::timeout(self.config.poll, self.released.notified()).await;
                 }
             } else {
                 empty_reads = 0;
@@ -533,11 +545,8 @@ impl Run {
                 return;
             }
         }
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            // A claim may go past the limit by its count.
-            Err(_) => None,
-        };
+        // A claim may go past the limit by its count: no permit then.
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok();
         let app = record.app.unwrap_or_default();
         let receipt = self
             .queue
@@ -561,8 +570,7 @@ impl Run {
                                 .delivered
                                 .fetch_add(u64::from(r.delivered), Relaxed);
                             run.counters.failed.fetch_add(u64::from(r.failed), Relaxed);
-                            if let Some(acks) =
-                                &*run.acks.lock().unwrap_or_else(|e| e.into_inner())
+                            if let Some(acks) = &*run.acks.lock().unwrap_or_else(|e| e.into_inner())
                             {
                                 let _ = acks.send(key.clone());
                             }
@@ -771,10 +779,15 @@ impl Run {
                          resolve it each time"
                             .to_owned()
                     });
-                let reason = format!("delivered {n} times (more than {}): {why}", self.config.max_deliveries);
+                let reason = format!(
+                    "delivered {n} times (more than {}): {why}",
+                    self.config.max_deliveries
+                );
                 self.dead_letter(&stream, &entry, &reason, n).await;
             } else {
-                Arc::clone(self).dispatch(Arc::clone(&stream), entry, n).await;
+                Arc::clone(self)
+                    .dispatch(Arc::clone(&stream), entry, n)
+                    .await;
             }
         }
         Ok(())
@@ -893,14 +906,20 @@ mod tests {
         );
         assert_eq!(d.claim_idle, Duration::from_secs(60));
         assert_eq!(d.shutdown_timeout, Duration::from_secs(10));
-        assert_eq!((d.prefix.as_str(), d.group.as_str()), ("ops", "ops-workers"));
+        assert_eq!(
+            (d.prefix.as_str(), d.group.as_str()),
+            ("ops", "ops-workers")
+        );
         assert!(d.check().is_ok());
         let bad = WorkerConfig {
             max_in_flight: 0,
             ..WorkerConfig::default()
         };
         let e = bad.check().unwrap_err().to_string();
-        assert!(e.contains("max_in_flight") && e.contains("1 to 1,000,000"), "{e}");
+        assert!(
+            e.contains("max_in_flight") && e.contains("1 to 1,000,000"),
+            "{e}"
+        );
         let bad = WorkerConfig {
             consumer: " ".into(),
             ..WorkerConfig::default()

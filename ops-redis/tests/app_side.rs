@@ -51,7 +51,12 @@ async fn traces_reach_their_apps_streams_and_a_worker_delivers_them_to_the_apps_
     assert_eq!(names_in_stream(&mut conn, &keys, "app-2").await.len(), 50);
 
     let recorder = Recorder::default();
-    let worker = Worker::new(&url(), worker_config(&prefix, "w"), worker_queue(recorder.clone(), 50)).unwrap();
+    let worker = Worker::new(
+        &url(),
+        worker_config(&prefix, "w"),
+        worker_queue(recorder.clone(), 50),
+    )
+    .unwrap();
     let counters = worker.counters();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run(async move {
@@ -72,7 +77,10 @@ async fn traces_reach_their_apps_streams_and_a_worker_delivers_them_to_the_apps_
         .unwrap();
     assert_eq!(stats.total("acked"), 100);
     assert_eq!(stats.total("provider:recorder:exported"), 100);
-    assert!(stats.streams.iter().all(|s| s.pending == 0 && s.lag == 0), "{stats:?}");
+    assert!(
+        stats.streams.iter().all(|s| s.pending == 0 && s.lag == 0),
+        "{stats:?}"
+    );
     clean(&mut conn, &prefix).await;
 }
 
@@ -124,7 +132,9 @@ async fn with_the_spool_on_traces_wait_while_redis_is_unreachable_and_are_forwar
     let dir = tempfile::tempdir().unwrap();
     let mut config = quick();
     config.spool = Some(SpoolConfig::new(dir.path()));
-    let sink = RedisSink::new(&proxy.url("")).unwrap().prefix(prefix.clone());
+    let sink = RedisSink::new(&proxy.url(""))
+        .unwrap()
+        .prefix(prefix.clone());
     let app = TraceQueueManager::builder()
         .config(config)
         .redis_sink(sink)
@@ -140,19 +150,32 @@ async fn with_the_spool_on_traces_wait_while_redis_is_unreachable_and_are_forwar
     assert!(names_in_stream(&mut conn, &keys, "app-1").await.is_empty());
     let stats = app.stats();
     assert_eq!(stats.dropped_total(), 0);
-    assert!(stats.spool.as_ref().is_some_and(|s| s.written == 300 && s.unresolved > 0), "{stats:?}");
+    assert!(
+        stats
+            .spool
+            .as_ref()
+            .is_some_and(|s| s.written == 300 && s.unresolved > 0),
+        "{stats:?}"
+    );
 
     proxy.up().await;
     let forwarded = wait_until(Duration::from_secs(60), async || {
         names_in_stream(&mut conn, &keys, "app-1").await.len() >= 300
     })
     .await;
-    let names: HashSet<String> = names_in_stream(&mut conn, &keys, "app-1").await.into_iter().collect();
+    let names: HashSet<String> = names_in_stream(&mut conn, &keys, "app-1")
+        .await
+        .into_iter()
+        .collect();
     let stats = app.stats();
     tokio::task::spawn_blocking(move || app.shutdown(Duration::from_secs(5)))
         .await
         .unwrap();
-    assert!(forwarded, "{} of 300 forwarded within 60 s of Redis returning", names.len());
+    assert!(
+        forwarded,
+        "{} of 300 forwarded within 60 s of Redis returning",
+        names.len()
+    );
     assert_eq!(names.len(), 300);
     assert_eq!(stats.dropped_total(), 0);
     clean(&mut conn, &prefix).await;
@@ -171,7 +194,9 @@ async fn spooled_traces_an_app_could_not_send_are_forwarded_by_its_next_start() 
     config.spool = Some(SpoolConfig::new(dir.path()));
     config.shutdown_timeout = Duration::from_millis(200);
     // First run: Redis is at a closed port.
-    let sink = RedisSink::new(&closed.url("")).unwrap().prefix(prefix.clone());
+    let sink = RedisSink::new(&closed.url(""))
+        .unwrap()
+        .prefix(prefix.clone());
     let app = TraceQueueManager::builder()
         .config(config.clone())
         .redis_sink(sink)
@@ -200,8 +225,15 @@ async fn spooled_traces_an_app_could_not_send_are_forwarded_by_its_next_start() 
     tokio::task::spawn_blocking(move || app.shutdown(Duration::from_secs(5)))
         .await
         .unwrap();
-    let names: HashSet<String> = names_in_stream(&mut conn, &keys, "app-1").await.into_iter().collect();
-    assert!(forwarded, "{} of 200 forwarded after the restart", names.len());
+    let names: HashSet<String> = names_in_stream(&mut conn, &keys, "app-1")
+        .await
+        .into_iter()
+        .collect();
+    assert!(
+        forwarded,
+        "{} of 200 forwarded after the restart",
+        names.len()
+    );
     assert_eq!(names.len(), 200);
     clean(&mut conn, &prefix).await;
 }
@@ -233,7 +265,10 @@ async fn without_the_spool_traces_redis_never_took_are_dropped_and_counted_with_
     assert_eq!(stats.dropped(DropReason::RetriesExhausted), 50, "{stats:?}");
     let redis = stats.providers.iter().find(|p| p.name == "redis").unwrap();
     let error = redis.last_error.as_deref().unwrap_or_default();
-    assert!(error.contains(&format!("127.0.0.1:{}", closed.port)), "{error}");
+    assert!(
+        error.contains(&format!("127.0.0.1:{}", closed.port)),
+        "{error}"
+    );
     assert!(!error.contains("hunter2"), "the password leaked: {error}");
 }
 
@@ -248,8 +283,17 @@ fn env_child() {
         return;
     }
     let queue = ops_redis::builder_from_env().unwrap().build().unwrap();
-    let names: Vec<String> = queue.stats().providers.iter().map(|p| p.name.clone()).collect();
-    assert_eq!(names, vec!["redis".to_owned()], "only the Redis destination");
+    let names: Vec<String> = queue
+        .stats()
+        .providers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["redis".to_owned()],
+        "only the Redis destination"
+    );
     for i in 0..5 {
         queue
             .for_app("app-env", None)
@@ -277,6 +321,9 @@ async fn ops_trace_redis_url_and_prefix_alone_send_an_apps_traces_to_redis() {
         .unwrap();
     assert!(status.success(), "the app process failed: {status}");
     let names = names_in_stream(&mut conn, &Keys::new(prefix.clone()), "app-env").await;
-    assert_eq!(names, (0..5).map(|i| format!("env-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        names,
+        (0..5).map(|i| format!("env-{i}")).collect::<Vec<_>>()
+    );
     clean(&mut conn, &prefix).await;
 }

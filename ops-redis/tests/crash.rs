@@ -139,13 +139,19 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_its_in_f
          {duplicates} duplicates (bound {CHILD_IN_FLIGHT}), {} claimed by the rescuer",
         counters.claimed()
     );
-    assert!(drained, "the stream was not drained within 90 s: {report:?}");
+    assert!(
+        drained,
+        "the stream was not drained within 90 s: {report:?}"
+    );
     assert_eq!(lost, 0);
     assert!(
         duplicates <= CHILD_IN_FLIGHT,
         "{duplicates} duplicates, more than the {CHILD_IN_FLIGHT} the killed worker held"
     );
-    assert!(counters.claimed() > 0, "nothing was claimed from the killed worker");
+    assert!(
+        counters.claimed() > 0,
+        "nothing was claimed from the killed worker"
+    );
     clean(&mut conn, &prefix).await;
 }
 
@@ -206,6 +212,10 @@ async fn a_worker_stopped_with_sigterm_acknowledges_what_it_delivered_and_leaves
     );
     assert_eq!(pending.0, 0, "entries left unacknowledged after SIGTERM");
     assert_eq!(all.len(), unique.len(), "a stopped worker delivered twice");
-    assert_eq!(unique.len() + left, TRACES, "delivered and left do not add up");
+    assert_eq!(
+        unique.len() + left,
+        TRACES,
+        "delivered and left do not add up"
+    );
     clean(&mut conn, &prefix).await;
 }

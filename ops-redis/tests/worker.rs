@@ -33,7 +33,10 @@ struct Router(Recorder);
 impl ProviderRouter for Router {
     async fn route(&self, app_id: &str) -> Result<Vec<String>, ExportError> {
         if app_id == "broken" {
-            Err(ExportError::new("router", "the config store is unreachable"))
+            Err(ExportError::new(
+                "router",
+                "the config store is unreachable",
+            ))
         } else {
             Ok(vec!["recorder".into()])
         }
@@ -110,7 +113,12 @@ async fn poisoned_entries_go_to_the_dead_letter_stream_with_their_reason_and_the
     .await;
     let _ = stop.send(());
     running.await.unwrap().unwrap();
-    assert!(settled, "delivered {:?}, dead-lettered {}", recorder.names().len(), counters.dead_lettered());
+    assert!(
+        settled,
+        "delivered {:?}, dead-lettered {}",
+        recorder.names().len(),
+        counters.dead_lettered()
+    );
 
     let names = recorder.names();
     for i in 0..50 {
@@ -120,18 +128,37 @@ async fn poisoned_entries_go_to_the_dead_letter_stream_with_their_reason_and_the
     let dead = dead::list(&mut conn, &keys, 100).await.unwrap();
     assert_eq!(dead.len(), 3, "{dead:#?}");
     let reason_of = |pred: &dyn Fn(&dead::DeadEntry) -> bool| {
-        dead.iter().find(|d| pred(d)).map(|d| d.reason.clone()).unwrap_or_default()
+        dead.iter()
+            .find(|d| pred(d))
+            .map(|d| d.reason.clone())
+            .unwrap_or_default()
     };
-    assert!(reason_of(&|d| d.reason.contains("not a valid trace")).starts_with("undecodable record"));
+    assert!(
+        reason_of(&|d| d.reason.contains("not a valid trace")).starts_with("undecodable record")
+    );
     assert!(reason_of(&|d| d.reason.contains("version 2")).contains("upgrade the worker"));
-    let unroutable = dead.iter().find(|d| d.app.as_deref() == Some("broken")).expect("the unroutable entry");
-    assert!(unroutable.reason.contains("routing"), "{}", unroutable.reason);
-    assert_eq!(unroutable.deliveries, 3, "dead-lettered after max_deliveries (2) + 1");
+    let unroutable = dead
+        .iter()
+        .find(|d| d.app.as_deref() == Some("broken"))
+        .expect("the unroutable entry");
+    assert!(
+        unroutable.reason.contains("routing"),
+        "{}",
+        unroutable.reason
+    );
+    assert_eq!(
+        unroutable.deliveries, 3,
+        "dead-lettered after max_deliveries (2) + 1"
+    );
     assert_eq!(unroutable.stream, keys.stream("broken"));
     assert!(unroutable.trace_id.is_some());
     // Nothing is left pending or waiting in the app streams.
     for app in ["app-1", "broken"] {
-        let len: usize = redis::cmd("XLEN").arg(keys.stream(app)).query_async(&mut conn).await.unwrap();
+        let len: usize = redis::cmd("XLEN")
+            .arg(keys.stream(app))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(len, 0, "{app}'s stream still holds entries");
     }
 
@@ -139,7 +166,11 @@ async fn poisoned_entries_go_to_the_dead_letter_stream_with_their_reason_and_the
     let replayed = dead::replay(&mut conn, &keys, 100).await.unwrap();
     assert_eq!(replayed, 3);
     assert!(dead::list(&mut conn, &keys, 100).await.unwrap().is_empty());
-    let back: usize = redis::cmd("XLEN").arg(keys.stream("broken")).query_async(&mut conn).await.unwrap();
+    let back: usize = redis::cmd("XLEN")
+        .arg(keys.stream("broken"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(back, 1);
     let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(keys.stream("broken"))
@@ -183,7 +214,9 @@ async fn one_apps_backlog_of_10000_delays_another_apps_trace_by_a_few_batches_at
     let (stop, running) = start(worker);
     let a_count = |names: &[String]| names.iter().filter(|n| n.starts_with("a-")).count();
     assert!(
-        wait_until(Duration::from_secs(30), async || a_count(&recorder.names()) >= 500).await,
+        wait_until(Duration::from_secs(30), async || a_count(&recorder.names())
+            >= 500)
+        .await,
         "A's backlog is not being delivered"
     );
     let a_before = a_count(&recorder.names());
@@ -204,7 +237,10 @@ async fn one_apps_backlog_of_10000_delays_another_apps_trace_by_a_few_batches_at
         a_before,
         a_ahead.div_ceil(batch)
     );
-    assert!(a_ahead <= bound, "{a_ahead} of A's traces went ahead of B's (bound {bound})");
+    assert!(
+        a_ahead <= bound,
+        "{a_ahead} of A's traces went ahead of B's (bound {bound})"
+    );
     assert!(
         a_count(&names[..at_b]) < 9_000,
         "A's backlog was nearly done anyway: the test proves nothing"
@@ -231,7 +267,12 @@ async fn a_worker_reads_records_written_in_the_previous_format_version() {
     xadd(&mut conn, &keys, "app-v1", &fields).await;
 
     let recorder = Recorder::default();
-    let worker = Worker::new(&url(), worker_config(&prefix, "new"), worker_queue(recorder.clone(), 10)).unwrap();
+    let worker = Worker::new(
+        &url(),
+        worker_config(&prefix, "new"),
+        worker_queue(recorder.clone(), 10),
+    )
+    .unwrap();
     let counters = worker.counters();
     let (stop, running) = start(worker);
     let got = wait_until(Duration::from_secs(20), async || counters.acked() == 1).await;
@@ -264,8 +305,17 @@ async fn a_live_workers_slow_deliveries_are_not_claimed_by_another_worker() {
     let first_counters = first.counters();
     let (stop_first, first_running) = start(first);
     // The first worker holds all 20 before the second starts.
-    assert!(wait_until(Duration::from_secs(10), async || first_counters.read() == 20).await);
-    let second = Worker::new(&url(), config("second"), worker_queue(recorder.clone(), 100)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), async || first_counters.read()
+            == 20)
+        .await
+    );
+    let second = Worker::new(
+        &url(),
+        config("second"),
+        worker_queue(recorder.clone(), 100),
+    )
+    .unwrap();
     let second_counters = second.counters();
     let (stop_second, second_running) = start(second);
     // Mid-delivery, three claim times in: every entry is still the first's, read once.
@@ -281,17 +331,37 @@ async fn a_live_workers_slow_deliveries_are_not_claimed_by_another_worker() {
         .unwrap();
     assert_eq!(pending.ids.len(), 20);
     for p in &pending.ids {
-        assert_eq!((p.consumer.as_str(), p.times_delivered), ("first", 1), "{p:?}");
+        assert_eq!(
+            (p.consumer.as_str(), p.times_delivered),
+            ("first", 1),
+            "{p:?}"
+        );
     }
-    let done = wait_until(Duration::from_secs(30), async || first_counters.acked() == 20).await;
+    let done = wait_until(Duration::from_secs(30), async || {
+        first_counters.acked() == 20
+    })
+    .await;
     // Longer than a claim cycle after the first delivery: a claim would have happened.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let _ = stop_first.send(());
     let _ = stop_second.send(());
     first_running.await.unwrap().unwrap();
     second_running.await.unwrap().unwrap();
-    assert!(done, "the first worker acknowledged {} of 20", first_counters.acked());
-    assert_eq!(second_counters.claimed(), 0, "the second worker claimed live entries");
-    assert_eq!(recorder.names().len(), 20, "delivered twice: {:?}", recorder.names());
+    assert!(
+        done,
+        "the first worker acknowledged {} of 20",
+        first_counters.acked()
+    );
+    assert_eq!(
+        second_counters.claimed(),
+        0,
+        "the second worker claimed live entries"
+    );
+    assert_eq!(
+        recorder.names().len(),
+        20,
+        "delivered twice: {:?}",
+        recorder.names()
+    );
     clean(&mut conn, &prefix).await;
 }

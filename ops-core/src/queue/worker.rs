@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::receipt::Tracker;
 use super::reclaim::{Husk, MAX_BYTES as MAX_HANDED_BACK};
 use super::stats::{DropReason, ProviderStats};
 use super::{Queued, QueuedExtra, Shared};
 use crate::model::Trace;
 use crate::provider::{ExportError, ExportOutcome, Provider};
 use crate::router::ProviderRouter;
-use super::receipt::Tracker;
 use crate::spool::{FsyncPolicy, SpoolPos};
 use crate::task::TraceTask;
 

@@ -25,11 +25,15 @@ pub async fn redis_or_skip(test: &str) -> Option<MultiplexedConnection> {
     match tokio::time::timeout(Duration::from_secs(3), attempt).await {
         Ok(Ok(conn)) => Some(conn),
         Ok(Err(e)) => {
-            eprintln!("SKIPPED {test}: no Redis answers at {url} ({e}); start one or set OPS_TEST_REDIS_URL");
+            eprintln!(
+                "SKIPPED {test}: no Redis answers at {url} ({e}); start one or set OPS_TEST_REDIS_URL"
+            );
             None
         }
         Err(_) => {
-            eprintln!("SKIPPED {test}: no Redis answers at {url} within 3 s; start one or set OPS_TEST_REDIS_URL");
+            eprintln!(
+                "SKIPPED {test}: no Redis answers at {url} within 3 s; start one or set OPS_TEST_REDIS_URL"
+            );
             None
         }
     }
@@ -160,8 +164,8 @@ pub async fn backlog(
     for chunk_start in (0..count).step_by(1000) {
         let mut pipe = redis::pipe();
         for i in chunk_start..(chunk_start + 1000).min(count) {
-            let fields = ops_redis::record::encode(Some(app), &trace(app, &format!("{tag}-{i}")))
-                .unwrap();
+            let fields =
+                ops_redis::record::encode(Some(app), &trace(app, &format!("{tag}-{i}"))).unwrap();
             let cmd = pipe.cmd("XADD").arg(&stream).arg("*");
             for (name, value) in &fields {
                 cmd.arg(*name).arg(value.as_slice());
@@ -237,8 +241,7 @@ impl Proxy {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let conn = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(redis_addr()).await {
-                        let _ =
-                            tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
                 tasks.lock().unwrap().push(conn);
