@@ -360,11 +360,11 @@ impl Worker {
         // Finish what is in flight, within the deadline.
         let deadline = Instant::now() + run.config.shutdown_timeout;
         while run.in_flight_count() > 0 && Instant::now() < deadline {
-            let _ = tokio::time::timeout(
-                deadline.saturating_duration_since(Instant::now()),
-                run.released.notified(),
-            )
-            .await;
+            // Bounded waits: a release between the check and the wait is seen at the next.
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20));
+            let _ = tokio::time::timeout(wait, run.released.notified()).await;
         }
         let unfinished = run.in_flight_count() as u64;
         let queue = run.queue.clone();
@@ -391,8 +391,14 @@ fn field_bytes(v: &Value) -> Option<&[u8]> {
 }
 
 impl Run {
+    /// Entries being delivered here (read or claimed, not resolved yet).
     fn in_flight_count(&self) -> usize {
-        self.config.max_in_flight - self.permits.available_permits()
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(HashSet::len)
+            .sum()
     }
 
     /// The app streams, as the apps registered them.
