@@ -52,6 +52,12 @@ pub enum SetupError {
         /// The allowed range.
         expected: &'static str,
     },
+    /// A name (prefix, group, consumer) is blank.
+    #[error("{setting} is blank: give it a name")]
+    Blank {
+        /// The setting.
+        setting: &'static str,
+    },
     /// The queue could not be set up from the environment.
     #[error(transparent)]
     Queue(#[from] ops_core::QueueError),

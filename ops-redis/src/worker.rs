@@ -159,11 +159,7 @@ impl WorkerConfig {
             ("consumer", &self.consumer),
         ] {
             if value.trim().is_empty() {
-                return Err(SetupError::OutOfRange {
-                    setting,
-                    value: 0,
-                    expected: "a non-empty name",
-                });
+                return Err(SetupError::Blank { setting });
             }
         }
         Ok(())
@@ -930,6 +926,9 @@ mod tests {
             consumer: " ".into(),
             ..WorkerConfig::default()
         };
-        assert!(bad.check().unwrap_err().to_string().contains("consumer"));
+        assert_eq!(
+            bad.check().unwrap_err().to_string(),
+            "consumer is blank: give it a name"
+        );
     }
 }
