@@ -36,6 +36,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Check(args) => check(&cli, args).await,
         Command::SendTest(args) => send_test(&cli, args).await,
         Command::RotateKey { generate } => rotate_key(&cli, *generate).await,
+        Command::Worker(args) => crate::worker::run(&cli, args).await,
     }
 }
 
@@ -54,7 +55,7 @@ fn keyring(cli: &Cli) -> Result<Keyring, Failure> {
 /// Whether a command may create the config database: only `config set` does; every other
 /// command finds nothing to do in a database that does not exist, and says so.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Open {
+pub(crate) enum Open {
     /// Create the file (and its directory) when missing.
     Create,
     /// Never create anything.
@@ -87,7 +88,7 @@ async fn store(cli: &Cli, open: Open) -> Result<Arc<dyn ConfigStore>, Failure> {
 
 /// A manager with the key: the key is loaded first, so a key problem never touches the
 /// database.
-async fn manager(cli: &Cli, open: Open) -> Result<OpsTraceManager, Failure> {
+pub(crate) async fn manager(cli: &Cli, open: Open) -> Result<OpsTraceManager, Failure> {
     let keys = keyring(cli)?;
     Ok(OpsTraceManager::new(store(cli, open).await?, keys).with_cache_ttl(None))
 }

@@ -9,6 +9,7 @@
 mod commands;
 mod input;
 mod sample;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -169,6 +170,13 @@ enum Command {
         #[arg(long)]
         generate: bool,
     },
+    /// Deliver the traces apps write to Redis (`OPS_TRACE_REDIS_URL`): run any number of
+    /// workers, on any machines, against one Redis and one config database.
+    ///
+    /// Without a subcommand, runs a worker until SIGTERM or Ctrl-C, then finishes what it
+    /// holds within --shutdown-timeout. `stats` shows the backlog and the workers' figures;
+    /// `dead-letter` lists or replays the entries given up on.
+    Worker(worker::WorkerArgs),
     /// Print a new random master key, for $OPS_ENCRYPTION_KEY or a key file.
     Keygen {
         /// Print it as `<version>:<key>` with this version.
@@ -191,6 +199,7 @@ impl Command {
             Command::SendTest(_) => "send-test",
             Command::RotateKey { .. } => "rotate-key",
             Command::Keygen { .. } => "keygen",
+            Command::Worker(w) => w.name(),
         }
     }
 
@@ -203,7 +212,10 @@ impl Command {
             Command::Enable(t) | Command::Disable(t) => Some(&t.app),
             Command::Check(a) => Some(&a.app),
             Command::SendTest(a) => Some(&a.app),
-            Command::Providers { .. } | Command::RotateKey { .. } | Command::Keygen { .. } => None,
+            Command::Providers { .. }
+            | Command::RotateKey { .. }
+            | Command::Keygen { .. }
+            | Command::Worker(_) => None,
         }
     }
 }

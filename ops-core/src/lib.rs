@@ -60,7 +60,8 @@ pub use model::{Level, Observation, ObservationKind, Trace, TraceId, TraceInfo, 
 pub use provider::{ExportError, ExportOutcome, Provider, ProviderFactory};
 pub use queue::{
     Accepted, AppTraceQueue, BATCH_SIZE_ENV, DropReason, EnqueueError, FlushReport, INTERVAL_ENV,
-    ProviderStats, QueueConfig, QueueError, QueueStats, TraceQueueBuilder, TraceQueueManager,
+    ProviderStats, QueueConfig, QueueError, QueueStats, Receipt, Resolution, TraceQueueBuilder,
+    TraceQueueManager,
 };
 pub use router::ProviderRouter;
 pub use task::{FILES_URL_ENV, TaskError, TraceTask};

@@ -3,6 +3,7 @@
 //! delivered to each provider on its own lane, so one slow or failing provider never delays
 //! another.
 
+mod receipt;
 mod reclaim;
 pub(crate) mod settings;
 mod stats;
@@ -16,6 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 
+pub use receipt::{Receipt, Resolution};
 pub use stats::{DropReason, ProviderStats, QueueStats};
 
 use crate::context::Mask;
@@ -278,8 +280,33 @@ impl AppTraceQueue {
             return Ok(Accepted::Disabled);
         }
         task.set_mask_if_unset(&self.mask);
-        self.queue
-            .enqueue(task.with_app_id(self.app_id.clone()), self.user_id.clone())
+        self.queue.enqueue(
+            task.with_app_id(self.app_id.clone()),
+            self.user_id.clone(),
+            None,
+        )
+    }
+
+    /// Queues a task for the app, as [`AppTraceQueue::add_trace_task`] does, and returns a
+    /// [`Receipt`] that resolves once every provider the app's trace goes to is done with it
+    /// (accepted, or given up for good). A delivery tier acknowledges its source only then.
+    ///
+    /// The receipt resolves to `None` when the queue shuts down first, and when the task
+    /// could only be kept on disk (spool on and `max_bytes` reached): it is delivered after
+    /// a restart, unseen by this receipt. When tracing is off for the app, it is resolved
+    /// at once, with no provider.
+    pub fn add_with_receipt(&self, mut task: TraceTask) -> Result<Receipt, EnqueueError> {
+        if !self.enabled {
+            return Ok(Receipt::ready(Resolution::default()));
+        }
+        task.set_mask_if_unset(&self.mask);
+        let (tracker, receipt) = receipt::Tracker::new();
+        self.queue.enqueue(
+            task.with_app_id(self.app_id.clone()),
+            self.user_id.clone(),
+            Some(Arc::new(tracker)),
+        )?;
+        Ok(receipt)
     }
 
     /// Traces a finished workflow run and its node executions for the app (Dify's
@@ -506,6 +533,24 @@ pub(crate) struct QueuedExtra {
     pub(crate) acked: Vec<String>,
     /// The user `for_app` was given, applied when the trace names none.
     pub(crate) user_id: Option<String>,
+    /// Told when every lane is done with it ([`AppTraceQueue::add_with_receipt`]).
+    pub(crate) tracker: Option<Arc<receipt::Tracker>>,
+}
+
+impl QueuedExtra {
+    /// What a task queued through `for_app` carries, if anything.
+    fn for_app(
+        user_id: Option<String>,
+        tracker: Option<Arc<receipt::Tracker>>,
+    ) -> Option<Box<Self>> {
+        (user_id.is_some() || tracker.is_some()).then(|| {
+            Box::new(QueuedExtra {
+                user_id,
+                tracker,
+                ..QueuedExtra::default()
+            })
+        })
+    }
 }
 
 pub(crate) struct Shared {
@@ -623,13 +668,14 @@ impl TraceQueueManager {
     /// ([`Accepted::Durable`]). When the queue is full the task is dropped, counted, and
     /// `Err` says why.
     pub fn add_trace_task(&self, task: TraceTask) -> Result<Accepted, EnqueueError> {
-        self.enqueue(task, None)
+        self.enqueue(task, None, None)
     }
 
     fn enqueue(
         &self,
         mut task: TraceTask,
         user_id: Option<String>,
+        tracker: Option<Arc<receipt::Tracker>>,
     ) -> Result<Accepted, EnqueueError> {
         let shared = &*self.inner.shared;
         task.set_mask_if_unset(&shared.mask);
@@ -653,12 +699,7 @@ impl TraceQueueManager {
             shared.push(Queued {
                 task: Box::new(task),
                 size,
-                extra: user_id.map(|user_id| {
-                    Box::new(QueuedExtra {
-                        user_id: Some(user_id),
-                        ..QueuedExtra::default()
-                    })
-                }),
+                extra: QueuedExtra::for_app(user_id, tracker),
             });
             return Ok(Accepted::MemoryOnly);
         };
@@ -688,6 +729,7 @@ impl TraceQueueManager {
                             pos: Some(pos),
                             acked: Vec::new(),
                             user_id,
+                            tracker,
                         })),
                     });
                 } else {
@@ -705,12 +747,7 @@ impl TraceQueueManager {
                 shared.push(Queued {
                     task: Box::new(task),
                     size,
-                    extra: user_id.map(|user_id| {
-                        Box::new(QueuedExtra {
-                            user_id: Some(user_id),
-                            ..QueuedExtra::default()
-                        })
-                    }),
+                    extra: QueuedExtra::for_app(user_id, tracker),
                 });
                 Ok(Accepted::MemoryOnly)
             }

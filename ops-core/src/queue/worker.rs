@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::receipt::Tracker;
 use super::reclaim::{Husk, MAX_BYTES as MAX_HANDED_BACK};
 use super::stats::{DropReason, ProviderStats};
 use super::{Queued, QueuedExtra, Shared};
@@ -30,6 +31,8 @@ use crate::task::TraceTask;
 struct LaneItem {
     trace: Arc<Trace>,
     pos: Option<SpoolPos>,
+    /// Told when this lane is done with it (a receipt's trace).
+    tracker: Option<Arc<Tracker>>,
     /// Shared by every lane the trace went to: the queue's byte budget covers the trace
     /// until the last lane is done with it, so a backend that is down cannot grow memory
     /// past `max_bytes`.
@@ -476,6 +479,7 @@ fn retire_idle(shared: &Shared, lanes: &mut Lanes) {
 struct Prepared {
     trace: Arc<Trace>,
     pos: Option<SpoolPos>,
+    tracker: Option<Arc<Tracker>>,
     budget: Arc<Budget>,
     /// Lane names that must receive it.
     targets: Vec<String>,
@@ -527,12 +531,16 @@ async fn drain(shared: &Arc<Shared>, lanes: &mut Lanes) {
                     buffer.push_back(LaneItem {
                         trace: Arc::clone(&p.trace),
                         pos: p.pos,
+                        tracker: p.tracker.clone(),
                         budget: Arc::clone(&p.budget),
                     });
                     added += 1;
                     added_spooled += u64::from(p.pos.is_some());
                 } else {
                     overflow += 1;
+                    if let Some(tracker) = &p.tracker {
+                        tracker.lane_done(false);
+                    }
                     if let (Some(spool), Some(pos)) = (&shared.spool, p.pos) {
                         spool.resolve(&lane.name, &[pos]);
                     }
@@ -583,6 +591,7 @@ fn read_back(shared: &Arc<Shared>) -> VecDeque<Queued> {
                     pos: Some(r.pos),
                     acked: r.acked,
                     user_id: None,
+                    tracker: None,
                 })),
             }
         })
@@ -601,12 +610,16 @@ async fn prepare(
         pos,
         acked,
         user_id,
+        tracker,
     } = extra.map(|e| *e).unwrap_or_default();
     let app_id = task.app_id().map(str::to_owned);
     let built_by_app = task.is_built_by_app();
     let Some((mut trace, handed_back)) = finish(shared, task, size) else {
         shared.release_bytes(size);
         shared.resolve_everywhere(pos);
+        if let Some(tracker) = &tracker {
+            tracker.invalid();
+        }
         return None;
     };
     if trace.attributes.user_id.is_none() && user_id.is_some() {
@@ -628,6 +641,9 @@ async fn prepare(
                 Ok(keys) => keys,
                 Err(e) => {
                     tracing::warn!(app = %app, error = %e, "ops: routing failed");
+                    if let Some(tracker) = &tracker {
+                        tracker.unroutable();
+                    }
                     shared.counters.drop(
                         DropReason::Unroutable,
                         1,
@@ -641,6 +657,8 @@ async fn prepare(
         for key in &routes[&app] {
             if ensure_routed_lane(shared, lanes, router.as_ref(), key).await {
                 targets.push(key.clone());
+            } else if let Some(tracker) = &tracker {
+                tracker.unroutable();
             }
         }
     }
@@ -648,9 +666,13 @@ async fn prepare(
     if let (Some(spool), Some(pos)) = (&shared.spool, pos) {
         spool.set_needed(pos, targets.len());
     }
+    if let Some(tracker) = &tracker {
+        tracker.set_needed(targets.len());
+    }
     Some(Prepared {
         trace,
         pos,
+        tracker,
         budget,
         targets,
     })
@@ -1024,6 +1046,7 @@ impl LaneRun {
                 let n = batch.items.len() as u64;
                 tracing::warn!(provider = %self.lane.name, error = %error, traces = n, "ops: export failed for good");
                 self.lane.settled(&batch.items);
+                tell(&batch.items, false);
                 if !self.shared.abandoned.load(Relaxed) {
                     self.lane.failed.fetch_add(n, Relaxed);
                     self.shared.counters.failed.fetch_add(n, Relaxed);
@@ -1039,6 +1062,7 @@ impl LaneRun {
     fn delivered(&self, items: &[LaneItem]) {
         let n = items.len() as u64;
         self.lane.settled(items);
+        tell(items, true);
         if !self.shared.abandoned.load(Relaxed) {
             self.lane.exported.fetch_add(n, Relaxed);
             self.shared.counters.exported.fetch_add(n, Relaxed);
@@ -1074,6 +1098,7 @@ impl LaneRun {
             .saturating_sub(self.paused.saturating_sub(paused_then));
         if batch.attempts > config.max_retries || spent >= config.max_retry_time {
             self.lane.settled(&batch.items);
+            tell(&batch.items, false);
             self.lane.count_dropped(
                 &self.shared,
                 batch.items.len() as u64,
@@ -1126,6 +1151,13 @@ impl LaneRun {
             DropReason::Shutdown,
             "shutdown's timeout passed",
         );
+    }
+}
+
+/// Tells the receipts of `items` that this lane is done with them.
+fn tell(items: &[LaneItem], delivered: bool) {
+    for tracker in items.iter().filter_map(|i| i.tracker.as_ref()) {
+        tracker.lane_done(delivered);
     }
 }
 
