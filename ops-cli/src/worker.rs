@@ -264,8 +264,7 @@ async fn work(cli: &Cli, args: &WorkerArgs, url: &str) -> Result<(), Failure> {
     let consumer = config.consumer.clone();
     let worker =
         Worker::new(url, config, queue).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::new(exit::OTHER, format!("cannot watch SIGTERM: {e}")))?;
+    let stop = stop_signal()?;
     eprintln!(
         "ops worker {consumer}: delivering from {} (prefix {}, group {})",
         ops_core::provider::redact_url(url),
@@ -273,12 +272,7 @@ async fn work(cli: &Cli, args: &WorkerArgs, url: &str) -> Result<(), Failure> {
         args.redis.group
     );
     let report = worker
-        .run(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
+        .run(stop)
         .await
         .map_err(|e| Failure::new(exit::OTHER, e.to_string()))?;
     eprintln!(
@@ -286,4 +280,20 @@ async fn work(cli: &Cli, args: &WorkerArgs, url: &str) -> Result<(), Failure> {
         report.acked, report.dead_lettered, report.unfinished
     );
     Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C (Ctrl-C only where there is no SIGTERM).
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::new(exit::OTHER, format!("cannot watch SIGTERM: {e}")))?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
