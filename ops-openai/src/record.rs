@@ -1,0 +1,137 @@
+//! What a call puts on its generation: the request's model, parameters and input; the
+//! response's model, output and usage; the API's error.
+
+use async_openai::error::OpenAIError;
+use ops_core::{Level, ObservationUpdate, update_current_observation};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::price::PriceTable;
+use crate::usage::Tokens;
+
+/// Which API a request is for: where its input is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Api {
+    Chat,
+    Completions,
+    Embeddings,
+    Responses,
+}
+
+impl Api {
+    /// The request fields that make up the input.
+    fn input_fields(self) -> &'static [&'static str] {
+        match self {
+            Api::Chat => &["messages", "tools", "functions"],
+            Api::Completions => &["prompt", "suffix"],
+            Api::Embeddings => &["input"],
+            Api::Responses => &["instructions", "input", "tools"],
+        }
+    }
+}
+
+/// Request fields that are neither input nor a model parameter.
+const NOT_PARAMETERS: &[&str] = &[
+    "model",
+    "stream",
+    "metadata",
+    "user",
+    "store",
+    "safety_identifier",
+    "prompt_cache_key",
+    "previous_response_id",
+    "conversation",
+];
+
+/// Records the request on the current generation: the model, the model parameters (every
+/// other field that is set: temperature, max_tokens, tool_choice, stream_options, ...) and
+/// the input (the messages, with the tools when there are any). Serializes the request only
+/// when a generation is being recorded.
+pub(crate) fn request(api: Api, request: &impl Serialize) {
+    update_current_observation(|o| {
+        o.model_provider("openai");
+        let Ok(Value::Object(fields)) = serde_json::to_value(request) else {
+            return;
+        };
+        let mut input = Map::new();
+        for (key, value) in fields {
+            if value.is_null() {
+                continue;
+            }
+            if key == "model" {
+                if let Value::String(model) = value {
+                    o.model(model);
+                }
+            } else if api.input_fields().contains(&key.as_str()) {
+                input.insert(key, value);
+            } else if !NOT_PARAMETERS.contains(&key.as_str()) {
+                o.model_parameter(key, value);
+            }
+        }
+        // One input field alone (the messages, the prompt) is the input itself.
+        if input.len() == 1 {
+            if let Some((_, only)) = input.into_iter().next() {
+                o.input(only);
+            }
+        } else if !input.is_empty() {
+            o.input(input);
+        }
+    });
+}
+
+/// Records a response: the model that answered, the output and the usage, priced as the
+/// response's model (else the request's).
+pub(crate) fn response(
+    model: &str,
+    request_model: Option<&str>,
+    output: impl FnOnce() -> Value,
+    tokens: Option<Tokens>,
+    prices: Option<&PriceTable>,
+) {
+    update_current_observation(|o| {
+        if !model.is_empty() {
+            o.model(model);
+        }
+        o.output(output());
+        if let Some(tokens) = tokens {
+            let mut models = vec![model];
+            models.extend(request_model);
+            o.usage(tokens.to_usage(&models, prices));
+        }
+    });
+}
+
+/// Records a failure: level ERROR, the error's message, and the API's error object (`type`,
+/// `code`, `param`) under `openai_error` when the API sent one.
+pub(crate) fn error(err: &OpenAIError) {
+    update_current_observation(|o| error_into(o, err));
+}
+
+fn error_into(o: &mut ObservationUpdate, err: &OpenAIError) {
+    o.level(Level::Error).status_message(err.to_string());
+    if let OpenAIError::ApiError(api) = err {
+        o.metadata("openai_error", &api.api_error)
+            .metadata("http_status", api.status_code.as_u16());
+    }
+}
+
+/// A serialized value with its top-level nulls removed (`"refusal": null` and the like).
+pub(crate) fn without_nulls(value: impl Serialize) -> Value {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(mut map)) => {
+            map.retain(|_, v| !v.is_null());
+            Value::Object(map)
+        }
+        Ok(other) => other,
+        Err(e) => Value::String(format!("<output not serializable: {e}>")),
+    }
+}
+
+/// One output, or an array when there are several (`n > 1`).
+pub(crate) fn one_or_many(mut items: Vec<Value>) -> Value {
+    if items.len() == 1 {
+        items.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(items)
+    }
+}
