@@ -9,13 +9,13 @@ use async_openai::types::chat::{
     ChatCompletionResponseStream, CreateChatCompletionRequest, CreateChatCompletionResponse,
     CreateChatCompletionStreamResponse,
 };
-use futures_util::{Stream, StreamExt as _, TryStreamExt as _, stream};
+use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use ops_core::traced;
 
 use crate::TracedClient;
 use crate::price::PriceTable;
 use crate::record::{self, Api};
-use crate::stream::{ChatReducer, ChunkObserver};
+use crate::stream::{self, ChatReducer, ChunkObserver};
 
 /// The chat completions API of a [`TracedClient`]: each call is a generation named
 /// `openai.chat`.
@@ -79,20 +79,12 @@ impl<C: Config + 'static> Chat<'_, C> {
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<ChatCompletionResponseStream, OpenAIError> {
-        let mut stream = Box::pin(traced_chat_stream(
+        stream::start(traced_chat_stream(
             Arc::clone(&self.client.client),
             request,
             self.client.prices.clone(),
-        ));
-        match stream.next().await {
-            Some(Err(e)) => match stream.next().await {
-                // The request itself failed: the stream has ended, and so has its generation.
-                None => Err(e),
-                // An error among the chunks: the caller sees it, as the rest.
-                Some(next) => Ok(Box::pin(stream::iter([Err(e), next]).chain(stream))),
-            },
-            first => Ok(Box::pin(stream::iter(first).chain(stream))),
-        }
+        ))
+        .await
     }
 }
 
@@ -105,7 +97,7 @@ fn traced_chat_stream<C: Config + 'static>(
 ) -> impl Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + Send + 'static {
     record::request(Api::Chat, &request);
     let mut observer = ChunkObserver::new(request.model.clone(), prices);
-    stream::once(async move { client.chat().create_stream(request).await })
+    futures_util::stream::once(async move { client.chat().create_stream(request).await })
         .try_flatten()
         .inspect(move |item| observer.observe(item))
 }

@@ -1,7 +1,7 @@
 //! What a call puts on its generation: the request's model, parameters and input; the
 //! response's model, output and usage; the API's error.
 
-use async_openai::error::OpenAIError;
+use async_openai::error::{ApiError, OpenAIError};
 use ops_core::{Level, ObservationUpdate, update_current_observation};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -108,11 +108,43 @@ pub(crate) fn error(err: &OpenAIError) {
 }
 
 fn error_into(o: &mut ObservationUpdate, err: &OpenAIError) {
-    o.level(Level::Error).status_message(err.to_string());
-    if let OpenAIError::ApiError(api) = err {
-        o.metadata("openai_error", &api.api_error)
-            .metadata("http_status", api.status_code.as_u16());
+    o.level(Level::Error);
+    match err {
+        OpenAIError::ApiError(api) => {
+            o.status_message(err.to_string())
+                .metadata("openai_error", &api.api_error)
+                .metadata("http_status", api.status_code.as_u16());
+        }
+        // An error event in a stream (`data: {"error": {...}}`) reaches async-openai's caller
+        // as a chunk it could not read; the API's message is in it.
+        OpenAIError::JSONDeserialize(_, content) => {
+            match serde_json::from_str::<WrappedError>(content) {
+                Ok(wrapped) => {
+                    o.status_message(format!("stream failed: {}", wrapped.error))
+                        .metadata("openai_error", &wrapped.error);
+                }
+                Err(_) => {
+                    o.status_message(err.to_string());
+                }
+            }
+        }
+        _ => {
+            o.status_message(err.to_string());
+        }
     }
+}
+
+/// OpenAI's error body: `{"error": {"message": .., "type": .., "param": .., "code": ..}}`.
+#[derive(serde::Deserialize)]
+struct WrappedError {
+    error: ApiError,
+}
+
+/// Records a warning: level WARNING and why.
+pub(crate) fn warning(message: String) {
+    update_current_observation(|o| {
+        o.level(Level::Warning).status_message(message);
+    });
 }
 
 /// A serialized value with its top-level nulls removed (`"refusal": null` and the like).

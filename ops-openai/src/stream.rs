@@ -1,11 +1,15 @@
-//! Streamed chat completions: the chunks reduced to the final message, and what the chunks
-//! tell the generation (model, usage, errors) as they pass.
+//! Streamed calls: the chunks reduced to the final output, and what the chunks tell the
+//! generation (model, usage, errors, time to first token) as they pass.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_openai::error::OpenAIError;
-use async_openai::types::chat::CreateChatCompletionStreamResponse;
+use async_openai::types::chat::{CompletionUsage, CreateChatCompletionStreamResponse};
+use async_openai::types::completions::CreateCompletionResponse;
+use async_openai::types::responses::{Response, ResponseStreamEvent};
+use futures_util::{Stream, StreamExt as _, stream};
 use ops_core::context::StreamReducer;
 use serde_json::{Map, Value, json};
 
@@ -13,7 +17,92 @@ use crate::price::PriceTable;
 use crate::record;
 use crate::usage::Tokens;
 
-type Item = Result<CreateChatCompletionStreamResponse, OpenAIError>;
+/// What async-openai's `create_stream` returns.
+pub(crate) type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, OpenAIError>> + Send>>;
+
+/// Starts a traced stream the way async-openai's `create_stream` does: a request that fails
+/// before any chunk is an `Err` (and its generation has ended, with the error), anything else
+/// is the stream, whose first item was read to know.
+pub(crate) async fn start<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, OpenAIError>> + Send + 'static,
+) -> Result<Boxed<T>, OpenAIError> {
+    let mut stream = Box::pin(stream);
+    match stream.next().await {
+        Some(Err(e)) => match stream.next().await {
+            // The request itself failed: the stream has ended, and so has its generation.
+            None => Err(e),
+            // An error among the chunks: the caller sees it, as the rest.
+            Some(next) => Ok(Box::pin(stream::iter([Err(e), next]).chain(stream))),
+        },
+        first => Ok(Box::pin(stream::iter(first).chain(stream))),
+    }
+}
+
+/// A chunk of a streamed chat completion or completion: the model and, in the last chunk when
+/// the request set `stream_options.include_usage`, the usage.
+pub(crate) trait Chunk {
+    fn model(&self) -> &str;
+    fn usage(&self) -> Option<&CompletionUsage>;
+}
+
+impl Chunk for CreateChatCompletionStreamResponse {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn usage(&self) -> Option<&CompletionUsage> {
+        self.usage.as_ref()
+    }
+}
+
+impl Chunk for CreateCompletionResponse {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn usage(&self) -> Option<&CompletionUsage> {
+        self.usage.as_ref()
+    }
+}
+
+/// Watches the chunks as they pass, in the generation's context: records the model that
+/// answers, the usage and any error.
+#[derive(Debug)]
+pub(crate) struct ChunkObserver {
+    request_model: String,
+    prices: Option<Arc<PriceTable>>,
+    model_seen: bool,
+}
+
+impl ChunkObserver {
+    pub(crate) fn new(request_model: String, prices: Option<Arc<PriceTable>>) -> Self {
+        Self {
+            request_model,
+            prices,
+            model_seen: false,
+        }
+    }
+
+    pub(crate) fn observe<T: Chunk>(&mut self, item: &Result<T, OpenAIError>) {
+        match item {
+            Ok(chunk) => {
+                if let Some(usage) = chunk.usage() {
+                    let tokens = Tokens::from(usage);
+                    let models = [chunk.model(), self.request_model.as_str()];
+                    let prices = self.prices.as_deref();
+                    ops_core::update_current_observation(|o| {
+                        o.usage(tokens.to_usage(&models, prices));
+                    });
+                }
+                if !self.model_seen && !chunk.model().is_empty() {
+                    self.model_seen = true;
+                    ops_core::update_current_observation(|o| {
+                        o.model(chunk.model());
+                    });
+                }
+            }
+            Err(e) => record::error(e),
+        }
+    }
+}
 
 /// Reduces the chunks of a streamed chat completion to the message a non-streamed call
 /// returns: per choice, the role, the content and refusal joined, and each tool call's id,
@@ -39,10 +128,10 @@ struct ToolCall {
     arguments: String,
 }
 
-impl StreamReducer<Item> for ChatReducer {
+impl StreamReducer<Result<CreateChatCompletionStreamResponse, OpenAIError>> for ChatReducer {
     type Output = Value;
 
-    fn push(&mut self, item: &Item) {
+    fn push(&mut self, item: &Result<CreateChatCompletionStreamResponse, OpenAIError>) {
         let Ok(chunk) = item else { return };
         for choice in &chunk.choices {
             let message = self.choices.entry(choice.index).or_default();
@@ -113,44 +202,137 @@ impl Message {
     }
 }
 
-/// Watches the chunks as they pass, in the generation's context: records the model that
-/// answers, the usage (the last chunk carries it when the request set
-/// `stream_options.include_usage`) and any error.
-#[derive(Debug)]
-pub(crate) struct ChunkObserver {
-    request_model: String,
-    prices: Option<Arc<PriceTable>>,
-    model_seen: bool,
+/// Reduces the chunks of a streamed completion to the text of each choice.
+#[derive(Debug, Default)]
+pub(crate) struct TextReducer {
+    choices: BTreeMap<u32, String>,
 }
 
-impl ChunkObserver {
-    pub(crate) fn new(request_model: String, prices: Option<Arc<PriceTable>>) -> Self {
-        Self {
-            request_model,
-            prices,
-            model_seen: false,
+impl StreamReducer<Result<CreateCompletionResponse, OpenAIError>> for TextReducer {
+    type Output = Value;
+
+    fn push(&mut self, item: &Result<CreateCompletionResponse, OpenAIError>) {
+        let Ok(chunk) = item else { return };
+        for choice in &chunk.choices {
+            self.choices
+                .entry(choice.index)
+                .or_default()
+                .push_str(&choice.text);
         }
     }
 
-    pub(crate) fn observe(&mut self, item: &Item) {
+    fn finish(self) -> Value {
+        record::one_or_many(self.choices.into_values().map(Value::String).collect())
+    }
+}
+
+/// Reduces the events of a streamed response: the output items of its final event
+/// (`response.completed`, `.incomplete` or `.failed`), else, for a stream that stopped
+/// before, the text that arrived (`response.output_text.delta`s joined).
+#[derive(Debug, Default)]
+pub(crate) struct ResponseReducer {
+    text: String,
+    output: Option<Value>,
+}
+
+impl StreamReducer<Result<ResponseStreamEvent, OpenAIError>> for ResponseReducer {
+    type Output = Value;
+
+    fn push(&mut self, item: &Result<ResponseStreamEvent, OpenAIError>) {
         match item {
-            Ok(chunk) => {
-                if let Some(usage) = &chunk.usage {
-                    let tokens = Tokens::from(usage);
-                    let models = [chunk.model.as_str(), self.request_model.as_str()];
-                    let prices = self.prices.as_deref();
-                    ops_core::update_current_observation(|o| {
-                        o.usage(tokens.to_usage(&models, prices));
-                    });
-                }
-                if !self.model_seen && !chunk.model.is_empty() {
-                    self.model_seen = true;
-                    ops_core::update_current_observation(|o| {
-                        o.model(chunk.model.as_str());
-                    });
+            Ok(ResponseStreamEvent::ResponseOutputTextDelta(e)) => self.text.push_str(&e.delta),
+            Ok(event) => {
+                if let Some(response) = final_response(event) {
+                    self.output = Some(response_output(response));
                 }
             }
-            Err(e) => record::error(e),
+            Err(_) => {}
+        }
+    }
+
+    fn finish(self) -> Value {
+        self.output.unwrap_or(Value::String(self.text))
+    }
+}
+
+/// The response a final event carries.
+fn final_response(event: &ResponseStreamEvent) -> Option<&Response> {
+    match event {
+        ResponseStreamEvent::ResponseCompleted(e) => Some(&e.response),
+        ResponseStreamEvent::ResponseIncomplete(e) => Some(&e.response),
+        ResponseStreamEvent::ResponseFailed(e) => Some(&e.response),
+        _ => None,
+    }
+}
+
+/// A response's output items, as recorded.
+pub(crate) fn response_output(response: &Response) -> Value {
+    Value::Array(response.output.iter().map(record::without_nulls).collect())
+}
+
+/// Watches the events of a streamed response: the first text delta is the first token; the
+/// final event carries the model and the usage; a failed or incomplete response, or an
+/// `error` event, sets the level.
+#[derive(Debug)]
+pub(crate) struct ResponseObserver {
+    request_model: Option<String>,
+    prices: Option<Arc<PriceTable>>,
+    first_token_seen: bool,
+}
+
+impl ResponseObserver {
+    pub(crate) fn new(request_model: Option<String>, prices: Option<Arc<PriceTable>>) -> Self {
+        Self {
+            request_model,
+            prices,
+            first_token_seen: false,
+        }
+    }
+
+    pub(crate) fn observe(&mut self, item: &Result<ResponseStreamEvent, OpenAIError>) {
+        let event = match item {
+            Ok(event) => event,
+            Err(e) => return record::error(e),
+        };
+        match event {
+            ResponseStreamEvent::ResponseOutputTextDelta(_)
+            | ResponseStreamEvent::ResponseRefusalDelta(_)
+            | ResponseStreamEvent::ResponseFunctionCallArgumentsDelta(_)
+                if !self.first_token_seen =>
+            {
+                self.first_token_seen = true;
+                ops_core::update_current_observation(|o| {
+                    o.completion_started();
+                });
+            }
+            ResponseStreamEvent::ResponseError(e) => {
+                let message = format!("stream failed: {}", e.message);
+                ops_core::update_current_observation(|o| {
+                    o.level(ops_core::Level::Error)
+                        .status_message(message)
+                        .metadata("openai_error", json!({"code": e.code, "param": e.param}));
+                });
+            }
+            _ => {}
+        }
+        let Some(response) = final_response(event) else {
+            return;
+        };
+        let tokens = response.usage.as_ref().map(Tokens::from);
+        record::response(
+            &response.model,
+            self.request_model.as_deref(),
+            || response_output(response),
+            tokens,
+            self.prices.as_deref(),
+        );
+        if let Some(error) = &response.error {
+            let message = format!("response failed: {}", error.message);
+            ops_core::update_current_observation(|o| {
+                o.level(ops_core::Level::Error).status_message(message);
+            });
+        } else if let Some(details) = &response.incomplete_details {
+            record::warning(format!("response incomplete: {}", details.reason));
         }
     }
 }

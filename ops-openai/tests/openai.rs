@@ -21,6 +21,9 @@ const COMPLETIONS: &str = include_str!("fixtures/completions.json");
 const EMBEDDINGS: &str = include_str!("fixtures/embeddings.json");
 const ERROR: &str = include_str!("fixtures/error.json");
 const RESPONSES: &str = include_str!("fixtures/responses.json");
+const RESPONSES_STREAM: &str = include_str!("fixtures/responses_stream.sse");
+const COMPLETIONS_STREAM: &str = include_str!("fixtures/completions_stream.sse");
+const CHAT_STREAM_ERROR: &str = include_str!("fixtures/chat_stream_error.sse");
 
 const CHAT_PATH: &str = "/v1/chat/completions";
 
@@ -581,4 +584,127 @@ async fn debug_output_never_shows_the_api_key() {
     let shown = format!("{:?}", TracedClient::new(fake.client.clone()));
     assert!(shown.contains("api_base"), "{shown}");
     assert!(!shown.contains("sk-test-not-a-secret"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_event_mid_stream_is_recorded_with_the_api_message() {
+    let fake = fake::start(vec![(CHAT_PATH, Reply::sse(CHAT_STREAM_ERROR))]).await;
+    let openai = TracedClient::new(fake.client.clone());
+    let capture = ops_testkit::capture();
+
+    let items = capture
+        .scope(async {
+            let stream = openai
+                .chat()
+                .create_stream(req(stream_request()))
+                .await
+                .unwrap();
+            stream.collect::<Vec<_>>().await
+        })
+        .await;
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok() && items[1].is_ok() && items[2].is_err());
+
+    let o = only(&capture, "openai.chat");
+    assert_eq!(o.level, Level::Error);
+    assert_eq!(
+        o.status_message.as_deref(),
+        Some(
+            "stream failed: server_error: The server had an error while processing your request. Sorry about that!"
+        )
+    );
+    assert_eq!(o.metadata["openai_error"]["type"], "server_error");
+    assert!(
+        o.metadata.get("cancelled").is_none(),
+        "the stream ended: {o:#?}"
+    );
+    assert_eq!(
+        o.output,
+        Some(json!({"role": "assistant", "content": "Pack layers"}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_completions_record_the_joined_text_and_usage() {
+    let fake = fake::start(vec![("/v1/completions", Reply::sse(COMPLETIONS_STREAM))]).await;
+    let openai = TracedClient::new(fake.client.clone());
+    let capture = ops_testkit::capture();
+
+    capture
+        .scope(async {
+            let stream = openai
+                .completions()
+                .create_stream(req(json!({"model": "gpt-3.5-turbo-instruct",
+                    "prompt": "Say this is a test", "stream_options": {"include_usage": true}})))
+                .await
+                .unwrap();
+            assert_eq!(stream.collect::<Vec<_>>().await.len(), 4);
+        })
+        .await;
+
+    let o = only(&capture, "openai.completions");
+    assert_eq!(o.output, Some(json!("This is a test")));
+    assert_eq!(o.input, Some(json!("Say this is a test")));
+    assert!(o.completion_start_time.is_some());
+    let usage = o.usage.clone().unwrap();
+    assert_eq!(
+        (usage.input, usage.output, usage.total),
+        (Some(5), Some(3), Some(8))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_responses_take_the_first_text_delta_as_first_token_and_the_final_event() {
+    let paced = Reply::Sse {
+        body: RESPONSES_STREAM,
+        first: Duration::from_millis(100),
+        gap: Duration::from_millis(60),
+        hang: false,
+    };
+    let fake = fake::start(vec![("/v1/responses", paced)]).await;
+    let prices = PriceTable::new("USD")
+        .with(
+            "gpt-4o-mini",
+            Price::per_million(0.15, 0.60).cached_input(0.075),
+        )
+        .unwrap();
+    let openai = TracedClient::new(fake.client.clone()).with_prices(prices);
+    let capture = ops_testkit::capture();
+
+    let text = capture
+        .scope(async {
+            let mut stream = openai
+                .responses()
+                .create_stream(req(json!({"model": "gpt-4o-mini",
+                    "input": "Tell me a story about a unicorn.", "stream": true})))
+                .await
+                .unwrap();
+            let mut text = String::new();
+            while let Some(event) = stream.next().await {
+                if let async_openai::types::responses::ResponseStreamEvent::ResponseOutputTextDelta(d) =
+                    event.unwrap()
+                {
+                    text.push_str(&d.delta);
+                }
+            }
+            text
+        })
+        .await;
+
+    let o = only(&capture, "openai.responses");
+    assert_eq!(o.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+    let output = o.output.clone().unwrap();
+    assert_eq!(output[0]["type"], "message");
+    assert_eq!(output[0]["content"][0]["text"], text.as_str());
+    let usage = o.usage.clone().unwrap();
+    assert_eq!((usage.input, usage.output), (Some(1200), Some(300)));
+    assert_eq!(detail(&o, "cached_tokens"), Some(1024));
+    assert_eq!(detail(&o, "reasoning_tokens"), Some(64));
+    let expected = (176.0 * 0.15 + 1024.0 * 0.075 + 300.0 * 0.60) / 1e6;
+    assert!((usage.total_cost().unwrap() - expected).abs() < 1e-12);
+    // Four events (created, in progress, item and part added) came before the first text
+    // delta, 100 ms then 60 ms apart: the first token is the delta, not the first event.
+    let first = o.completion_start_time.expect("completion_start_time");
+    assert!(millis(&o, o.start_time, Some(first)) >= 320, "{o:#?}");
+    assert_eq!(o.level, Level::Default);
 }
