@@ -167,3 +167,60 @@ pub(crate) fn one_or_many(mut items: Vec<Value>) -> Value {
         Value::Array(items)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts how often it is serialized.
+    struct Counted<'a>(&'a AtomicUsize);
+
+    impl Serialize for Counted<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            serde_json::json!({"model": "m", "messages": [], "temperature": 1.0}).serialize(s)
+        }
+    }
+
+    #[ops_core::traced(kind = "generation", skip_all)]
+    fn generation(request: &Counted<'_>) {
+        super::request(Api::Chat, request);
+    }
+
+    #[test]
+    fn the_request_is_serialized_only_when_a_generation_is_recorded() {
+        let count = AtomicUsize::new(0);
+        // No queue installed: nothing is recorded, and the request is not serialized.
+        generation(&Counted(&count));
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+
+        let capture = ops_testkit::capture();
+        capture.run(|| generation(&Counted(&count)));
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        let o = capture.find("generation").unwrap();
+        assert_eq!(o.model.as_deref(), Some("m"));
+        assert_eq!(o.input, Some(serde_json::json!([])));
+        assert_eq!(o.model_parameters["temperature"], 1.0);
+    }
+
+    #[ops_core::traced(kind = "generation", skip_all)]
+    fn failing(err: &OpenAIError) {
+        super::error(err);
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_an_error_body_keeps_the_error_text() {
+        let err = OpenAIError::JSONDeserialize(
+            serde_json::from_str::<Value>("{").unwrap_err(),
+            "not json".into(),
+        );
+        let capture = ops_testkit::capture();
+        capture.run(|| failing(&err));
+        let o = capture.find("failing").unwrap();
+        assert_eq!(o.level, Level::Error);
+        assert_eq!(o.status_message, Some(err.to_string()));
+        assert!(o.metadata.get("openai_error").is_none());
+    }
+}

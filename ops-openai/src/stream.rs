@@ -336,3 +336,43 @@ impl ResponseObserver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(choices: Value) -> Result<CreateChatCompletionStreamResponse, OpenAIError> {
+        Ok(serde_json::from_value(json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": choices
+        }))
+        .unwrap())
+    }
+
+    #[test]
+    fn each_choice_is_reduced_apart_when_n_is_more_than_one() {
+        let mut reducer = ChatReducer::default();
+        for item in [
+            chunk(
+                json!([{"index": 0, "delta": {"role": "assistant", "content": "A"}},
+                         {"index": 1, "delta": {"role": "assistant", "content": "B"}}]),
+            ),
+            chunk(json!([{"index": 1, "delta": {"content": "b"}},
+                         {"index": 0, "delta": {"content": "a"}}])),
+            Err(OpenAIError::InvalidArgument("skipped".into())),
+            chunk(json!([{"index": 1, "delta": {"refusal": "no"}}])),
+        ] {
+            reducer.push(&item);
+        }
+        assert_eq!(
+            reducer.finish(),
+            json!([{"role": "assistant", "content": "Aa"},
+                   {"role": "assistant", "content": "Bb", "refusal": "no"}])
+        );
+    }
+
+    #[test]
+    fn a_stream_with_no_choice_reduces_to_an_empty_array() {
+        assert_eq!(ChatReducer::default().finish(), json!([]));
+    }
+}
