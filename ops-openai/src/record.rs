@@ -140,6 +140,13 @@ struct WrappedError {
     error: ApiError,
 }
 
+/// Records a failure the API reported in a successful answer: level ERROR and why.
+pub(crate) fn failure(message: String) {
+    update_current_observation(|o| {
+        o.level(Level::Error).status_message(message);
+    });
+}
+
 /// Records a warning: level WARNING and why.
 pub(crate) fn warning(message: String) {
     update_current_observation(|o| {

@@ -10,6 +10,7 @@ use async_openai::types::responses::{
 };
 use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use ops_core::traced;
+use serde_json::Value;
 
 use crate::TracedClient;
 use crate::price::PriceTable;
@@ -47,10 +48,11 @@ impl<C: Config + 'static> Responses<'_, C> {
         record::response(
             &response.model,
             request_model.as_deref(),
-            || stream::response_output(&response),
+            || response_output(&response),
             response.usage.as_ref().map(Into::into),
             self.client.prices(),
         );
+        response_status(&response);
         Ok(response)
     }
 
@@ -93,4 +95,19 @@ fn traced_response_stream<C: Config + 'static>(
     futures_util::stream::once(async move { client.responses().create_stream(request).await })
         .try_flatten()
         .inspect(move |item| observer.observe(item))
+}
+
+/// A response's output items, as recorded.
+pub(crate) fn response_output(response: &Response) -> Value {
+    Value::Array(response.output.iter().map(record::without_nulls).collect())
+}
+
+/// A failed response (it carries an `error`) is level ERROR with its message; an incomplete
+/// one is level WARNING with its reason.
+pub(crate) fn response_status(response: &Response) {
+    if let Some(error) = &response.error {
+        record::failure(format!("response failed: {}", error.message));
+    } else if let Some(details) = &response.incomplete_details {
+        record::warning(format!("response incomplete: {}", details.reason));
+    }
 }

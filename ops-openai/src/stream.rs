@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::price::PriceTable;
 use crate::record;
+use crate::responses::{response_output, response_status};
 use crate::usage::Tokens;
 
 /// What async-openai's `create_stream` returns.
@@ -265,11 +266,6 @@ fn final_response(event: &ResponseStreamEvent) -> Option<&Response> {
     }
 }
 
-/// A response's output items, as recorded.
-pub(crate) fn response_output(response: &Response) -> Value {
-    Value::Array(response.output.iter().map(record::without_nulls).collect())
-}
-
 /// Watches the events of a streamed response: the first text delta is the first token; the
 /// final event carries the model and the usage; a failed or incomplete response, or an
 /// `error` event, sets the level.
@@ -326,14 +322,7 @@ impl ResponseObserver {
             tokens,
             self.prices.as_deref(),
         );
-        if let Some(error) = &response.error {
-            let message = format!("response failed: {}", error.message);
-            ops_core::update_current_observation(|o| {
-                o.level(ops_core::Level::Error).status_message(message);
-            });
-        } else if let Some(details) = &response.incomplete_details {
-            record::warning(format!("response incomplete: {}", details.reason));
-        }
+        response_status(response);
     }
 }
 

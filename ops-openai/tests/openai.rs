@@ -708,3 +708,56 @@ async fn streamed_responses_take_the_first_text_delta_as_first_token_and_the_fin
     assert!(millis(&o, o.start_time, Some(first)) >= 320, "{o:#?}");
     assert_eq!(o.level, Level::Default);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incomplete_or_failed_response_sets_the_level_and_says_why() {
+    let mut incomplete: Value = serde_json::from_str(RESPONSES).unwrap();
+    incomplete["status"] = json!("incomplete");
+    incomplete["incomplete_details"] = json!({"reason": "max_output_tokens"});
+    let incomplete: &'static str = incomplete.to_string().leak();
+    let mut failed: Value = serde_json::from_str(RESPONSES).unwrap();
+    failed["status"] = json!("failed");
+    failed["output"] = json!([]);
+    failed["error"] =
+        json!({"code": "server_error", "message": "The model failed to generate a response."});
+    let event = json!({"type": "response.failed", "sequence_number": 0, "response": failed});
+    let failed_stream: &'static str = format!("event: response.failed\ndata: {event}\n\n").leak();
+
+    let fake = fake::start(vec![("/v1/responses", Reply::Json(200, incomplete))]).await;
+    let streaming = fake::start(vec![("/v1/responses", Reply::sse(failed_stream))]).await;
+    let capture = ops_testkit::capture();
+    capture
+        .scope(async {
+            let request = || req(json!({"model": "gpt-4o", "input": "Tell me a story."}));
+            TracedClient::new(fake.client.clone())
+                .responses()
+                .create(request())
+                .await
+                .unwrap();
+            let stream = TracedClient::new(streaming.client.clone())
+                .responses()
+                .create_stream(request())
+                .await
+                .unwrap();
+            assert!(stream.collect::<Vec<_>>().await.iter().all(Result::is_ok));
+        })
+        .await;
+
+    let mut generations = capture.find_kind(ObservationKind::Generation);
+    generations.sort_by_key(|o| o.start_time);
+    let [incomplete, failed] = &generations[..] else {
+        panic!("two generations expected: {generations:#?}");
+    };
+    assert_eq!(incomplete.level, Level::Warning);
+    assert_eq!(
+        incomplete.status_message.as_deref(),
+        Some("response incomplete: max_output_tokens")
+    );
+    assert!(incomplete.usage.is_some());
+    assert_eq!(failed.level, Level::Error);
+    assert_eq!(
+        failed.status_message.as_deref(),
+        Some("response failed: The model failed to generate a response.")
+    );
+    assert_eq!(failed.output, Some(json!([])));
+}

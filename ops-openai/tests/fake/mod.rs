@@ -15,6 +15,9 @@ use axum::response::Response;
 use futures_util::{StreamExt as _, stream};
 use serde_json::Value;
 
+/// How long a request to the fake may take, its streamed body included.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the fake answers on one path.
 #[derive(Clone, Debug)]
 pub(crate) enum Reply {
@@ -76,8 +79,13 @@ pub(crate) async fn start(routes: Vec<(&'static str, Reply)>) -> Fake {
     let config = OpenAIConfig::new()
         .with_api_base(format!("http://{addr}/v1"))
         .with_api_key("sk-test-not-a-secret");
+    // Every request, its streamed body included, is bounded in time.
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap();
     Fake {
-        client: Client::with_config(config),
+        client: Client::build(http, config),
         seen,
     }
 }
