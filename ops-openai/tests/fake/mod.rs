@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::Response;
+use axum::serve::ListenerExt as _;
 use futures_util::{StreamExt as _, stream};
 use serde_json::Value;
 
@@ -75,6 +76,11 @@ pub(crate) async fn start(routes: Vec<(&'static str, Reply)>) -> Fake {
     let app = Router::new().fallback(answer).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Without TCP_NODELAY, an SSE event written after the headers waits for the client's
+    // delayed ACK (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let config = OpenAIConfig::new()
         .with_api_base(format!("http://{addr}/v1"))
@@ -118,7 +124,11 @@ async fn answer(State(state): State<Routes>, uri: Uri, body: Bytes) -> Response 
                 .collect();
             let paced =
                 stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
-                    tokio::time::sleep(if i == 0 { first } else { gap }).await;
+                    let wait = if i == 0 { first } else { gap };
+                    // tokio's timer ticks by the millisecond: a zero wait would still cost one.
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     Ok::<_, Infallible>(Bytes::from(e))
                 });
             let body = if hang {
