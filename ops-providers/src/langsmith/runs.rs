@@ -282,6 +282,14 @@ impl RunParts {
         }
         parts.push((format!("{op}.{}.events", run.id), json(&d.events)));
         parts.push((format!("{op}.{}.extra", run.id), json(&extra)));
+        // As the SDK: an llm run's creation says what ran, by name.
+        if run.op == Op::Post && d.main.get("run_type") == Some(&json!("llm")) {
+            let name = d.main.get("name").cloned().unwrap_or(Value::Null);
+            parts.push((
+                format!("{op}.{}.serialized", run.id),
+                json(&json!({ "name": name })),
+            ));
+        }
         Self {
             id: run.id,
             op: run.op,
@@ -413,7 +421,8 @@ mod tests {
                 format!("post.{}", o.id),
                 format!("post.{}.inputs", o.id),
                 format!("post.{}.events", o.id),
-                format!("post.{}.extra", o.id)
+                format!("post.{}.extra", o.id),
+                format!("post.{}.serialized", o.id)
             ]
         );
         let object: Value = serde_json::from_slice(&parts.object()).unwrap();
@@ -428,6 +437,7 @@ mod tests {
         let (boundary, body) = multipart(&[&parts]);
         let text = String::from_utf8(body).unwrap();
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
-        assert_eq!(text.matches("Content-Length: ").count(), 4);
+        assert_eq!(text.matches("Content-Length: ").count(), 5);
+        assert_eq!(object["serialized"], json!({"name": "llm"}));
     }
 }
