@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use ops_core::propagation::{self, TraceParent};
+use ops_core::propagation::TraceParent;
 use ops_core::{traced, update_current_trace};
 use ops_http::middleware::TraceContextMiddleware;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
