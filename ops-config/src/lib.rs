@@ -33,10 +33,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod console;
 pub mod crypto;
 pub mod manager;
 pub mod obfuscate;
 mod router;
+pub mod sample;
 pub mod store;
 
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
@@ -89,6 +91,24 @@ pub enum Error {
         app_id: String,
         /// The provider.
         provider: String,
+    },
+    /// The app has no tracing config at all.
+    #[error(
+        "app {app_id} has no tracing config; create one with `ops config set --app {app_id} \
+         --provider <name>` (see `ops providers`)"
+    )]
+    NoConfig {
+        /// The app.
+        app_id: String,
+    },
+    /// Nothing would receive a trace of the app: tracing is off, or the provider asked for is
+    /// not active.
+    #[error("{reason}; turn it on with `ops enable --app {app_id} --provider <name>`")]
+    NotActive {
+        /// The app.
+        app_id: String,
+        /// What is off.
+        reason: String,
     },
     /// Tracing cannot be switched on: no provider of the app is enabled.
     #[error(
