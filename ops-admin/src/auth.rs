@@ -166,3 +166,52 @@ impl Tokens {
         found
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T1: &str = "tok-acme-0123456789abcdefgh";
+    const T2: &str = "tok-admin-0123456789abcdefg";
+
+    #[test]
+    fn a_list_parses_into_roles() {
+        let tokens = Tokens::parse(&format!(" tenant:acme={T1},\nadmin={T2} "), "list").unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens.role(T1), Some(&Role::Tenant("acme".into())));
+        assert_eq!(tokens.role(T2), Some(&Role::Admin));
+        assert_eq!(tokens.role(&T1[..T1.len() - 1]), None);
+        assert_eq!(tokens.role(""), None);
+        // A token may hold `=` (base64 padding): only the first one splits.
+        let padded = Tokens::parse("admin=abcdefghijklmnopqrstuvwx==", "list").unwrap();
+        assert_eq!(
+            padded.role("abcdefghijklmnopqrstuvwx=="),
+            Some(&Role::Admin)
+        );
+        assert!(Tokens::parse("  ", "list").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_entries_are_errors_that_never_quote_the_token() {
+        for (text, want) in [
+            ("admin=short-token", "at least 24 characters"),
+            (&format!("tenant:../x={T1}") as &str, "invalid tenant id"),
+            (&format!("root={T1}"), "`admin` or `tenant:<tenant id>`"),
+            (&format!("tenant={T1}"), "`admin` or `tenant:<tenant id>`"),
+            (T1, "expected `tenant:<tenant id>=<token>`"),
+        ] {
+            let e = Tokens::parse(&format!("admin={T2} {text}"), "OPS_ADMIN_TOKENS").unwrap_err();
+            let message = e.to_string();
+            assert!(message.starts_with("OPS_ADMIN_TOKENS: entry 2: "), "{message}");
+            assert!(message.contains(want), "{text}: {message}");
+            assert!(!message.contains(T1) && !message.contains("short-token"), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_count_only() {
+        let tokens = Tokens::new().with(T1, Role::Admin).unwrap();
+        let debug = format!("{tokens:?}");
+        assert_eq!(debug, "Tokens { count: 1, .. }");
+    }
+}

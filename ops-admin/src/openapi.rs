@@ -43,7 +43,8 @@ fn app_id() -> Value {
     json!({
         "name": "app_id", "in": "path", "required": true,
         "description": "The app: ASCII letters, digits, `_`, `-` and `.`, starting with a letter or a digit",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},
+        "example": "app-1"
     })
 }
 
@@ -51,8 +52,16 @@ fn provider_path() -> Value {
     json!({
         "name": "provider", "in": "path", "required": true,
         "description": "A registered provider (see GET /providers)",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64}
+        "schema": {"type": "string", "enum": provider_names()}
     })
+}
+
+/// The registered providers' names, when the document is made.
+fn provider_names() -> Vec<&'static str> {
+    ops_core::provider::registered()
+        .iter()
+        .map(|f| f.name)
+        .collect()
 }
 
 fn scope(with_provider: bool) -> Vec<Value> {
@@ -65,7 +74,7 @@ fn scope(with_provider: bool) -> Vec<Value> {
         out.push(json!({
             "name": "provider", "in": "query", "required": false,
             "description": "Only this provider of the app",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 64}
+            "schema": {"type": "string", "enum": provider_names()}
         }));
     }
     out
