@@ -158,12 +158,10 @@ impl Caller {
     ) -> Result<String, ApiError> {
         ops_config::validate_app_id(app_id)?;
         match (&self.0, asked) {
-            (Role::Tenant(own), Some(asked)) if asked != own => Err(ApiError::forbidden(
-                format!(
-                    "this token acts for tenant {own} only, not {asked}; leave out ?tenant= or \
+            (Role::Tenant(own), Some(asked)) if asked != own => Err(ApiError::forbidden(format!(
+                "this token acts for tenant {own} only, not {asked}; leave out ?tenant= or \
                      use a token of that tenant"
-                ),
-            )),
+            ))),
             (Role::Tenant(own), _) => Ok(own.clone()),
             (Role::Admin, Some(asked)) => {
                 ops_config::validate_tenant_id(asked)?;
@@ -205,13 +203,8 @@ async fn show_all(
     let tenant = caller
         .tenant(&state, &app_id, scope.tenant.as_deref())
         .await?;
-    let configs = console::app_configs(
-        state.manager(),
-        &tenant,
-        &app_id,
-        scope.provider.as_deref(),
-    )
-    .await?;
+    let configs =
+        console::app_configs(state.manager(), &tenant, &app_id, scope.provider.as_deref()).await?;
     Ok(Json(configs.to_json()))
 }
 
@@ -401,13 +394,8 @@ async fn check(
     let tenant = caller
         .tenant(&state, &app_id, scope.tenant.as_deref())
         .await?;
-    let results = console::check(
-        state.manager(),
-        &tenant,
-        &app_id,
-        scope.provider.as_deref(),
-    )
-    .await?;
+    let results =
+        console::check(state.manager(), &tenant, &app_id, scope.provider.as_deref()).await?;
     let list: Vec<Value> = results
         .iter()
         .map(|(name, result)| match result {
@@ -439,9 +427,7 @@ async fn project_url(
         .manager()
         .project_url(&tenant, &app_id, factory.name)
         .await?;
-    Ok(Json(
-        json!({"provider": factory.name, "project_url": url}),
-    ))
+    Ok(Json(json!({"provider": factory.name, "project_url": url})))
 }
 
 async fn test_trace(

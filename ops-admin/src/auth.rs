@@ -202,9 +202,15 @@ mod tests {
         ] {
             let e = Tokens::parse(&format!("admin={T2} {text}"), "OPS_ADMIN_TOKENS").unwrap_err();
             let message = e.to_string();
-            assert!(message.starts_with("OPS_ADMIN_TOKENS: entry 2: "), "{message}");
+            assert!(
+                message.starts_with("OPS_ADMIN_TOKENS: entry 2: "),
+                "{message}"
+            );
             assert!(message.contains(want), "{text}: {message}");
-            assert!(!message.contains(T1) && !message.contains("short-token"), "{message}");
+            assert!(
+                !message.contains(T1) && !message.contains("short-token"),
+                "{message}"
+            );
         }
     }
 

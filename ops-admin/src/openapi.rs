@@ -28,8 +28,14 @@ fn responses(success: &[(&str, Value)], extra: &[(&str, &str)]) -> Value {
         ("401", "no token, or a token that is not accepted"),
         ("403", "the app belongs to another tenant than the token's"),
         ("404", "no such app config, provider or endpoint"),
-        ("422", "an invalid id, config value, or credentials that fail the check"),
-        ("503", "the config database failed, or the request ran out of time"),
+        (
+            "422",
+            "an invalid id, config value, or credentials that fail the check",
+        ),
+        (
+            "503",
+            "the config database failed, or the request ran out of time",
+        ),
     ]
     .iter()
     .chain(extra)

@@ -132,7 +132,10 @@ async fn console_flow_works_end_to_end_with_secrets_write_only() {
     assert_eq!(sent.status, StatusCode::OK, "{sent:#?}");
     assert_eq!(sent.json["ok"], true);
     assert_eq!(sent.json["deliveries"][0]["delivered"], true);
-    assert_eq!(sent.json["observations"], 6, "the sample chatflow: message, run and 4 nodes");
+    assert_eq!(
+        sent.json["observations"], 6,
+        "the sample chatflow: message, run and 4 nodes"
+    );
     let otlp = env
         .server
         .requests()
@@ -236,7 +239,12 @@ async fn every_endpoint_refuses_another_tenants_app() {
         // Naming the owner in ?tenant= does not help a tenant token.
         let sep = if path.contains('?') { '&' } else { '?' };
         let asked = env
-            .call(method, &format!("{path}{sep}tenant=acme"), OTHER, body.clone())
+            .call(
+                method,
+                &format!("{path}{sep}tenant=acme"),
+                OTHER,
+                body.clone(),
+            )
             .await;
         assert_eq!(
             asked.status,
@@ -251,7 +259,11 @@ async fn every_endpoint_refuses_another_tenants_app() {
         .await;
     assert_eq!(before.json, after.json);
     assert_eq!(after.json["active_providers"], json!(["langfuse"]));
-    assert!(env.server.requests().is_empty(), "{:#?}", env.server.requests());
+    assert!(
+        env.server.requests().is_empty(),
+        "{:#?}",
+        env.server.requests()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,13 +277,23 @@ async fn an_admin_token_acts_for_the_owner_or_the_named_tenant() {
     assert_eq!(get.json["tenant_id"], "acme");
     // An admin naming another tenant than the owner is refused like that tenant would be.
     let wrong = env
-        .call("GET", "/apps/app-a/configs?tenant=other", ADMIN, Value::Null)
+        .call(
+            "GET",
+            "/apps/app-a/configs?tenant=other",
+            ADMIN,
+            Value::Null,
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     assert_eq!(wrong.code(), "wrong_tenant");
     // A new app has no owner yet: the admin must name one.
     let unnamed = env
-        .call("PUT", "/apps/app-new/configs/langfuse", ADMIN, env.langfuse_body())
+        .call(
+            "PUT",
+            "/apps/app-new/configs/langfuse",
+            ADMIN,
+            env.langfuse_body(),
+        )
         .await;
     assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unnamed.code(), "tenant_required");
@@ -355,7 +377,12 @@ async fn each_error_has_its_status_code_and_the_clis_wording() {
     // 422: a failed credentials check (nothing saved, no secret echoed), an unknown key, a
     // masked secret with nothing stored, an invalid id, a body of the wrong shape.
     let failed = env
-        .call("PUT", "/apps/app-1/configs/langfuse", ACME, env.langfuse_body())
+        .call(
+            "PUT",
+            "/apps/app-1/configs/langfuse",
+            ACME,
+            env.langfuse_body(),
+        )
         .await;
     assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(failed.code(), "check_failed");
@@ -370,7 +397,11 @@ async fn each_error_has_its_status_code_and_the_clis_wording() {
     let still_none = env
         .call("GET", "/apps/app-1/configs", ACME, Value::Null)
         .await;
-    assert_eq!(still_none.status, StatusCode::NOT_FOUND, "nothing was saved");
+    assert_eq!(
+        still_none.status,
+        StatusCode::NOT_FOUND,
+        "nothing was saved"
+    );
     let unknown_key = env
         .call(
             "PUT",
@@ -485,7 +516,11 @@ async fn a_request_over_the_time_limit_is_503_timeout() {
     let answer = env
         .call("PUT", "/apps/app-1/configs/langfuse", ACME, body)
         .await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:#?}");
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{answer:#?}"
+    );
     assert_eq!(answer.code(), "timeout");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -507,12 +542,20 @@ async fn the_openapi_document_lists_every_route_and_only_those() {
                 .call(&method.to_uppercase(), &concrete, ACME, Value::Null)
                 .await;
             assert_ne!(answer.code(), "no_route", "{method} {path} is documented");
-            assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_ne!(
+                answer.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
             let documented = item[method]["responses"]
                 .as_object()
                 .unwrap()
                 .contains_key(answer.status.as_str());
-            assert!(documented, "{method} {path}: {} not documented", answer.status);
+            assert!(
+                documented,
+                "{method} {path}: {} not documented",
+                answer.status
+            );
         }
     }
     assert_eq!(operations, 11);
