@@ -571,3 +571,4 @@ async fn debug_output_holds_no_token() {
     assert_no_secret(&debug);
     assert!(debug.contains("count: 3"), "{debug}");
 }
+
