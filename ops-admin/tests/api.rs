@@ -571,4 +571,3 @@ async fn debug_output_holds_no_token() {
     assert_no_secret(&debug);
     assert!(debug.contains("count: 3"), "{debug}");
 }
-

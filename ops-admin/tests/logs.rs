@@ -43,7 +43,12 @@ async fn logs_hold_no_secret_or_token_at_trace_level() {
 
     let env = Env::new(401, Limits::default()).await;
     let failed = env
-        .call("PUT", "/apps/app-1/configs/langfuse", ACME, env.langfuse_body())
+        .call(
+            "PUT",
+            "/apps/app-1/configs/langfuse",
+            ACME,
+            env.langfuse_body(),
+        )
         .await;
     assert_eq!(failed.code(), "check_failed");
     let body = json!({"values": {"public_key": PK, "secret_key": SK, "host": env.server.uri()},

@@ -13,6 +13,9 @@
 //! - [`manager`]: [`OpsTraceManager`]: validated configs from the provider registry, credential
 //!   checks before saving, per-app provider instances cached and invalidated on every change,
 //!   and a cheap synchronous [`OpsTraceManager::is_enabled_cached`] for the hot path.
+//! - [`console`]: Dify's console flow (providers and fields, an app's configs, credential
+//!   checks, a test trace of the [`sample`] chatflow), shared by the `ops` CLI and the admin
+//!   HTTP API (`ops-admin`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ops_config::Error> {
