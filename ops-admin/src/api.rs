@@ -190,8 +190,12 @@ impl Caller {
     }
 }
 
-async fn providers(_caller: Caller) -> Json<Value> {
-    Json(json!({ "providers": console::providers() }))
+async fn providers(State(state): State<AdminState>, _caller: Caller) -> Json<Value> {
+    let list: Vec<_> = console::providers()
+        .into_iter()
+        .filter(|p| state.offers(p.name))
+        .collect();
+    Json(json!({ "providers": list }))
 }
 
 async fn show_all(
@@ -269,6 +273,17 @@ async fn put_config(
         .await?;
     let manager = state.manager();
     let factory = ops_core::provider::find(&provider).map_err(Error::from)?;
+    if !state.offers(factory.name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "local_provider",
+            format!(
+                "{} writes to this server's files, so the admin API does not configure it; use \
+                 `ops config set` on the server",
+                factory.name
+            ),
+        ));
+    }
     let mut update = ConfigUpdate::new();
     for (key, value) in &body.values {
         update.insert(key.clone(), value.clone());

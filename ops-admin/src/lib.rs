@@ -70,11 +70,18 @@ pub struct AdminState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     manager: Arc<OpsTraceManager>,
     tokens: Tokens,
     limits: Limits,
+    local_providers: bool,
 }
+
+/// The providers whose config names a file on the server (`console`, `file`). The admin API
+/// neither lists nor saves them unless [`AdminState::with_local_providers`] allows it: a
+/// tenant must not choose where the server writes.
+pub const LOCAL_PROVIDERS: &[&str] = &["console", "file"];
 
 impl fmt::Debug for AdminState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,6 +89,7 @@ impl fmt::Debug for AdminState {
             .field("manager", &self.inner.manager)
             .field("tokens", &self.inner.tokens)
             .field("limits", &self.inner.limits)
+            .field("local_providers", &self.inner.local_providers)
             .finish()
     }
 }
@@ -94,6 +102,7 @@ impl AdminState {
                 manager,
                 tokens,
                 limits: Limits::default(),
+                local_providers: false,
             }),
         }
     }
@@ -109,13 +118,27 @@ impl AdminState {
     /// The same state with `limits`.
     #[must_use]
     pub fn with_limits(self, limits: Limits) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.limits = limits;
         Self {
-            inner: Arc::new(Inner {
-                manager: Arc::clone(&self.inner.manager),
-                tokens: self.inner.tokens.clone(),
-                limits,
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// The same state, listing and saving the [`LOCAL_PROVIDERS`] too (only for a server whose
+    /// every token holder may choose files it writes).
+    #[must_use]
+    pub fn with_local_providers(self, allow: bool) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        inner.local_providers = allow;
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether the admin API offers `provider` (see [`LOCAL_PROVIDERS`]).
+    pub fn offers(&self, provider: &str) -> bool {
+        self.inner.local_providers || !LOCAL_PROVIDERS.contains(&provider)
     }
 
     /// The config manager.

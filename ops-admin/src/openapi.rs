@@ -26,7 +26,7 @@ fn responses(success: &[(&str, Value)], extra: &[(&str, &str)]) -> Value {
     for (code, description) in [
         ("400", "malformed query or body"),
         ("401", "no token, or a token that is not accepted"),
-        ("403", "the app belongs to another tenant than the token's"),
+        ("403", "the app belongs to another tenant than the token's, or (PUT) a provider writing to the server's files"),
         ("404", "no such app config, provider or endpoint"),
         (
             "422",

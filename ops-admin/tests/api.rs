@@ -571,3 +571,47 @@ async fn debug_output_holds_no_token() {
     assert_no_secret(&debug);
     assert!(debug.contains("count: 3"), "{debug}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_writing_server_files_are_not_offered_by_default() {
+    let mut env = Env::new(200, Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("written-by-a-tenant.jsonl");
+    let body = json!({"values": {"file": target.display().to_string()}, "check": false});
+    let listed = env.call("GET", "/providers", ACME, Value::Null).await;
+    let names: Vec<&str> = listed.json["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(names.contains(&"langfuse"), "{names:?}");
+    assert!(
+        !names.contains(&"file") && !names.contains(&"console"),
+        "{names:?}"
+    );
+    for provider in ["file", "console"] {
+        let put = env
+            .call(
+                "PUT",
+                &format!("/apps/app-1/configs/{provider}"),
+                ACME,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(put.status, StatusCode::FORBIDDEN, "{put:#?}");
+        assert_eq!(put.code(), "local_provider");
+    }
+    assert!(!target.exists(), "a refused config touches no file");
+    // Allowed explicitly, it is saved, and building it already creates the file the caller
+    // named: the reason it is off by default.
+    env.state = env.state.clone().with_local_providers(true);
+    let put = env
+        .call("PUT", "/apps/app-1/configs/file", ACME, body)
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{put:#?}");
+    assert!(
+        target.exists(),
+        "the file provider was built at the path given"
+    );
+}

@@ -48,7 +48,12 @@ async fn schemathesis_finds_no_failure() {
     let base = format!("http://{}/api/admin", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let args = vec![venv, base, ACME.to_owned()];
+    let args = vec![
+        venv,
+        base,
+        ACME.to_owned(),
+        work.path().display().to_string(),
+    ];
     let run = dir.join("run.sh");
     let result = tokio::task::spawn_blocking({
         let work = work.path().to_owned();
