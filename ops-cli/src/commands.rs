@@ -8,14 +8,14 @@ use ops_config::crypto::{KEY_ENV, KEY_FILE_ENV};
 use ops_config::{
     ConfigStore, ConfigView, Error, Keyring, MasterKey, OpsTraceManager, store as config_store,
 };
-use ops_core::{ExportOutcome, ProviderFactory};
-use serde_json::json;
+use ops_core::ProviderFactory;
 
 use crate::input::{self, secret_env};
 use crate::{
     CheckArgs, Cli, Command, ConfigCommand, Failure, ProviderTarget, SendTestArgs, SetArgs,
-    ShowArgs, Target, exit, sample,
+    ShowArgs, Target, exit,
 };
+use ops_config::console::ProjectLink;
 
 /// Runs the command `cli` names.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
@@ -124,25 +124,10 @@ fn providers(as_json: bool) -> Result<(), Failure> {
     let all = ops_core::provider::registered();
     let mut out = std::io::stdout().lock();
     if as_json {
-        let list: Vec<_> = all
-            .iter()
-            .map(|f| {
-                json!({
-                    "name": f.name,
-                    "display_name": f.display_name,
-                    "fields": f.fields.iter().map(|field| json!({
-                        "name": field.name,
-                        "secret": field.secret,
-                        "required": field.required,
-                        "default": field.default,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
         let _ = writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
+            serde_json::to_string_pretty(&ops_config::console::providers()).unwrap_or_default()
         );
         return Ok(());
     }
@@ -332,65 +317,28 @@ fn print_view(view: &ConfigView) {
     }
 }
 
-fn view_json(view: &ConfigView) -> serde_json::Value {
-    json!({
-        "provider": view.provider,
-        "enabled": view.enabled,
-        "version": view.version,
-        "updated_at": view.updated_at.to_rfc3339(),
-        "values": view.values,
-        "secret_keys": view.secret_keys,
-        "key_versions": view.key_versions,
-    })
-}
-
 async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
-    let wanted = args.provider.as_deref().map(factory).transpose()?;
+    // The provider name is checked before the key and the database are opened.
+    if let Some(name) = &args.provider {
+        factory(name)?;
+    }
     let manager = manager(cli, Open::Existing).await?;
-    let status = manager.app_status(cli.tenant(), &args.app).await?;
-    let names: Vec<String> = match wanted {
-        Some(f) => vec![f.name.to_owned()],
-        None => status
-            .providers
-            .iter()
-            .map(|p| p.provider.clone())
-            .collect(),
-    };
-    if names.is_empty() {
-        return Err(Failure::new(
-            exit::NOT_FOUND,
-            format!(
-                "app {} has no tracing config; create one with `ops config set --app {} \
-                 --provider <name>` (see `ops providers`)",
-                args.app, args.app
-            ),
-        ));
-    }
-    let mut views = Vec::new();
-    for name in &names {
-        match manager.config_view(cli.tenant(), &args.app, name).await? {
-            Some(view) => views.push(view),
-            None => {
-                return Err(Error::NotConfigured {
-                    app_id: args.app.clone(),
-                    provider: name.clone(),
-                }
-                .into());
-            }
-        }
-    }
-    let active = status.active_providers();
+    let configs = ops_config::console::app_configs(
+        &manager,
+        cli.tenant(),
+        &args.app,
+        args.provider.as_deref(),
+    )
+    .await?;
     if args.json {
-        let out = json!({
-            "app_id": status.app_id,
-            "tenant_id": status.tenant_id,
-            "enabled": status.enabled,
-            "active_providers": active,
-            "configs": views.iter().map(view_json).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&configs.to_json()).unwrap_or_default()
+        );
         return Ok(());
     }
+    let status = &configs.status;
+    let active = status.active_providers();
     println!(
         "app {} (tenant {}): tracing {}; active providers: {}",
         status.app_id,
@@ -402,7 +350,7 @@ async fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
             active.join(", ")
         }
     );
-    for view in &views {
+    for view in &configs.views {
         print_view(view);
     }
     Ok(())
@@ -454,35 +402,18 @@ async fn switch(cli: &Cli, target: &Target, on: bool) -> Result<(), Failure> {
 }
 
 async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
-    let wanted = args.provider.as_deref().map(factory).transpose()?;
-    let manager = manager(cli, Open::Existing).await?;
-    let names: Vec<String> = match wanted {
-        Some(f) => vec![f.name.to_owned()],
-        None => manager
-            .app_status(cli.tenant(), &args.app)
-            .await?
-            .providers
-            .into_iter()
-            .map(|p| p.provider)
-            .collect(),
-    };
-    if names.is_empty() {
-        return Err(Failure::new(
-            exit::NOT_FOUND,
-            format!(
-                "app {} has no tracing config to check; create one with `ops config set --app \
-                 {} --provider <name>`",
-                args.app, args.app
-            ),
-        ));
+    // The provider name is checked before the key and the database are opened.
+    if let Some(name) = &args.provider {
+        factory(name)?;
     }
+    let manager = manager(cli, Open::Existing).await?;
+    let results =
+        ops_config::console::check(&manager, cli.tenant(), &args.app, args.provider.as_deref())
+            .await?;
     let mut first_failure: Option<Failure> = None;
     let mut failed = 0;
-    for name in &names {
-        match manager
-            .check_app_provider(cli.tenant(), &args.app, name)
-            .await
-        {
+    for (name, result) in &results {
+        match result {
             Ok(report) => {
                 println!("{name}: ok");
                 if let Some(key) = &report.project_key {
@@ -498,7 +429,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
             Err(e) => {
                 failed += 1;
                 println!("{name}: FAILED: {e}");
-                first_failure.get_or_insert(Failure::from(e));
+                first_failure.get_or_insert(Failure::from(e.clone()));
             }
         }
     }
@@ -506,22 +437,29 @@ async fn check(cli: &Cli, args: &CheckArgs) -> Result<(), Failure> {
         None => Ok(()),
         Some(first) => Err(Failure::new(
             first.code,
-            format!("{failed} of {} provider check(s) failed", names.len()),
+            format!("{failed} of {} provider check(s) failed", results.len()),
         )),
     }
 }
 
 async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
-    let wanted = args.provider.as_deref().map(factory).transpose()?;
+    if let Some(name) = &args.provider {
+        factory(name)?;
+    }
     let manager = manager(cli, Open::Existing).await?;
-    let state = manager.app_providers(cli.tenant(), &args.app).await?;
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let report = ops_config::console::send_test(
+        &manager,
+        cli.tenant(),
+        &args.app,
+        args.provider.as_deref(),
+        timeout,
+    )
+    .await?;
     // An enabled provider that cannot be loaded fails the command with its own code (a key
     // that does not decrypt is 6, an invalid config 3), after the others were tried.
     let mut left_out: Option<Failure> = None;
-    for (name, e) in state.errors() {
-        if wanted.is_some_and(|f| f.name != name) {
-            continue;
-        }
+    for (name, e) in &report.left_out {
         eprintln!("warning: {name} is left out: {e}");
         left_out.get_or_insert_with(|| {
             let failure = Failure::from(e.clone());
@@ -531,84 +469,35 @@ async fn send_test(cli: &Cli, args: &SendTestArgs) -> Result<(), Failure> {
             )
         });
     }
-    let mut providers: Vec<(String, Box<dyn ops_core::Provider>)> = Vec::new();
-    for p in state.providers() {
-        if wanted.is_some_and(|f| f.name != p.name()) {
-            continue;
-        }
-        match p.build() {
-            Ok(instance) => providers.push((p.instance_key().to_owned(), instance)),
-            Err(e) => {
-                eprintln!("warning: {} is left out: {e}", p.name());
-                left_out.get_or_insert_with(|| Failure::from(Error::from(e)));
-            }
-        }
+    if report.deliveries.is_empty()
+        && let Some(failure) = left_out
+    {
+        return Err(failure);
     }
-    if providers.is_empty() {
-        if let Some(failure) = left_out {
-            return Err(failure);
-        }
-        let status = manager.app_status(cli.tenant(), &args.app).await?;
-        let why = match (wanted, status.enabled) {
-            (Some(f), _) => format!("{} is not an active provider of app {}", f.name, args.app),
-            (None, false) => format!("tracing is off for app {}", args.app),
-            (None, true) => format!("app {} has no working enabled provider", args.app),
-        };
-        return Err(Failure::new(
-            exit::NOT_FOUND,
-            format!(
-                "{why}; turn it on with `ops enable --app {} --provider <name>`",
-                args.app
-            ),
-        ));
-    }
-    let tenant = state.tenant_id().unwrap_or(cli.tenant()).to_owned();
-    let trace = sample::chatflow(&tenant, &args.app)
-        .and_then(|task| task.preprocess())
-        .map_err(|e| Failure::new(exit::OTHER, format!("cannot build the sample trace: {e}")))?;
     println!(
         "sending sample chatflow trace {} ({} observations) for app {}",
-        trace.id,
-        trace.observations.len(),
-        args.app
+        report.trace_id, report.observations, args.app
     );
-    let trace = Arc::new(trace);
-    let timeout = Duration::from_secs(args.timeout.max(1));
-    let mut failed = 0;
-    for (_, mut provider) in providers {
-        let name = provider.name().to_owned();
-        let outcome =
-            tokio::time::timeout(timeout, provider.export(std::slice::from_ref(&trace))).await;
-        let error = match outcome {
-            Ok(ExportOutcome::Delivered) => None,
-            Ok(ExportOutcome::Partial { error, .. }) => {
-                Some(format!("only part of the trace was accepted: {error}"))
-            }
-            Ok(ExportOutcome::Retry { error, .. }) => Some(format!("{error} (retryable)")),
-            Ok(ExportOutcome::Fatal(error)) => Some(error.to_string()),
-            Ok(other) => Some(format!("{other:?}")),
-            Err(_) => Some(format!("no answer within {}s", timeout.as_secs())),
-        };
-        match error {
+    for delivery in &report.deliveries {
+        let name = &delivery.provider;
+        match &delivery.error {
             None => {
                 println!("{name}: delivered");
-                match tokio::time::timeout(timeout, provider.project_url()).await {
-                    Ok(Ok(Some(url))) => println!("    project: {url}"),
-                    Ok(Ok(None)) => println!("    project: (this provider has no project page)"),
-                    Ok(Err(e)) => println!("    project URL lookup failed: {e}"),
-                    Err(_) => println!("    project URL lookup timed out"),
+                match &delivery.project {
+                    Some(ProjectLink::Url(url)) => println!("    project: {url}"),
+                    Some(ProjectLink::NoPage) | None => {
+                        println!("    project: (this provider has no project page)")
+                    }
+                    Some(ProjectLink::Failed(why)) => println!("    {why}"),
                 }
             }
-            Some(e) => {
-                failed += 1;
-                println!("{name}: FAILED: {e}");
-            }
+            Some(e) => println!("{name}: FAILED: {e}"),
         }
-        let _ = tokio::time::timeout(timeout, provider.shutdown()).await;
     }
     if let Some(failure) = left_out {
         return Err(failure);
     }
+    let failed = report.failed();
     if failed > 0 {
         return Err(Failure::new(
             exit::PROVIDER,

@@ -8,7 +8,6 @@
 
 mod commands;
 mod input;
-mod sample;
 mod worker;
 
 use std::path::PathBuf;
@@ -424,7 +423,10 @@ impl From<ops_config::Error> for Failure {
             | E::MaskedWithoutStored(_)
             | E::InvalidId { .. }
             | E::WrongTenant { .. } => exit::INVALID,
-            E::NotConfigured { .. } | E::NoProvider { .. } => exit::NOT_FOUND,
+            E::NotConfigured { .. }
+            | E::NoProvider { .. }
+            | E::NoConfig { .. }
+            | E::NotActive { .. } => exit::NOT_FOUND,
             E::CheckFailed { .. } => exit::PROVIDER,
             _ => exit::OTHER,
         };

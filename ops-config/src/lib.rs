@@ -13,6 +13,9 @@
 //! - [`manager`]: [`OpsTraceManager`]: validated configs from the provider registry, credential
 //!   checks before saving, per-app provider instances cached and invalidated on every change,
 //!   and a cheap synchronous [`OpsTraceManager::is_enabled_cached`] for the hot path.
+//! - [`console`]: Dify's console flow (providers and fields, an app's configs, credential
+//!   checks, a test trace of the [`sample`] chatflow), shared by the `ops` CLI and the admin
+//!   HTTP API (`ops-admin`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ops_config::Error> {
@@ -33,10 +36,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod console;
 pub mod crypto;
 pub mod manager;
 pub mod obfuscate;
 mod router;
+pub mod sample;
 pub mod store;
 
 pub use crypto::{CryptoError, KeyError, Keyring, MasterKey, SecretContext};
@@ -89,6 +94,24 @@ pub enum Error {
         app_id: String,
         /// The provider.
         provider: String,
+    },
+    /// The app has no tracing config at all.
+    #[error(
+        "app {app_id} has no tracing config; create one with `ops config set --app {app_id} \
+         --provider <name>` (see `ops providers`)"
+    )]
+    NoConfig {
+        /// The app.
+        app_id: String,
+    },
+    /// Nothing would receive a trace of the app: tracing is off, or the provider asked for is
+    /// not active.
+    #[error("{reason}; turn it on with `ops enable --app {app_id} --provider <name>`")]
+    NotActive {
+        /// The app.
+        app_id: String,
+        /// What is off.
+        reason: String,
     },
     /// Tracing cannot be switched on: no provider of the app is enabled.
     #[error(

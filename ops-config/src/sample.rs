@@ -1,4 +1,4 @@
-//! The sample chatflow `ops send-test` sends: a message with its workflow run, a knowledge
+//! The sample chatflow a test trace sends (`ops send-test`, the admin API): a message with its workflow run, a knowledge
 //! retrieval, an LLM call with usage and an answer node.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -24,7 +24,7 @@ fn node(
 }
 
 /// A finished chatflow run of `app_id` (ids generated, times ending now), as a task.
-pub(crate) fn chatflow(tenant_id: &str, app_id: &str) -> Result<TraceTask, TaskError> {
+pub fn chatflow(tenant_id: &str, app_id: &str) -> Result<TraceTask, TaskError> {
     let start = Utc::now() - TimeDelta::milliseconds(1500);
     let run = WorkflowRun {
         id: TraceId::generate().to_string(),
