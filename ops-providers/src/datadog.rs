@@ -182,11 +182,18 @@ fn validate(config: &mut ProviderConfig) -> Result<(), ConfigError> {
             Ok(_) => None,
         }
     } else {
+        // A site is a DNS name under which `otlp.`, `api.` and `app.` hosts exist.
         let hostname = !site.is_empty()
             && site.contains('.')
             && site
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && site.chars().any(|c| c.is_ascii_alphabetic())
+            && site
+                .split('.')
+                .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+            && url::Url::parse(&format!("https://otlp.{site}/v1/traces"))
+                .is_ok_and(|u| matches!(u.host(), Some(url::Host::Domain(_))));
         (!hostname).then_some("is not a Datadog site")
     };
     if let Some(problem) = problem {

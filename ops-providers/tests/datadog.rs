@@ -127,6 +127,17 @@ fn config_names_what_is_wrong_and_keys_stay_secret() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a Datadog site"), "{err}");
+    for bad in ["2.7", "datadoghq", "..", "-.com", "datadoghq.com/x"] {
+        let err = factory
+            .build(
+                ProviderConfig::new("datadog")
+                    .with("api_key", "k")
+                    .with("site", bad),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`site`"), "{bad}: {err}");
+    }
     let provider = factory
         .build(
             ProviderConfig::new("datadog")
