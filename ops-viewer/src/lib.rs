@@ -1,0 +1,161 @@
+//! `ops serve`: a local trace viewer that understands LLM traces, over the local trace store
+//! (`ops-store`).
+//!
+//! Plain server-rendered HTML (escaped by construction with `maud`) and one small script
+//! served from the binary: no CDN, no front-end build. Pages:
+//!
+//! - `/`: the trace list (filters: kind, user, session, tag, status, time, search; paging),
+//!   with new traces added live (server-sent events from `/api/events`);
+//! - `/traces/{id}`: the tree beside a waterfall, token and cost totals rolled up the tree,
+//!   and per observation its input and output (chat messages as a conversation), model,
+//!   parameters, usage, cost and error;
+//! - `/sessions` and `/sessions/{id}`: conversations, their traces in order;
+//! - `/compare?a=..&b=..`: two traces side by side, inputs and outputs diffed per matching
+//!   observation.
+//!
+//! JSON: `/api/traces`, `/api/traces/{id}`, `/api/stats`. Every error is JSON
+//! (`{"error": "..."}`). Requests time out after 10 s, bodies are capped at 64 KiB, and an
+//! admin API can be mounted under `/api/admin` ([`router`]).
+#![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
+#![doc = include_str!("../README.md")]
+
+mod compare;
+mod detail;
+mod error;
+mod format;
+mod live;
+mod pages;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ops_store::TraceStore;
+
+pub use error::ViewerError;
+
+/// The address `ops serve` binds when not told otherwise: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7411";
+
+/// How long a request may take (live updates excepted).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The longest request target (path and query) accepted.
+const URI_LIMIT: usize = 8 * 1024;
+
+/// The viewer's routes over `store`.
+///
+/// `admin`, when given, is mounted under `/api/admin` with the same limits: this is where
+/// the admin HTTP API (per-app tracing config) plugs in.
+pub fn router(store: TraceStore, admin: Option<Router>) -> Router {
+    let mut app = Router::new()
+        .route("/", get(pages::list))
+        .route("/traces/{id}", get(detail::page))
+        .route("/sessions", get(pages::sessions))
+        .route("/sessions/{id}", get(pages::session))
+        .route("/compare", get(compare::page))
+        .route("/api/traces", get(live::list))
+        .route("/api/traces/{id}", get(live::trace))
+        .route("/api/stats", get(live::stats))
+        .route("/api/events", get(live::events))
+        .route("/assets/app.js", get(script))
+        .route("/assets/app.css", get(style))
+        .fallback(not_found)
+        .with_state(store);
+    // --- Admin API mount point (issue 17, part 3): the integrator passes its Router here.
+    if let Some(admin) = admin {
+        app = app.nest("/api/admin", admin);
+    }
+    app.layer(middleware::from_fn(limits))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn limits(request: Request, next: Next) -> Response {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target_len > URI_LIMIT {
+        return ViewerError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            format!("the request target is {target_len} bytes; the limit is {URI_LIMIT}"),
+        )
+        .into_response();
+    }
+    let live = request.uri().path() == "/api/events";
+    let mut response = if live {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ViewerError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took longer than {} s; narrow the filter or try again",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            )
+            .into_response(),
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn not_found(uri: axum::http::Uri) -> ViewerError {
+    ViewerError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        format!(
+            "no page at {}; see / for traces, /sessions, /compare?a=ID&b=ID",
+            uri.path()
+        ),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/app.js"),
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/app.css"),
+    )
+}
