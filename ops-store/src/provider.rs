@@ -124,7 +124,7 @@ inventory::submit! {
         "local",
         "Local trace store (ops serve)",
         &[
-            ConfigField::optional("path"),
+            ConfigField::with_default("path", crate::store::DEFAULT_PATH),
             ConfigField::optional("max_traces"),
             ConfigField::optional("max_bytes"),
             ConfigField::optional("max_age_hours"),
