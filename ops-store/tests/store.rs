@@ -354,3 +354,12 @@ async fn local_provider_is_registered_and_exports_into_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn default_caps_are_the_documented_ones() {
+    let caps = Retention::default();
+    assert_eq!(caps.max_traces, Some(10_000));
+    assert_eq!(caps.max_bytes, Some(256 * 1024 * 1024));
+    assert_eq!(caps.max_age, Some(Duration::from_secs(30 * 24 * 3600)));
+    assert_eq!(ops_store::DEFAULT_PATH, "ops-traces.db");
+}

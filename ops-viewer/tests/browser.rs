@@ -1,5 +1,5 @@
 //! The viewer in a real browser: headless Chromium (driven through chromedriver) opens the
-//! list, clicks a trace, and checks the tree, the totals and a rendered chat message, then
+//! list, sees a new trace arrive live, clicks a trace, and checks the tree, the totals and a rendered chat message, then
 //! saves a screenshot (`$CARGO_TARGET_TMPDIR/viewer.png`; also `docs/viewer.png` with
 //! `OPS_UPDATE_SCREENSHOT=1`). Skips, saying why, only when Chromium or chromedriver is
 //! missing (`.ci/run` installs both).
@@ -98,6 +98,16 @@ async fn chromium_opens_a_trace_and_sees_tree_totals_and_chat() {
         c.goto(&format!("{base}/")).await?;
         let rows = c.find_all(Locator::Css("tr.trace-row")).await?;
         assert_eq!(rows.len(), 2, "both traces listed");
+        // Live: a trace stored now appears without a reload.
+        store
+            .insert([&chat_trace("run-3", 3, "Pack nothing.")])
+            .await
+            .unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css("tr.trace-row.live-new[data-id='run-3']"))
+            .await?;
+        assert_eq!(c.find(Locator::Css("#total")).await?.text().await?, "3");
         // Click the older run's row (not its link): the script opens the trace.
         let row = c
             .find(Locator::Css(

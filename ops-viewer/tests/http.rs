@@ -317,6 +317,11 @@ async fn limits_and_the_admin_mount_point() {
     let (status, _, body) = get(&app, &long).await;
     assert_eq!(status, StatusCode::URI_TOO_LONG);
     assert!(body.contains("the limit is 8192"), "{body}");
+    let default: std::net::SocketAddr = ops_viewer::DEFAULT_ADDR.parse().unwrap();
+    assert!(
+        default.ip().is_loopback(),
+        "binds loopback unless told otherwise"
+    );
     let (_, _, empty) = get(&app, "/").await;
     assert!(
         empty.contains("No traces match"),
