@@ -69,7 +69,7 @@ async fn quickstart_then_serve_shows_both_runs() {
     );
     let (a, b) = (page.traces[0].id.clone(), page.traces[1].id.clone());
 
-    let app = ops_viewer::router(store, None);
+    let app = ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback);
     let (status, list) = get(&app, "/").await;
     assert_eq!(status, 200);
     assert!(list.contains(&format!("/traces/{}", traced.id)));

@@ -61,7 +61,12 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), Failure> {
     println!("ops serve: http://{bound}/ (store {})", path.display());
     // The admin HTTP API (issue 17, part 3) is mounted here once it exists: pass its Router
     // instead of `None`.
-    let app = ops_viewer::router(store, None);
+    let hosts = if bound.ip().is_loopback() {
+        ops_viewer::HostPolicy::Loopback
+    } else {
+        ops_viewer::HostPolicy::Any
+    };
+    let app = ops_viewer::router(store, None, hosts);
     let stop = crate::worker::stop_signal()?;
     ops_viewer::serve(listener, app, stop)
         .await

@@ -51,11 +51,22 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// The longest request target (path and query) accepted.
 const URI_LIMIT: usize = 8 * 1024;
 
-/// The viewer's routes over `store`.
+/// Which `Host` headers the viewer answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostPolicy {
+    /// Only `localhost`, `127.0.0.1` and `[::1]` (any port): a web page elsewhere cannot
+    /// read the viewer through DNS rebinding. The default, for a loopback address.
+    #[default]
+    Loopback,
+    /// Any host: for a viewer served on a non-loopback address on purpose.
+    Any,
+}
+
+/// The viewer's routes over `store`, answering the hosts `hosts` allows.
 ///
 /// `admin`, when given, is mounted under `/api/admin` with the same limits: this is where
 /// the admin HTTP API (per-app tracing config) plugs in.
-pub fn router(store: TraceStore, admin: Option<Router>) -> Router {
+pub fn router(store: TraceStore, admin: Option<Router>, hosts: HostPolicy) -> Router {
     let mut app = Router::new()
         .route("/", get(pages::list))
         .route("/traces/{id}", get(detail::page))
@@ -76,6 +87,7 @@ pub fn router(store: TraceStore, admin: Option<Router>) -> Router {
     }
     app.layer(middleware::from_fn(limits))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(hosts, host_check))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
@@ -87,6 +99,37 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn host_check(
+    axum::extract::State(hosts): axum::extract::State<HostPolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if hosts == HostPolicy::Loopback
+        && let Some(host) = request.headers().get(header::HOST)
+    {
+        let host = host.to_str().unwrap_or("");
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")),
+            None => host.split(':').next().map(str::to_owned),
+        }
+        .unwrap_or_default();
+        if !matches!(
+            name.to_ascii_lowercase().as_str(),
+            "localhost" | "127.0.0.1" | "[::1]"
+        ) {
+            return ViewerError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!(
+                    "host {host:?} is not served: this viewer answers localhost, 127.0.0.1 \
+                     and [::1] only; serve on a non-loopback --addr to open it to other names"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn limits(request: Request, next: Next) -> Response {

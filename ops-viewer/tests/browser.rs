@@ -48,7 +48,7 @@ async fn chromium_opens_a_trace_and_sees_tree_totals_and_chat() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ops_viewer::serve(
         listener,
-        ops_viewer::router(store.clone(), None),
+        ops_viewer::router(store.clone(), None, ops_viewer::HostPolicy::Loopback),
         async move {
             let _ = stopped.await;
         },

@@ -30,7 +30,10 @@ async fn app() -> (tempfile::TempDir, Router) {
         chat_trace("run-2", 2, "Pack light: sunscreen and a hat."),
     ])
     .await;
-    (dir, ops_viewer::router(store, None))
+    (
+        dir,
+        ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback),
+    )
 }
 
 fn assert_escaped(page: &str) {
@@ -176,14 +179,18 @@ async fn hostile_input_is_escaped_on_every_page() {
     }
     // Compare shows the hostile text where the two runs differ in it.
     let (_dir3, store) = store_with(&[chat_trace("x", 1, "a"), chat_trace("y", 2, HOSTILE)]).await;
-    let (_, _, page) = get(&ops_viewer::router(store, None), "/compare?a=x&b=y").await;
+    let (_, _, page) = get(
+        &ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback),
+        "/compare?a=x&b=y",
+    )
+    .await;
     assert_escaped(&page);
     // A hostile name, user and id-like value in the list too.
     let mut evil = chat_trace("evil", 3, "ok");
     evil.name = HOSTILE.into();
     evil.attributes.user_id = Some(format!("\"><img src=x onerror=alert(1)>{HOSTILE}"));
     let (_dir2, store) = store_with(&[evil]).await;
-    let app = ops_viewer::router(store, None);
+    let app = ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback);
     for uri in ["/", "/traces/evil", "/sessions"] {
         let (_, headers, page) = get(&app, uri).await;
         if uri != "/sessions" {
@@ -257,7 +264,7 @@ async fn json_endpoints() {
 #[tokio::test]
 async fn live_events_send_traces_stored_after_the_page_loaded() {
     let (_dir, store) = store_with(&[chat_trace("run-1", 1, "a")]).await;
-    let app = ops_viewer::router(store.clone(), None);
+    let app = ops_viewer::router(store.clone(), None, ops_viewer::HostPolicy::Loopback);
     let response = app
         .oneshot(
             Request::get("/api/events?after=1")
@@ -298,7 +305,7 @@ async fn limits_and_the_admin_mount_point() {
         "/echo",
         axum::routing::post(|body: String| async move { format!("got {}", body.len()) }),
     );
-    let app = ops_viewer::router(store, Some(admin));
+    let app = ops_viewer::router(store, Some(admin), ops_viewer::HostPolicy::Loopback);
     let post = |size: usize| {
         Request::post("/api/admin/echo")
             .body(Body::from(vec![b'x'; size]))
@@ -327,4 +334,42 @@ async fn limits_and_the_admin_mount_point() {
         empty.contains("No traces match"),
         "an empty store says how to fill it"
     );
+}
+
+#[tokio::test]
+async fn other_host_names_are_refused_against_dns_rebinding() {
+    let (_dir, store) = store_with(&[chat_trace("run-1", 1, "a")]).await;
+    let with_host = |app: Router, host: &'static str| async move {
+        let request = Request::get("/api/traces/run-1")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let loopback = ops_viewer::router(store.clone(), None, ops_viewer::HostPolicy::Loopback);
+    for host in [
+        "127.0.0.1:7411",
+        "localhost:7411",
+        "LOCALHOST",
+        "[::1]:7411",
+    ] {
+        assert_eq!(
+            with_host(loopback.clone(), host).await.0,
+            StatusCode::OK,
+            "{host}"
+        );
+    }
+    for host in ["evil.example:7411", "127.0.0.1.evil.example", "[::2]:7411"] {
+        let (status, body) = with_host(loopback.clone(), host).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+        assert!(
+            body.contains("is not served") && !body.contains("run-1"),
+            "{body}"
+        );
+    }
+    let any = ops_viewer::router(store, None, ops_viewer::HostPolicy::Any);
+    assert_eq!(with_host(any, "viewer.lan:7411").await.0, StatusCode::OK);
 }
