@@ -90,15 +90,32 @@ pub fn router(store: TraceStore, admin: Option<Router>, hosts: HostPolicy) -> Ro
         .layer(middleware::from_fn_with_state(hosts, host_check))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// How long requests still running when the shutdown signal arrives may take to finish;
+/// after that their connections are closed (open live-update streams never finish).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `app` on `listener` until `shutdown` completes, then gives requests still running
+/// [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    });
+    tokio::select! {
+        result = server => result,
+        () = async {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => Ok(()),
+    }
 }
 
 async fn host_check(
