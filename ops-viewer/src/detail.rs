@@ -37,14 +37,36 @@ pub(crate) fn tree(trace: &Trace) -> Vec<Node<'_>> {
     for list in children.values_mut() {
         list.sort_by_key(|o| o.start_time);
     }
-    let mut roots: Vec<&Observation> = trace.roots().collect();
+    let ids: std::collections::HashSet<Uuid> = trace.observations.iter().map(|o| o.id).collect();
+    let mut roots: Vec<&Observation> = trace
+        .observations
+        .iter()
+        .filter(|o| o.parent_id.is_none_or(|p| !ids.contains(&p)))
+        .collect();
     roots.sort_by_key(|o| o.start_time);
     let mut order: Vec<Node<'_>> = Vec::with_capacity(trace.observations.len());
     let mut parents: Vec<Option<usize>> = Vec::with_capacity(trace.observations.len());
     let mut stack: Vec<(&Observation, usize, Option<usize>, String)> = Vec::new();
     push_siblings(&mut stack, &roots, 0, None, "");
     let mut seen = std::collections::HashSet::new();
-    while let Some((obs, depth, parent, path)) = stack.pop() {
+    let mut next_unseen = 0;
+    loop {
+        let Some((obs, depth, parent, path)) = stack.pop() else {
+            // Observations in a parent cycle (bad data) are reachable from no root: show
+            // each such cycle from its first member, as a root.
+            while next_unseen < trace.observations.len()
+                && seen.contains(&trace.observations[next_unseen].id)
+            {
+                next_unseen += 1;
+            }
+            match trace.observations.get(next_unseen) {
+                Some(o) => {
+                    push_siblings(&mut stack, &[o], 0, None, "");
+                    continue;
+                }
+                None => break,
+            }
+        };
         if !seen.insert(obs.id) {
             continue; // a cycle in bad data: show each observation once
         }

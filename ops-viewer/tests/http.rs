@@ -373,3 +373,31 @@ async fn other_host_names_are_refused_against_dns_rebinding() {
     let any = ops_viewer::router(store, None, ops_viewer::HostPolicy::Any);
     assert_eq!(with_host(any, "viewer.lan:7411").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_deep_trace_and_a_parent_cycle_render_without_overflow() {
+    use ops_core::model::{Observation, ObservationKind};
+    let mut deep = chat_trace("deep", 4, "a");
+    let start = deep.start_time;
+    let mut parent = deep.observations[0].id;
+    for i in 0..5000 {
+        let mut o = Observation::at(ObservationKind::Span, format!("step-{i}"), start);
+        o.parent_id = Some(parent);
+        parent = o.id;
+        deep.observations.push(o);
+    }
+    // Two observations that name each other as parent: bad data, each shown once.
+    let mut a = Observation::at(ObservationKind::Span, "loop-a", start);
+    let mut b = Observation::at(ObservationKind::Span, "loop-b", start);
+    a.parent_id = Some(b.id);
+    b.parent_id = Some(a.id);
+    deep.observations.extend([a, b]);
+    let (_dir, store) = store_with(&[deep]).await;
+    let app = ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback);
+    let (status, _, page) = get(&app, "/traces/deep").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("class=\"obs-row").count(), 6 + 5000 + 2);
+    assert_eq!(page.matches("</span> loop-a</td>").count(), 1);
+    assert_eq!(page.matches("</span> loop-b</td>").count(), 1);
+    assert!(page.contains("</span> step-4999</td>"));
+}
