@@ -5,7 +5,11 @@
 //! cargo run -p examples --example quickstart
 //! OPS_TRACE_FILE=traces.jsonl cargo run -p examples --example quickstart   # also JSON lines
 //! OPS_TRACE_PROVIDER=none cargo run -p examples --example quickstart         # tracing off
+//! OPS_TRACE_PROVIDER=console,local cargo run -p examples --example quickstart && ops serve
 //! ```
+//!
+//! With `local` in the list, both traces are also kept in `ops-traces.db` (or `$OPS_TRACE_DB`),
+//! where `ops serve` shows them at <http://127.0.0.1:7411>.
 //!
 //! `ops_core::init()` reads `OPS_TRACE_PROVIDER` (default `console`: a tree on stderr). Every
 //! platform of `ops-providers` is linked in, so the same run goes to one with its SDK's
@@ -82,6 +86,7 @@ pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Set up the global queue from the environment. Keep the guard: dropping it delivers
     // whatever is still queued and shuts the queue down.
     ops_providers::link();
+    ops_store::link();
     let guard = ops_core::init()?;
     // With `OPS_TRACE_PROVIDER=none` tracing is off: no queue, and traced calls cost one
     // atomic load. The app runs all the same.

@@ -37,6 +37,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::SendTest(args) => send_test(&cli, args).await,
         Command::RotateKey { generate } => rotate_key(&cli, *generate).await,
         Command::Worker(args) => crate::worker::run(&cli, args).await,
+        Command::Serve(args) => crate::serve::run(&cli, args).await,
     }
 }
 

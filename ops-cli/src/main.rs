@@ -8,6 +8,7 @@
 
 mod commands;
 mod input;
+mod serve;
 mod worker;
 
 use std::path::PathBuf;
@@ -176,6 +177,12 @@ enum Command {
     /// holds within --shutdown-timeout. `stats` shows the backlog and the workers' figures;
     /// `dead-letter` lists or replays the entries given up on.
     Worker(worker::WorkerArgs),
+    /// Browse the traces in the local trace store (the `local` provider's file) in a web
+    /// page: list, tree and waterfall, chat view, sessions, compare, live updates.
+    ///
+    /// Binds 127.0.0.1:7411 unless --addr says otherwise. With --file, a JSON-lines file
+    /// (what the `file` provider writes) is imported first. Runs until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
     /// Print a new random master key, for $OPS_ENCRYPTION_KEY or a key file.
     Keygen {
         /// Print it as `<version>:<key>` with this version.
@@ -199,6 +206,7 @@ impl Command {
             Command::RotateKey { .. } => "rotate-key",
             Command::Keygen { .. } => "keygen",
             Command::Worker(w) => w.name(),
+            Command::Serve(_) => "serve",
         }
     }
 
@@ -214,7 +222,8 @@ impl Command {
             Command::Providers { .. }
             | Command::RotateKey { .. }
             | Command::Keygen { .. }
-            | Command::Worker(_) => None,
+            | Command::Worker(_)
+            | Command::Serve(_) => None,
         }
     }
 }
@@ -450,6 +459,7 @@ fn main() -> ExitCode {
     // Keeps every provider's registration in the binary (`ops providers` in the CLI tests
     // fails if one goes missing).
     ops_providers::link();
+    ops_store::link();
     let matches = with_exit_codes(Cli::command()).get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -283,7 +283,7 @@ async fn work(cli: &Cli, args: &WorkerArgs, url: &str) -> Result<(), Failure> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C (Ctrl-C only where there is no SIGTERM).
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+pub(crate) fn stop_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Failure::new(exit::OTHER, format!("cannot watch SIGTERM: {e}")))?;
