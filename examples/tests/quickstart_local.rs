@@ -79,4 +79,12 @@ async fn quickstart_then_serve_shows_both_runs() {
     let (status, compare) = get(&app, &format!("/compare?a={a}&b={b}")).await;
     assert_eq!(status, 200, "{compare}");
     assert!(compare.contains("class=\"pair\""));
+    // The two runs are the same chatflow, traced as it ran and rebuilt from its data: their
+    // steps pair up by place and kind; only the rebuilt run's Start and Answer nodes are its
+    // own.
+    assert_eq!(
+        compare.matches("only in").count(),
+        2,
+        "only Start and Answer are unmatched: {compare}"
+    );
 }

@@ -71,7 +71,8 @@ async fn each_request_carries_the_current_observation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_a_trace_a_request_goes_out_unchanged() {
     let url = echo_server().await;
-    let before = propagation::stats().injected;
+    // (The process-wide `propagation::stats()` is not compared: the other test injects
+    // concurrently.)
     let echoed = client()
         .get(&url)
         .send()
@@ -81,6 +82,6 @@ async fn outside_a_trace_a_request_goes_out_unchanged() {
         .await
         .unwrap();
     assert_eq!(header(&echoed, "traceparent"), "-");
+    assert_eq!(header(&echoed, "tracestate"), "-");
     assert_eq!(header(&echoed, "baggage"), "-");
-    assert_eq!(propagation::stats().injected, before);
 }

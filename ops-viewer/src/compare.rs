@@ -43,17 +43,7 @@ pub(crate) async fn page(
 
 fn render(a: &Trace, b: &Trace) -> Markup {
     let (ta, tb) = (tree(a), tree(b));
-    let in_b: HashMap<&str, &Node<'_>> = tb.iter().map(|n| (n.path.as_str(), n)).collect();
-    let in_a: HashMap<&str, &Node<'_>> = ta.iter().map(|n| (n.path.as_str(), n)).collect();
-    let mut pairs: Vec<(Option<&Node<'_>>, Option<&Node<'_>>)> = ta
-        .iter()
-        .map(|n| (Some(n), in_b.get(n.path.as_str()).copied()))
-        .collect();
-    pairs.extend(
-        tb.iter()
-            .filter(|n| !in_a.contains_key(n.path.as_str()))
-            .map(|n| (None, Some(n))),
-    );
+    let pairs = pair(&ta, &tb);
     let head = |t: &Trace| {
         let s = ops_store::TraceSummary::of(t);
         html! {
@@ -90,6 +80,79 @@ fn render(a: &Trace, b: &Trace) -> Markup {
             }
         }
     }
+}
+
+/// Matches the observations of two trees: first by name path (the same step of the same
+/// code), then what is left by kind path (the same place in the tree, renamed: a prompt
+/// iteration that renamed a step, or a traced run beside the same run rebuilt from its
+/// data). Then A's order, then what only B has.
+fn pair<'t, 'a>(
+    ta: &'t [Node<'a>],
+    tb: &'t [Node<'a>],
+) -> Vec<(Option<&'t Node<'a>>, Option<&'t Node<'a>>)> {
+    let by_name: HashMap<&str, usize> = tb
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.path.as_str(), i))
+        .collect();
+    let mut partner: Vec<Option<usize>> = ta
+        .iter()
+        .map(|n| by_name.get(n.path.as_str()).copied())
+        .collect();
+    let mut taken = vec![false; tb.len()];
+    for j in partner.iter().flatten() {
+        taken[*j] = true;
+    }
+    let (ka, kb) = (kind_paths(ta), kind_paths(tb));
+    let mut by_kind: HashMap<&str, usize> = HashMap::new();
+    for (j, k) in kb.iter().enumerate() {
+        if !taken[j] {
+            by_kind.entry(k.as_str()).or_insert(j);
+        }
+    }
+    for (i, p) in partner.iter_mut().enumerate() {
+        if p.is_none()
+            && let Some(j) = by_kind.remove(ka[i].as_str())
+        {
+            *p = Some(j);
+            taken[j] = true;
+        }
+    }
+    let mut pairs: Vec<_> = ta
+        .iter()
+        .zip(&partner)
+        .map(|(n, p)| (Some(n), p.map(|j| &tb[j])))
+        .collect();
+    pairs.extend(
+        tb.iter()
+            .zip(&taken)
+            .filter(|(_, t)| !**t)
+            .map(|(n, _)| (None, Some(n))),
+    );
+    pairs
+}
+
+/// Each node's kinds from the root down, with its index among same-kind siblings, for nodes
+/// in depth-first order (a node's parent is the nearest earlier node one level up).
+fn kind_paths(nodes: &[Node<'_>]) -> Vec<String> {
+    let mut prefix: Vec<String> = Vec::new();
+    let mut counts: Vec<HashMap<&str, usize>> = Vec::new();
+    let mut out = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let d = n.depth.min(prefix.len());
+        prefix.truncate(d);
+        counts.resize_with(d + 1, HashMap::new);
+        let kind = n.obs.kind.as_str();
+        let count = counts[d].entry(kind).or_default();
+        let path = format!(
+            "{}/{kind}#{count}",
+            d.checked_sub(1).map_or("", |p| prefix[p].as_str())
+        );
+        *count += 1;
+        prefix.push(path.clone());
+        out.push(path);
+    }
+    out
 }
 
 fn facts(n: &Node<'_>) -> Markup {

@@ -236,6 +236,27 @@ async fn compare_diffs_matching_observations() {
 }
 
 #[tokio::test]
+async fn compare_matches_renamed_steps_by_their_place_in_the_tree() {
+    // The same run with every step renamed (a traced run beside the same run rebuilt from
+    // its data, as the quickstart does): matched by kind and place, so the outputs diff.
+    let mut renamed = chat_trace("run-r", 3, "Pack light: sunscreen and a hat.");
+    for o in &mut renamed.observations {
+        o.name = format!("{} (rebuilt)", o.name);
+    }
+    let (_dir, store) = store_with(&[
+        chat_trace("run-1", 1, "Pack light: a linen shirt."),
+        renamed,
+    ])
+    .await;
+    let app = ops_viewer::router(store, None, ops_viewer::HostPolicy::Loopback);
+    let (status, _, page) = get(&app, "/compare?a=run-1&b=run-r").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("only in"), "every step is matched");
+    assert!(page.contains("sunscreen") && page.contains("class=\"ins\">"));
+    assert!(page.contains("class=\"del\">"));
+}
+
+#[tokio::test]
 async fn json_endpoints() {
     let (_dir, app) = app().await;
     let (status, _, body) = get(&app, "/api/traces?user=traveller-42&per_page=1").await;
