@@ -18,6 +18,8 @@
 //! The criterion bench (`benches/peers.rs`) and the callgrind runner (`src/bin/peers-callgrind.rs`,
 //! driven by `callgrind.sh`) share these cases.
 
+pub mod e2e;
+
 use std::fmt;
 use std::hint::black_box;
 use std::sync::Arc;
