@@ -17,6 +17,8 @@
 //!
 //! The criterion bench (`benches/peers.rs`) and the callgrind runner (`src/bin/peers-callgrind.rs`,
 //! driven by `callgrind.sh`) share these cases.
+//!
+#![doc = include_str!("../README.md")]
 
 pub mod e2e;
 
