@@ -41,13 +41,7 @@ impl<C: Config + 'static> Chat<'_, C> {
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
         record::request(Api::Chat, &request);
         let request_model = request.model.clone();
-        let response = match self.client.client.chat().create(request).await {
-            Ok(response) => response,
-            Err(e) => {
-                record::error(&e);
-                return Err(e);
-            }
-        };
+        let response = record::checked(self.client.client.chat().create(request).await)?;
         record::response(
             &response.model,
             Some(&request_model),

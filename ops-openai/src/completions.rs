@@ -40,13 +40,7 @@ impl<C: Config + 'static> Completions<'_, C> {
     ) -> Result<CreateCompletionResponse, OpenAIError> {
         record::request(Api::Completions, &request);
         let request_model = request.model.clone();
-        let response = match self.client.client.completions().create(request).await {
-            Ok(response) => response,
-            Err(e) => {
-                record::error(&e);
-                return Err(e);
-            }
-        };
+        let response = record::checked(self.client.client.completions().create(request).await)?;
         record::response(
             &response.model,
             Some(&request_model),

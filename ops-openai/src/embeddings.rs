@@ -34,13 +34,7 @@ impl<C: Config> Embeddings<'_, C> {
     ) -> Result<CreateEmbeddingResponse, OpenAIError> {
         record::request(Api::Embeddings, &request);
         let request_model = request.model.clone();
-        let response = match self.client.client.embeddings().create(request).await {
-            Ok(response) => response,
-            Err(e) => {
-                record::error(&e);
-                return Err(e);
-            }
-        };
+        let response = record::checked(self.client.client.embeddings().create(request).await)?;
         record::response(
             &response.model,
             Some(&request_model),

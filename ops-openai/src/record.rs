@@ -107,6 +107,14 @@ pub(crate) fn error(err: &OpenAIError) {
     update_current_observation(|o| error_into(o, err));
 }
 
+/// `result`, with its error (if any) recorded on the current generation.
+pub(crate) fn checked<T>(result: Result<T, OpenAIError>) -> Result<T, OpenAIError> {
+    if let Err(e) = &result {
+        error(e);
+    }
+    result
+}
+
 fn error_into(o: &mut ObservationUpdate, err: &OpenAIError) {
     o.level(Level::Error);
     match err {

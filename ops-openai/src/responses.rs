@@ -38,13 +38,7 @@ impl<C: Config + 'static> Responses<'_, C> {
     pub async fn create(&self, request: CreateResponse) -> Result<Response, OpenAIError> {
         record::request(Api::Responses, &request);
         let request_model = request.model.clone();
-        let response = match self.client.client.responses().create(request).await {
-            Ok(response) => response,
-            Err(e) => {
-                record::error(&e);
-                return Err(e);
-            }
-        };
+        let response = record::checked(self.client.client.responses().create(request).await)?;
         record::response(
             &response.model,
             request_model.as_deref(),

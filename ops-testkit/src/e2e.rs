@@ -92,3 +92,31 @@ pub(crate) fn alive(pid: u32) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// A fresh working directory `<prefix>-<pid>-<nanos>` under `root`, created.
+pub(crate) fn work_dir(root: &Path, prefix: &str) -> Result<std::path::PathBuf, String> {
+    let work = root.join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    Ok(work)
+}
+
+/// The `PID PORT` line a start script prints.
+///
+/// # Panics
+/// When the line is anything else: the server started wrong, which is a failure.
+pub(crate) fn pid_and_port(out: &str) -> (u32, u16) {
+    let mut parts = out.split_whitespace();
+    let pid = parts.next().and_then(|p| p.parse().ok());
+    let port = parts.next().and_then(|p| p.parse().ok());
+    match (pid, port) {
+        (Some(pid), Some(port)) => (pid, port),
+        _ => panic!("start.sh printed {out:?}, not \"PID PORT\""),
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{alive, free_port, run_script};
+use crate::e2e::{alive, free_port, pid_and_port, run_script, work_dir};
 
 /// How long the first install may take (it downloads MLflow and its dependencies from PyPI).
 pub const SETUP_LIMIT: Duration = Duration::from_secs(900);
@@ -46,15 +46,7 @@ impl Mlflow {
     /// `PID PORT`: that is a failure, not a reason to skip.
     pub fn start(work_root: &Path) -> Result<Self, String> {
         let dir = mlflow_dir();
-        let work = work_root.join(format!(
-            "mlflow-e2e-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        let work = work_dir(work_root, "mlflow-e2e")?;
         let venv = run_script(&dir.join("setup.sh"), &[], &[], SETUP_LIMIT, &work)?;
         eprintln!("mlflow venv: {}", venv.trim());
         let port = free_port();
@@ -66,16 +58,8 @@ impl Mlflow {
             &work,
         )
         .unwrap_or_else(|e| panic!("MLflow is installed but does not start: {e}"));
-        let mut parts = out.split_whitespace();
-        let pid: u32 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
-        assert_eq!(
-            parts.next().and_then(|p| p.parse::<u16>().ok()),
-            Some(port),
-            "start.sh printed {out:?}"
-        );
+        let (pid, answered) = pid_and_port(&out);
+        assert_eq!(answered, port, "start.sh answered on another port");
         Ok(Self { pid, port, work })
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::e2e::alive;
+use crate::e2e::{alive, pid_and_port, work_dir};
 pub use crate::e2e::{free_port, python3_available, run_script};
 
 /// How long the first install may take (it downloads Phoenix from PyPI).
@@ -47,15 +47,7 @@ impl Phoenix {
     /// `PID PORT`: that is a failure, not a reason to skip.
     pub fn start(work_root: &Path) -> Result<Self, String> {
         let dir = phoenix_dir();
-        let work = work_root.join(format!(
-            "phoenix-e2e-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        let work = work_dir(work_root, "phoenix-e2e")?;
         let venv = run_script(&dir.join("setup.sh"), &[], &[], SETUP_LIMIT, &work)?;
         eprintln!("phoenix venv: {}", venv.trim());
         let (http, grpc) = (free_port(), free_port());
@@ -69,15 +61,7 @@ impl Phoenix {
             &work,
         )
         .unwrap_or_else(|e| panic!("Phoenix is installed but does not start: {e}"));
-        let mut parts = out.split_whitespace();
-        let pid: u32 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
-        let port: u16 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("start.sh printed {out:?}, not \"PID PORT\""));
+        let (pid, port) = pid_and_port(&out);
         assert_eq!(port, http, "start.sh answered on another port");
         Ok(Self { pid, port, work })
     }
