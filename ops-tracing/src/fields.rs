@@ -54,7 +54,11 @@ pub(crate) fn openinference_kind(kind: &str) -> Option<ObservationKind> {
 pub(crate) struct Scratch {
     /// The kind chosen so far, and where it came from.
     pub(crate) kind: Option<(KindSource, ObservationKind)>,
-    pub(crate) usage: Option<Usage>,
+    /// Input, output and total tokens, kept apart from the rest of a `Usage` (which is large)
+    /// until the span ends.
+    tokens: [Option<u64>; 3],
+    /// Finer token counts (cached, reasoning, ...).
+    details: serde_json::Map<String, Value>,
     pub(crate) request_model: Option<String>,
     pub(crate) response_model: Option<String>,
     pub(crate) provider: Option<String>,
@@ -77,8 +81,16 @@ impl Scratch {
         if let Some(model) = self.response_model.take().or(self.request_model.take()) {
             update.model(model);
         }
-        if let Some(usage) = self.usage.take() {
-            update.usage(usage);
+        if self.tokens.iter().any(Option::is_some) || !self.details.is_empty() {
+            let [input, output, total] = std::mem::take(&mut self.tokens);
+            update.usage(Usage {
+                input,
+                output,
+                total,
+                unit: UsageUnit::Tokens,
+                details: std::mem::take(&mut self.details),
+                ..Usage::default()
+            });
         }
         if let Some(provider) = self.provider.take() {
             update.model_provider(provider);
@@ -89,7 +101,8 @@ impl Scratch {
 /// Writes a span's fields into an update of its observation (made only when a field needs
 /// one), and what must wait for the span's end into its [`Scratch`].
 pub(crate) struct Recorder<'a> {
-    pub(crate) update: Option<ObservationUpdate>,
+    /// Boxed: an update is large, and most fields never need one.
+    pub(crate) update: Option<Box<ObservationUpdate>>,
     pub(crate) scratch: &'a mut Scratch,
     /// Whether the kind was chosen by these fields.
     pub(crate) kind_changed: bool,
@@ -112,18 +125,17 @@ impl<'a> Recorder<'a> {
         let Some(key) = name.strip_prefix("gen_ai.usage.") else {
             return false;
         };
-        let usage = self.scratch.usage.get_or_insert_with(|| Usage {
-            unit: UsageUnit::Tokens,
-            ..Usage::default()
-        });
+        let tokens = &mut self.scratch.tokens;
         match key {
-            "input_tokens" | "prompt_tokens" => usage.input = Some(value),
-            "output_tokens" | "completion_tokens" => usage.output = Some(value),
-            "total_tokens" => usage.total = Some(value),
+            "input_tokens" | "prompt_tokens" => tokens[0] = Some(value),
+            "output_tokens" | "completion_tokens" => tokens[1] = Some(value),
+            "total_tokens" => tokens[2] = Some(value),
             // rig-core's `cache_read.input_tokens`, `cache_creation.input_tokens`,
             // `reasoning_tokens`, `tool_use_prompt_tokens`: Langfuse's usage details.
             _ => {
-                usage.details.insert(detail_key(key), Value::from(value));
+                self.scratch
+                    .details
+                    .insert(detail_key(key), Value::from(value));
             }
         }
         true

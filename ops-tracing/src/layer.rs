@@ -55,7 +55,8 @@ impl OpsLayer {
 
 /// What the layer keeps in a selected span's extensions.
 struct SpanState {
-    observation: DetachedObservation,
+    /// Taken when the span closes (ended in place: the registry frees the state).
+    observation: Option<DetachedObservation>,
     context: ObservationContext,
     scratch: Scratch,
     /// Boxed, and only once an event came: most spans have none.
@@ -76,7 +77,7 @@ struct Events {
 fn read(
     scratch: &mut Scratch,
     fields: impl FnOnce(&mut Recorder<'_>),
-) -> (Option<ObservationUpdate>, bool) {
+) -> (Option<Box<ObservationUpdate>>, bool) {
     let mut recorder = Recorder::new(scratch);
     fields(&mut recorder);
     (recorder.update, recorder.kind_changed)
@@ -85,11 +86,14 @@ fn read(
 impl SpanState {
     fn record(&mut self, values: &Record<'_>) {
         let (update, kind_changed) = read(&mut self.scratch, |r| values.record(r));
+        let Some(observation) = &mut self.observation else {
+            return;
+        };
         if kind_changed && let Some((_, kind)) = self.scratch.kind {
-            self.observation.set_kind(kind);
+            observation.set_kind(kind);
         }
         if let Some(update) = update {
-            self.observation.apply(update);
+            observation.apply(*update);
         }
     }
 
@@ -136,12 +140,31 @@ impl SpanState {
         events.kept.push(Value::Object(record));
     }
 
+    /// What ending the observation needs, taken out of the state (which stays behind, emptied,
+    /// for the registry to free): ended after the registry's lock on the span is let go, as
+    /// ending may emit events that other layers handle by looking at the span.
+    fn take(&mut self) -> Option<Ending> {
+        Some(Ending {
+            observation: self.observation.take()?,
+            scratch: std::mem::take(&mut self.scratch),
+            events: self.events.take(),
+        })
+    }
+}
+
+/// A closed span's observation, with what is left to write into it.
+struct Ending {
+    observation: DetachedObservation,
+    scratch: Scratch,
+    events: Option<Box<Events>>,
+}
+
+impl Ending {
     fn end(self) {
-        let SpanState {
+        let Ending {
             mut observation,
             mut scratch,
             events,
-            ..
         } = self;
         observation.update(|update| {
             scratch.apply(update);
@@ -221,11 +244,11 @@ where
             return;
         };
         if let Some(update) = update {
-            observation.apply(update);
+            observation.apply(*update);
         }
         let context = observation.context();
         let state = SpanState {
-            observation,
+            observation: Some(observation),
             context,
             scratch,
             events: None,
@@ -297,11 +320,11 @@ where
         if !ops_core::is_enabled() {
             return;
         }
-        let state = ctx
+        let ending = ctx
             .span(&id)
-            .and_then(|s| s.extensions_mut().remove::<SpanState>());
-        if let Some(state) = state {
-            state.end();
+            .and_then(|s| s.extensions_mut().get_mut::<SpanState>()?.take());
+        if let Some(ending) = ending {
+            ending.end();
         }
     }
 }

@@ -216,8 +216,7 @@ fn root_recorded(
     let id = ids::uuid_v7_millis(millis);
     let trace_id = match caller.and_then(|p| TraceId::from_w3c_bytes(p.trace_id())) {
         Some(id) => id,
-        None => TraceId::new(ids::uuid_v7_millis(millis).hyphenated().to_string())
-            .expect("a hyphenated UUID is a valid trace id"),
+        None => TraceId::from_uuid(ids::uuid_v7_millis(millis)),
     };
     let parent = caller.map(|p| remote_parent_uuid(p.parent_id()));
     let baggage = remote.as_ref().map(|r| r.baggage().clone());

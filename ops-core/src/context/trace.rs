@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::capture::Captured;
@@ -30,7 +31,9 @@ pub const PART_MAX_BYTES: usize = 4 << 20;
 /// What a call captured, allocated only when it captured something.
 #[derive(Debug, Default)]
 pub(crate) struct SpanData {
-    pub(crate) inputs: Vec<(&'static str, Captured)>,
+    /// Most calls have one or two parameters: those live here, not in an allocation of their
+    /// own.
+    pub(crate) inputs: SmallVec<[(&'static str, Captured); 2]>,
     pub(crate) output: Option<Captured>,
     pub(crate) status_message: Option<String>,
     /// Boxed, and only when set: most calls capture inputs and an output, nothing more.
@@ -42,7 +45,11 @@ impl SpanData {
     fn size(&self) -> usize {
         use crate::model::size::{alloc, string};
         alloc(std::mem::size_of::<Self>())
-            + alloc(self.inputs.capacity() * std::mem::size_of::<(&str, Captured)>())
+            + if self.inputs.spilled() {
+                alloc(self.inputs.capacity() * std::mem::size_of::<(&str, Captured)>())
+            } else {
+                0
+            }
             + self.inputs.iter().map(|(_, v)| v.size()).sum::<usize>()
             + self.output.as_ref().map_or(0, Captured::size)
             + self.status_message.as_ref().map_or(0, string)

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,10 @@ pub const MAX_TRACE_ID_LEN: usize = 128;
 
 /// A trace's id: an external id given by the app (`^[A-Za-z0-9_-]{1,128}$`), a workflow run id,
 /// a message id, or a generated UUIDv7.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct TraceId(String);
+///
+/// Cheap to clone: the id is shared, not copied.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(Arc<str>);
 
 /// The error for a trace id that does not match `^[A-Za-z0-9_-]{1,128}$`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +45,7 @@ impl TraceId {
             None
         };
         match reason {
-            None => Ok(Self(id)),
+            None => Ok(Self(Arc::from(id))),
             Some(reason) => Err(InvalidTraceId {
                 shown: id.chars().take(40).collect(),
                 reason,
@@ -53,7 +55,13 @@ impl TraceId {
 
     /// A fresh trace id: a hyphenated UUIDv7.
     pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
+        Self::from_uuid(Uuid::now_v7())
+    }
+
+    /// The id a UUID makes, hyphenated (valid by construction: no check, no formatter).
+    pub(crate) fn from_uuid(uuid: Uuid) -> Self {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        Self(Arc::from(&*uuid.hyphenated().encode_lower(&mut buf)))
     }
 
     /// The id as a string.
@@ -88,7 +96,7 @@ impl TraceId {
     /// letter. `None` for the all-zero id, which W3C forbids.
     pub fn from_w3c_bytes(bytes: [u8; 16]) -> Option<Self> {
         let uuid = Uuid::from_bytes(bytes);
-        (!uuid.is_nil()).then(|| Self(uuid.hyphenated().to_string()))
+        (!uuid.is_nil()).then(|| Self::from_uuid(uuid))
     }
 }
 
@@ -132,6 +140,12 @@ fn fnv1a_128(bytes: &[u8]) -> u128 {
     bytes
         .iter()
         .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+}
+
+impl Serialize for TraceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
 }
 
 impl<'de> Deserialize<'de> for TraceId {

@@ -57,21 +57,37 @@ pub(crate) fn map_nodes(n: usize) -> usize {
 /// Heap held by `value` (not counting the 32 bytes of the value itself, which its container
 /// holds).
 pub(crate) fn value(value: &Value) -> usize {
+    // Leaves are counted where they are found: only nested containers go on the stack, so a
+    // flat value allocates nothing.
+    let leaf = |v: &Value| match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => Some(0),
+        Value::String(s) => Some(string(s)),
+        Value::Array(_) | Value::Object(_) => None,
+    };
     let mut total = 0;
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        total += match v {
-            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-            Value::String(s) => string(s),
+    let mut stack = Vec::new();
+    let mut next = Some(value);
+    while let Some(v) = next.take().or_else(|| stack.pop()) {
+        let children: &mut dyn Iterator<Item = &Value> = match v {
             Value::Array(items) => {
-                stack.extend(items);
-                alloc(items.capacity() * size_of::<Value>())
+                total += alloc(items.capacity() * size_of::<Value>());
+                &mut items.iter()
             }
             Value::Object(map) => {
-                stack.extend(map.values());
-                map_nodes(map.len()) + map.keys().map(string).sum::<usize>()
+                total += map_nodes(map.len()) + map.keys().map(string).sum::<usize>();
+                &mut map.values()
+            }
+            leaf_value => {
+                total += leaf(leaf_value).unwrap_or(0);
+                continue;
             }
         };
+        for child in children {
+            match leaf(child) {
+                Some(n) => total += n,
+                None => stack.push(child),
+            }
+        }
     }
     total
 }
@@ -79,14 +95,16 @@ pub(crate) fn value(value: &Value) -> usize {
 /// Heap of the objects' structure within `value`: their nodes and keys (what a walk that
 /// counts only strings and arrays leaves out).
 pub(crate) fn objects(value: &Value) -> usize {
+    let is_container = |v: &&Value| matches!(v, Value::Array(_) | Value::Object(_));
     let mut total = 0;
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
+    let mut stack = Vec::new();
+    let mut next = Some(value);
+    while let Some(v) = next.take().or_else(|| stack.pop()) {
         match v {
-            Value::Array(items) => stack.extend(items),
+            Value::Array(items) => stack.extend(items.iter().filter(is_container)),
             Value::Object(map) => {
                 total += map_nodes(map.len()) + map.keys().map(string).sum::<usize>();
-                stack.extend(map.values());
+                stack.extend(map.values().filter(is_container));
             }
             _ => {}
         }
@@ -150,7 +168,7 @@ pub(crate) fn observation(o: &Observation) -> usize {
 /// Heap held by a trace, the trace itself included (as an `Arc` holds it).
 pub(crate) fn trace(t: &Trace) -> usize {
     alloc(size_of::<Trace>() + 16)
-        + alloc(t.id.as_str().len())
+        + alloc(2 * size_of::<usize>() + t.id.as_str().len())
         + string(&t.name)
         + opt_value(&t.input)
         + opt_value(&t.output)

@@ -77,6 +77,15 @@ impl Captured {
     pub fn now<T: Serialize + ?Sized>(value: &T) -> Self {
         let limits = limits::capture_limits();
         let sized = size::size_of_value(value, limits.max_depth);
+        Self::now_sized(value, sized, &limits)
+    }
+
+    /// [`Captured::now`] of a value already measured.
+    fn now_sized<T: Serialize + ?Sized>(
+        value: &T,
+        sized: size::Measured,
+        limits: &FieldLimits,
+    ) -> Self {
         if sized.failed {
             // Find out why, without walking deeper than the limit.
             let mut room = limited::Room {
@@ -89,7 +98,7 @@ impl Captured {
                 Err(e) => unserializable(&Some(e)),
             });
         }
-        Self::bounded(value, sized, &limits).unwrap_or_else(|| {
+        Self::bounded(value, sized, limits).unwrap_or_else(|| {
             Self::json(serde_json::to_value(value).unwrap_or_else(|e| unserializable(&Some(e))))
         })
     }
@@ -107,7 +116,7 @@ impl Captured {
         let limits = limits::capture_limits();
         let sized = size::size_of_value(value, limits.max_depth);
         if sized.failed || sized.heap <= SMALL {
-            return Self::now(value);
+            return Self::now_sized(value, sized, &limits);
         }
         if let Some(bounded) = Self::bounded(value, sized, &limits) {
             return bounded;
@@ -123,7 +132,7 @@ impl Captured {
         let limits = limits::capture_limits();
         let sized = size::size_of_value(&value, limits.max_depth);
         if sized.failed || sized.heap <= SMALL {
-            return Self::now(&value);
+            return Self::now_sized(&value, sized, &limits);
         }
         if let Some(bounded) = Self::bounded(&value, sized, &limits) {
             return bounded;
