@@ -194,11 +194,10 @@ pub fn token_prices(o: &Observation) -> Option<(f64, f64)> {
         return None;
     }
     let (input, output) = (u.input.unwrap_or(0), u.output.unwrap_or(0));
-    let per = |cost: Option<f64>, tokens: u64| match (cost, tokens) {
-        (Some(c), t) if t > 0 => Some(c / t as f64),
-        (Some(c), 0) if c == 0.0 => Some(0.0),
-        (None, _) => Some(0.0),
-        _ => None,
+    let per = |cost: Option<f64>, tokens: u64| match cost {
+        None => Some(0.0),
+        Some(c) if tokens > 0 => Some(c / tokens as f64),
+        Some(c) => (c == 0.0).then_some(0.0),
     };
     let prices = if u.input_cost.is_some() || u.output_cost.is_some() {
         (per(u.input_cost, input)?, per(u.output_cost, output)?)
@@ -1060,7 +1059,12 @@ impl Weave {
             )
             .body(body);
         let answer = self
-            .side_post(&url, request, limit, "uploading the op source (file/create)")
+            .side_post(
+                &url,
+                request,
+                limit,
+                "uploading the op source (file/create)",
+            )
             .await?;
         let digest = digest_of(&answer).ok_or_else(|| {
             ExportError::new(NAME, format!("{url} answered file/create without a digest"))
@@ -1071,7 +1075,11 @@ impl Weave {
 
     /// Publishes op `object_id` (`POST /obj/create` of a `CustomWeaveType` `Op` whose source
     /// is [`OP_SOURCE`]); its ref.
-    async fn publish_op(&mut self, object_id: &str, limit: Duration) -> Result<String, ExportError> {
+    async fn publish_op(
+        &mut self,
+        object_id: &str,
+        limit: Duration,
+    ) -> Result<String, ExportError> {
         let started = std::time::Instant::now();
         let file = self.op_source(limit).await?;
         let url = env::join(&self.endpoint, "/obj/create");
@@ -1103,8 +1111,8 @@ impl Weave {
     /// [`MAX_OPS_PER_EXPORT`] per export, within [`SIDE_REQUESTS_BUDGET`]) and names each
     /// call's op by its ref; a call whose op could not be published keeps its plain name.
     async fn publish_ops(&mut self, calls: &mut [Call]) {
-        let deadline = std::time::Instant::now()
-            + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
+        let deadline =
+            std::time::Instant::now() + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
         let mut todo: Vec<String> = Vec::new();
         let mut seen: HashSet<&str> = HashSet::new();
         for c in calls.iter() {
@@ -1146,7 +1154,11 @@ impl Weave {
                         Some(OpState::Failed(n)) => n.saturating_add(1),
                         _ => 1,
                     };
-                    let n = if object_name(&name).is_none() { MAX_OP_ATTEMPTS } else { n };
+                    let n = if object_name(&name).is_none() {
+                        MAX_OP_ATTEMPTS
+                    } else {
+                        n
+                    };
                     self.ops.insert(name, OpState::Failed(n));
                 }
             }
@@ -1226,8 +1238,8 @@ impl Weave {
             }
         }
         let url = env::join(&self.endpoint, "/cost/create");
-        let deadline = std::time::Instant::now()
-            + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
+        let deadline =
+            std::time::Instant::now() + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
         for prices in requests {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -1244,7 +1256,12 @@ impl Weave {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
             match self
-                .side_post(&url, request, left, "registering model prices (cost/create)")
+                .side_post(
+                    &url,
+                    request,
+                    left,
+                    "registering model prices (cost/create)",
+                )
                 .await
             {
                 Ok(_) => {

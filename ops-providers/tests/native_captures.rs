@@ -399,14 +399,25 @@ fn route_publishing(server: &FakeServer) {
 fn check_publishing(requests: &[RecordedRequest]) {
     let golden_obj = capture("weave", "004_POST_obj_create.json");
     let golden_file = capture("weave", "005_POST_file_create.json");
-    let objs: Vec<&RecordedRequest> = requests.iter().filter(|r| r.path == "/obj/create").collect();
-    let files: Vec<&RecordedRequest> =
-        requests.iter().filter(|r| r.path == "/file/create").collect();
+    let objs: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.path == "/obj/create")
+        .collect();
+    let files: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.path == "/file/create")
+        .collect();
     assert_eq!((objs.len(), files.len()), (3, 1));
     let t = &golden_obj["body_json"]["obj"];
     for o in &objs {
-        assert_eq!(o.header("content-type"), golden_header(&golden_obj, "content-type"));
-        assert_eq!(o.header("authorization"), golden_header(&golden_obj, "authorization"));
+        assert_eq!(
+            o.header("content-type"),
+            golden_header(&golden_obj, "content-type")
+        );
+        assert_eq!(
+            o.header("authorization"),
+            golden_header(&golden_obj, "authorization")
+        );
         let obj = &o.json().unwrap()["obj"];
         assert_eq!(
             set(object_keys(obj)),
@@ -421,7 +432,10 @@ fn check_publishing(requests: &[RecordedRequest]) {
         assert_eq!(obj["project_id"], t["project_id"]);
         assert_eq!(obj["val"]["_type"], t["val"]["_type"]);
         assert_eq!(obj["val"]["weave_type"], t["val"]["weave_type"]);
-        assert_eq!(object_keys(&obj["val"]["files"]), object_keys(&t["val"]["files"]));
+        assert_eq!(
+            object_keys(&obj["val"]["files"]),
+            object_keys(&t["val"]["files"])
+        );
     }
     let mut ids: Vec<&str> = Vec::new();
     let bodies: Vec<Value> = objs.iter().map(|o| o.json().unwrap()).collect();
@@ -429,12 +443,21 @@ fn check_publishing(requests: &[RecordedRequest]) {
         ids.push(b["obj"]["object_id"].as_str().unwrap());
     }
     ids.sort_unstable();
-    assert_eq!(ids, ["agent_run", "llm_call", "plan_step"], "the SDK's object ids");
+    assert_eq!(
+        ids,
+        ["agent_run", "llm_call", "plan_step"],
+        "the SDK's object ids"
+    );
     // The file: a multipart form with the SDK's part names and file name.
     let f = files[0];
-    assert_eq!(f.header("authorization"), golden_header(&golden_file, "authorization"));
+    assert_eq!(
+        f.header("authorization"),
+        golden_header(&golden_file, "authorization")
+    );
     assert!(
-        f.header("content-type").unwrap().starts_with("multipart/form-data; boundary="),
+        f.header("content-type")
+            .unwrap()
+            .starts_with("multipart/form-data; boundary="),
         "{:?}",
         golden_header(&golden_file, "content-type")
     );
@@ -460,10 +483,17 @@ fn check_calls(ours: &BTreeMap<String, Value>, theirs: &BTreeMap<String, Value>)
         let t = &theirs[name];
         assert_eq!(
             c["op_name"],
-            json!(format!("weave:///my-entity/rust-e2e/op/{name}:{golden_digest}")),
+            json!(format!(
+                "weave:///my-entity/rust-e2e/op/{name}:{golden_digest}"
+            )),
             "the op's ref, as the SDK names ops"
         );
-        assert!(t["op_name"].as_str().unwrap().starts_with(&format!("weave:///my-entity/rust-e2e/op/{name}:")));
+        assert!(
+            t["op_name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("weave:///my-entity/rust-e2e/op/{name}:"))
+        );
         assert_eq!(c["project_id"], t["project_id"]);
         for key in ["id", "trace_id"] {
             assert!(is_v7(c[key].as_str().unwrap()), "{name}: {key}");

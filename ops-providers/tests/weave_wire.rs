@@ -27,7 +27,12 @@ fn weave(server: &FakeServer) -> Weave {
 
 /// An agent span with one generation under it that carries tokens and the app's cost.
 fn priced_trace(start: DateTime<Utc>) -> Trace {
-    let mut trace = Trace::new(TraceId::generate(), ObservationKind::Span, "agent run", start);
+    let mut trace = Trace::new(
+        TraceId::generate(),
+        ObservationKind::Span,
+        "agent run",
+        start,
+    );
     let mut agent = Observation::at(ObservationKind::Span, "agent run", start);
     agent.output = Some(json!("4"));
     let mut llm = Observation::at(
@@ -95,7 +100,9 @@ async fn weave_registers_the_apps_prices_once_and_keeps_the_cost_on_the_call() {
         FakeResponse::ok().json(&json!({"ids": [["cost-1", "gpt-4o-mini"]]})),
     );
     let mut p = weave(&server);
-    let start = "2026-11-21T01:08:19.510277Z".parse::<DateTime<Utc>>().unwrap();
+    let start = "2026-11-21T01:08:19.510277Z"
+        .parse::<DateTime<Utc>>()
+        .unwrap();
     let trace = Arc::new(priced_trace(start));
     assert_eq!(
         p.export(std::slice::from_ref(&trace)).await,
@@ -105,7 +112,10 @@ async fn weave_registers_the_apps_prices_once_and_keeps_the_cost_on_the_call() {
     assert_eq!(costs.len(), 1);
     let r = &costs[0];
     assert_eq!(r.method, "POST");
-    assert_eq!(r.header("authorization"), Some("Basic YXBpOndhbmRiLWtleQ=="));
+    assert_eq!(
+        r.header("authorization"),
+        Some("Basic YXBpOndhbmRiLWtleQ==")
+    );
     assert_eq!(r.header("content-type"), Some("application/json"));
     let body = r.json().unwrap();
     assert_eq!(body["project_id"], json!("ent/ops-tests"));
@@ -117,8 +127,16 @@ async fn weave_registers_the_apps_prices_once_and_keeps_the_cost_on_the_call() {
     assert_eq!(price["completion_token_cost_unit"], json!("USD"));
     assert_eq!(price["provider_id"], json!("openai"));
     // Effective from the call's start, so weave prices this very call with it.
-    assert_eq!(price["effective_date"], json!("2026-11-21T01:08:19.512277Z"));
-    let keys: Vec<&str> = price.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        price["effective_date"],
+        json!("2026-11-21T01:08:19.512277Z")
+    );
+    let keys: Vec<&str> = price
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
         [
@@ -189,7 +207,11 @@ async fn weave_delivers_the_calls_when_cost_create_fails() {
     }
     assert_eq!(on(&server, "/cost/create").len(), 3);
     assert_eq!(p.stats().price_failures, 3);
-    assert_eq!(calls_of(&server).len(), 12, "every export delivered its calls");
+    assert_eq!(
+        calls_of(&server).len(),
+        12,
+        "every export delivered its calls"
+    );
 }
 
 #[tokio::test]
@@ -211,7 +233,10 @@ async fn weave_publishes_each_op_once_and_names_calls_by_ref() {
             .starts_with("multipart/form-data; boundary=")
     );
     let text = String::from_utf8(f.body.clone()).unwrap();
-    assert!(text.contains("name=\"project_id\"\r\n\r\nent/ops-tests\r\n"), "{text}");
+    assert!(
+        text.contains("name=\"project_id\"\r\n\r\nent/ops-tests\r\n"),
+        "{text}"
+    );
     assert!(
         text.contains("name=\"file\"; filename=\"obj.py\"\r\nContent-Type: text/x-python\r\n\r\n"),
         "{text}"
@@ -244,7 +269,10 @@ async fn weave_publishes_each_op_once_and_names_calls_by_ref() {
                 "weave:///ent/ops-tests/op/agent-run:OpDigest22",
                 &json!("agent run")
             ),
-            ("weave:///ent/ops-tests/op/llm_call:OpDigest22", &Value::Null),
+            (
+                "weave:///ent/ops-tests/op/llm_call:OpDigest22",
+                &Value::Null
+            ),
         ],
         "the ref, and the name as it was where weave spells it otherwise"
     );
@@ -314,8 +342,7 @@ async fn weave_takes_an_already_exists_answer_as_delivered() {
     assert_eq!(p.stats().duplicates, 1);
     // A unique-constraint message in another error is recognised too; an ordinary 500 is not.
     server.push(
-        FakeResponse::status(500)
-            .json(&json!({"reason": "UNIQUE constraint failed: calls.id"})),
+        FakeResponse::status(500).json(&json!({"reason": "UNIQUE constraint failed: calls.id"})),
     );
     assert_eq!(
         p.export(std::slice::from_ref(&trace)).await,
@@ -333,10 +360,7 @@ async fn weave_takes_an_already_exists_answer_as_delivered() {
     let other = Arc::new(priced_trace(Utc::now()));
     server.push(FakeResponse::status(409).json(&json!({"reason": "already exists"})));
     server.push(FakeResponse::status(409).json(&json!({"reason": "already exists"})));
-    assert_eq!(
-        p.export(&[trace, other]).await,
-        ExportOutcome::Delivered
-    );
+    assert_eq!(p.export(&[trace, other]).await, ExportOutcome::Delivered);
     let sizes: Vec<usize> = on(&server, "/call/upsert_batch")
         .iter()
         .map(|r| r.json().unwrap()["batch"].as_array().unwrap().len())
@@ -372,7 +396,10 @@ fn prices_follow_the_apps_cost() {
 fn object_names_are_sanitized_as_the_sdk_does() {
     assert_eq!(object_name("llm_call").as_deref(), Some("llm_call"));
     assert_eq!(object_name("agent run").as_deref(), Some("agent-run"));
-    assert_eq!(object_name("chat gpt-4o / v2").as_deref(), Some("chat-gpt-4o-v2"));
+    assert_eq!(
+        object_name("chat gpt-4o / v2").as_deref(),
+        Some("chat-gpt-4o-v2")
+    );
     assert_eq!(object_name("a..b__c").as_deref(), Some("a-b-c"));
     assert_eq!(object_name("__x__").as_deref(), Some("x"));
     assert_eq!(object_name("模型 调用").as_deref(), Some("模型-调用"));

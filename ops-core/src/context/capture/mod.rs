@@ -694,7 +694,10 @@ mod tests {
     fn errors_with_a_source_record_their_chain() {
         let e = Layer(
             "request failed",
-            Some(Box::new(Layer("connect", Some(Box::new(Layer("refused", None)))))),
+            Some(Box::new(Layer(
+                "connect",
+                Some(Box::new(Layer("refused", None))),
+            ))),
         );
         let info = (&&&&ErrRef::new(&e)).__ops_error();
         assert_eq!(info.message.as_deref(), Some("request failed"));
@@ -707,7 +710,10 @@ mod tests {
         assert_eq!((&&&&ErrRef::new(&alone)).__ops_error().chain, None);
         let text = "just text";
         let info = (&&&&ErrRef::new(&text)).__ops_error();
-        assert_eq!((info.message.as_deref(), info.chain), (Some("just text"), None));
+        assert_eq!(
+            (info.message.as_deref(), info.chain),
+            (Some("just text"), None)
+        );
     }
 
     #[test]
