@@ -123,6 +123,8 @@ pub fn exception(o: &Observation) -> Value {
 /// is not captured.
 pub const OP_SOURCE: &str =
     "def func(*args, **kwargs):\n    ... # Code-capture unavailable for this op\n";
+/// The longest `display_name` weave takes, in characters (`MAX_DISPLAY_NAME_LENGTH`).
+pub const MAX_DISPLAY_NAME: usize = 1024;
 /// The most op names whose publication the provider remembers; past it, new names go as
 /// plain names.
 pub const MAX_OPS: usize = 1024;
@@ -1173,8 +1175,9 @@ impl Weave {
             let (name, r) = (name.to_owned(), r.clone());
             // The ref names the op as weave spells it; the UI shows the name as it was.
             if object_name(&name).as_deref() != Some(name.as_str()) {
-                c.start.insert("display_name".into(), json!(name));
-                c.size += name.len();
+                let shown: String = name.chars().take(MAX_DISPLAY_NAME).collect();
+                c.size += shown.len();
+                c.start.insert("display_name".into(), Value::String(shown));
             }
             c.size += r.len();
             c.start.insert("op_name".into(), Value::String(r));

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_core::model::{TraceId, Usage};
 use ops_core::{ExportOutcome, Observation, ObservationKind, Provider, Trace};
-use ops_providers::weave::{OP_SOURCE, Weave, WeaveStats, object_name, token_prices};
+use ops_providers::weave::{
+    MAX_DISPLAY_NAME, OP_SOURCE, Weave, WeaveStats, object_name, token_prices,
+};
 use ops_testkit::fake_server::{FakeResponse, FakeServer, RecordedRequest};
 use serde_json::{Value, json};
 
@@ -405,4 +407,25 @@ fn object_names_are_sanitized_as_the_sdk_does() {
     assert_eq!(object_name("模型 调用").as_deref(), Some("模型-调用"));
     assert_eq!(object_name("!!!"), None);
     assert_eq!(object_name(&"a".repeat(300)).unwrap().chars().count(), 128);
+}
+
+#[tokio::test]
+async fn weave_long_op_names_fit_the_servers_limits() {
+    let server = FakeServer::start().await;
+    publishing(&server);
+    let mut p = weave(&server);
+    let mut trace = priced_trace(Utc::now());
+    let long = "step ".repeat(400);
+    trace.observations[0].name = long.clone();
+    assert_eq!(p.export(&[Arc::new(trace)]).await, ExportOutcome::Delivered);
+    let root = calls_of(&server).remove(0);
+    let op = root["op_name"].as_str().unwrap();
+    let object_id = op
+        .strip_prefix("weave:///ent/ops-tests/op/")
+        .and_then(|r| r.split(':').next())
+        .unwrap();
+    assert_eq!(object_id.chars().count(), 128, "MAX_OBJECT_NAME_LENGTH");
+    let shown = root["display_name"].as_str().unwrap();
+    assert_eq!(shown.chars().count(), MAX_DISPLAY_NAME);
+    assert!(long.starts_with(shown));
 }
