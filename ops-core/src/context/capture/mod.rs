@@ -420,7 +420,7 @@ impl<'a, T, E> SplitResult<'a> for &Out<'a, Result<T, E>> {
 }
 
 /// What an error says: its message, its type and, for a `std::error::Error` with a
-/// `source()`, its chain of causes ([`error_chain`]).
+/// `source()`, its chain of causes (the `error_chain` metadata entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
     pub(crate) message: Option<String>,
