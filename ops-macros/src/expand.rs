@@ -261,11 +261,11 @@ fn recorder(plan: &Plan, pv: &TokenStream, output: Option<&Type>) -> TokenStream
     quote_spanned! {span=>
         |__ops_out: &#output, __ops_rec: &mut #pv::ActiveSpan| {
             #[allow(unused_imports)]
-            use #pv::{CaptureOutputLater as _, ErrorDebug as _, ErrorDisplay as _, SplitResult as _};
+            use #pv::{CaptureOutputLater as _, ErrorDebug as _, ErrorDisplay as _, ErrorSource as _, SplitResult as _};
             match (&&#pv::Out::new(__ops_out)).__ops_split() {
                 #pv::Split::Ok(__ops_v) => { #capture_ok }
                 #pv::Split::Err(__ops_e) => {
-                    __ops_rec.error((&&&#pv::ErrRef::new(__ops_e)).__ops_error());
+                    __ops_rec.error((&&&&#pv::ErrRef::new(__ops_e)).__ops_error());
                 }
             }
         }

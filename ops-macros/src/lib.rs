@@ -80,7 +80,9 @@ use proc_macro::TokenStream;
 ///   destructured parameter is captured per binding.
 /// - **Output**: the return value as JSON (`()` records none). For a `Result` (or an alias
 ///   named `...Result`), `Ok(v)` records `v`; `Err(e)` records level ERROR, the status
-///   message from `e`'s `Display` (else its `Debug`) and `error_type` in the metadata.
+///   message from `e`'s `Display` (else its `Debug`), `error_type` in the metadata and, for
+///   a `std::error::Error` with a `source()`, its causes as `error_chain` (at most 16 causes,
+///   8 KiB; captured only on the error path).
 /// - **Panics**: level ERROR with the panic message, then the panic goes on; the caller's
 ///   context is restored, so a caught panic never loses the parent.
 /// - **Cancellation**: an async call whose future is dropped before it completes is recorded
@@ -158,7 +160,8 @@ use proc_macro::TokenStream;
 ///         move || { a + b },
 ///         |__ops_out: &u32, __ops_rec: &mut ::ops_core::__private::ActiveSpan| {
 ///             use ::ops_core::__private::{
-///                 CaptureOutputLater as _, ErrorDebug as _, ErrorDisplay as _, SplitResult as _,
+///                 CaptureOutputLater as _, ErrorDebug as _, ErrorDisplay as _, ErrorSource as _,
+///                 SplitResult as _,
 ///             };
 ///             match (&&::ops_core::__private::Out::new(__ops_out)).__ops_split() {
 ///                 ::ops_core::__private::Split::Ok(__ops_v) => {
@@ -167,7 +170,7 @@ use proc_macro::TokenStream;
 ///                     );
 ///                 }
 ///                 ::ops_core::__private::Split::Err(__ops_e) => {
-///                     __ops_rec.error((&&&::ops_core::__private::ErrRef::new(__ops_e)).__ops_error());
+///                     __ops_rec.error((&&&&::ops_core::__private::ErrRef::new(__ops_e)).__ops_error());
 ///                 }
 ///             }
 ///         },

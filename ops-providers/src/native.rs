@@ -161,6 +161,18 @@ pub fn error_text(o: &Observation) -> Option<String> {
     })
 }
 
+/// The error text with the error's chain of causes when one was captured
+/// ([`Observation::error_chain`]): the message, a blank line, `Caused by:` and one line per
+/// cause, as a traceback follows the message. `None` unless its level is ERROR.
+pub fn error_report(o: &Observation) -> Option<String> {
+    let text = error_text(o)?;
+    Some(match o.error_chain() {
+        Some(chain) if chain.starts_with(text.as_str()) => chain.to_owned(),
+        Some(chain) => format!("{text}\n\n{chain}"),
+        None => text,
+    })
+}
+
 /// The observation's error type, from the `error_type` metadata `#[traced]` records, else
 /// `Error`.
 pub fn error_type(o: &Observation) -> String {

@@ -11,11 +11,35 @@
 //! - **Project**: `project_id` is `entity/project`; without an entity, the key's default
 //!   entity is looked up once (W&B GraphQL `viewer`).
 //! - **Auth**: HTTP Basic `api:<key>` (`wb_at_…` tokens as Bearer).
-//! - **Calls**: one per observation, ids UUIDv7 ([`crate::native::IdDeriver`]); `op_name` is
-//!   the observation's name (the SDK publishes ops as `weave:///…` refs, which needs objects
-//!   this provider does not create); `summary.usage` per model and `summary.status_counts`
-//!   over the call and its descendants in the export, as the SDK rolls them up; `exception`
-//!   as the SDK's JSON string of the error's type and message; the session as `thread_id`, with the trace's root call as `turn_id`.
+//! - **Calls**: one per observation, ids UUIDv7 ([`crate::native::IdDeriver`]);
+//!   `summary.usage` per model and `summary.status_counts` over the call and its descendants
+//!   in the export, as the SDK rolls them up; `exception` as the SDK's JSON string of the
+//!   error's type, message and (when the error had causes) `traceback`; the session as
+//!   `thread_id`, with the trace's root call as `turn_id`; the app's cost as
+//!   `attributes.ops.cost`.
+//! - **Ops**, as the SDK publishes them, so the UI's op filter and grouping work: the source
+//!   file once (`POST /file/create`, multipart, `obj.py` holding the placeholder weave's own
+//!   server stores for ops it did not see the code of, [`OP_SOURCE`]), then each op name once
+//!   (`POST /obj/create` of `{"_type": "CustomWeaveType", "weave_type": {"type": "Op"},
+//!   "files": {"obj.py": <digest>}}` under the SDK's object name, [`object_name`]); the call's
+//!   `op_name` is then `weave:///{entity}/{project}/op/{name}:{digest}` (and `display_name`
+//!   the name as it was, when weave spells it otherwise). An op that could not be published
+//!   keeps its plain name; it is tried again by later exports, [`MAX_OP_ATTEMPTS`] times.
+//! - **Cost**: weave computes costs when it reads calls, from per-token prices per model and
+//!   project (`llm_token_prices`). For each model whose generations carry tokens and the
+//!   app's cost, the provider registers the prices that cost implies ([`token_prices`]) with
+//!   `POST /cost/create` (`{"project_id", "costs": {model: {prompt_token_cost,
+//!   completion_token_cost, *_unit, effective_date, provider_id}}}`), effective from the
+//!   call's start, once per model and price; so the cost column shows the app's cost. Exact
+//!   while a model's prices stay the same; a call is priced with the latest registered price
+//!   effective at its start.
+//! - **Side requests** (ops, prices) never fail an export: failures are counted
+//!   ([`Weave::stats`]) and logged, each kind takes at most [`SIDE_REQUESTS_BUDGET`] per
+//!   export, and the caches are bounded ([`MAX_OPS`], [`MAX_PRICES`]).
+//! - **Already there**: weave's ClickHouse trace server accepts a re-sent call (it appends the
+//!   row and merges by id), so re-sending a trace is delivered as is. An answer that says the
+//!   calls exist (HTTP 409, "already exists", a unique-constraint message) is taken as
+//!   delivered and counted, for a request of one trace; a request of several is halved.
 //! - **Limits**: at most 31 MiB per request (the server takes 32 MiB); split on 413.
 //!
 //! Config keys (Dify's): `api_key` (secret), `project` (required; `entity/project` also
@@ -28,7 +52,7 @@
 //! The credentials check asks W&B who the key belongs to (GraphQL `viewer`); the project URL
 //! is `https://wandb.ai/{entity}/{project}`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,15 +102,168 @@ pub const FIELDS: &[ConfigField] = &[
 ];
 
 /// A call's `exception`, as the SDK sends a failure: a JSON string of the error's type and
-/// message (`{"type": "std::io::Error", "message": "..."}`), so the UI shows the type; `null`
-/// for a call that did not fail. Rust errors carry no traceback, so none is sent.
+/// message (`{"type": "std::io::Error", "message": "..."}`), so the UI shows the type, with
+/// the error's chain of causes as `traceback` when one was captured
+/// ([`Observation::error_chain`]); `null` for a call that did not fail.
 pub fn exception(o: &Observation) -> Value {
     match error_text(o) {
-        Some(message) => Value::String(
-            json!({"type": crate::native::error_type(o), "message": message}).to_string(),
-        ),
+        Some(message) => {
+            let mut e = json!({"type": crate::native::error_type(o), "message": message});
+            if let Some(chain) = o.error_chain() {
+                e["traceback"] = json!(chain);
+            }
+            Value::String(e.to_string())
+        }
         None => Value::Null,
     }
+}
+
+/// The source the provider uploads for every op it publishes (`obj.py`), the placeholder
+/// weave's trace server itself stores for ops it creates from OpenTelemetry spans: Rust code
+/// is not captured.
+pub const OP_SOURCE: &str =
+    "def func(*args, **kwargs):\n    ... # Code-capture unavailable for this op\n";
+/// The longest `display_name` weave takes, in characters (`MAX_DISPLAY_NAME_LENGTH`).
+pub const MAX_DISPLAY_NAME: usize = 1024;
+/// The most op names whose publication the provider remembers; past it, new names go as
+/// plain names.
+pub const MAX_OPS: usize = 1024;
+/// The most ops published in one export (the rest go as plain names, and are published by
+/// a later export).
+pub const MAX_OPS_PER_EXPORT: usize = 64;
+/// How many times the provider tries to publish an op before it keeps its plain name.
+pub const MAX_OP_ATTEMPTS: u8 = 3;
+/// The most prices the provider remembers having registered; past it, it forgets them all
+/// (a price registered twice is harmless).
+pub const MAX_PRICES: usize = 1024;
+/// The most `cost/create` requests in one export.
+pub const MAX_PRICE_REQUESTS_PER_EXPORT: usize = 8;
+/// The longest an export spends publishing ops and registering prices, each.
+pub const SIDE_REQUESTS_BUDGET: Duration = Duration::from_secs(5);
+
+/// What the provider did besides writing calls. None of it ever fails or delays a call's
+/// delivery beyond [`SIDE_REQUESTS_BUDGET`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WeaveStats {
+    /// Ops published (`obj/create` answered with a digest).
+    pub ops_published: u64,
+    /// Op publications that failed (the calls kept their plain name).
+    pub op_failures: u64,
+    /// Model prices registered through `cost/create`.
+    pub prices_registered: u64,
+    /// `cost/create` requests that failed.
+    pub price_failures: u64,
+    /// Requests the server answered with "already exists", counted as delivered.
+    pub duplicates: u64,
+}
+
+/// An op name's publication.
+#[derive(Debug, Clone)]
+enum OpState {
+    /// Published: the `weave:///…/op/name:digest` ref.
+    Ref(String),
+    /// Failed this many times.
+    Failed(u8),
+}
+
+/// A model's per-token prices (as `f64` bits) and unit, with its provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PriceKey {
+    model: String,
+    provider: Option<String>,
+    prompt: u64,
+    completion: u64,
+    unit: String,
+}
+
+/// A price's registration.
+#[derive(Debug, Clone, Copy)]
+enum PriceState {
+    /// Registered, effective from this time.
+    Registered(DateTime<Utc>),
+    /// Failed this many times.
+    Failed(u8),
+}
+
+/// The per-token prices the app's cost implies for a generation: `(prompt, completion)`.
+/// With input and output costs, each divided by its token count; with only a total, one
+/// price for every token (`total / (input + output)`). `None` without a model, token counts
+/// or a cost, or for a non-finite or negative price.
+pub fn token_prices(o: &Observation) -> Option<(f64, f64)> {
+    o.model.as_ref().filter(|m| !m.is_empty())?;
+    let u = o.usage.as_ref()?;
+    if u.unit != ops_core::model::UsageUnit::Tokens {
+        return None;
+    }
+    let (input, output) = (u.input.unwrap_or(0), u.output.unwrap_or(0));
+    let per = |cost: Option<f64>, tokens: u64| match cost {
+        None => Some(0.0),
+        Some(c) if tokens > 0 => Some(c / tokens as f64),
+        Some(c) => (c == 0.0).then_some(0.0),
+    };
+    let prices = if u.input_cost.is_some() || u.output_cost.is_some() {
+        (per(u.input_cost, input)?, per(u.output_cost, output)?)
+    } else {
+        let total = u.total_cost?;
+        let tokens = input.checked_add(output).filter(|t| *t > 0)?;
+        let p = total / tokens as f64;
+        (p, p)
+    };
+    let valid = |p: f64| p.is_finite() && p >= 0.0;
+    (valid(prices.0) && valid(prices.1)).then_some(prices)
+}
+
+/// An object name as the SDK makes one (`sanitize_object_name`): every run of characters
+/// other than letters, digits, `_` and `.` becomes `-`, runs of `.`, `_` and `-` collapse to
+/// `-`, `-` and `_` are trimmed from both ends, and the name is cut to 128 characters.
+/// `None` when nothing is left.
+pub fn object_name(name: &str) -> Option<String> {
+    let keep = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut dashed = String::with_capacity(name.len());
+    for c in name.chars() {
+        if keep(c) {
+            dashed.push(c);
+        } else if !dashed.ends_with('-') {
+            dashed.push('-');
+        }
+    }
+    let sep = |c: char| matches!(c, '.' | '_' | '-');
+    let mut out = String::with_capacity(dashed.len());
+    let chars: Vec<char> = dashed.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut j = i;
+        while j < chars.len() && sep(chars[j]) {
+            j += 1;
+        }
+        if j - i >= 2 {
+            out.push('-');
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    let trimmed: String = out
+        .trim_matches(|c| c == '-' || c == '_')
+        .chars()
+        .take(128)
+        .collect();
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
+/// Whether an answer to a call write says the calls are already there: HTTP 409, or a
+/// message saying "already exists" or naming a unique-constraint violation.
+pub fn says_already_exists(status: u16, body: Option<&Value>) -> bool {
+    if status == 409 {
+        return true;
+    }
+    if !(400..600).contains(&status) {
+        return false;
+    }
+    let Some(body) = body else { return false };
+    let text = body.to_string().to_lowercase();
+    text.contains("already exists") || text.contains("unique constraint")
 }
 
 /// The namespace of the name-based hash in [`retry_id`].
@@ -200,6 +377,10 @@ pub struct Weave {
     http: HttpClient,
     mode: Mode,
     ids: IdDeriver,
+    ops: HashMap<String, OpState>,
+    op_source: Option<String>,
+    prices: HashMap<PriceKey, PriceState>,
+    stats: WeaveStats,
 }
 
 impl fmt::Debug for Weave {
@@ -392,7 +573,17 @@ impl Weave {
             http,
             mode: Mode::UpsertBatch,
             ids: IdDeriver::default(),
+            ops: HashMap::new(),
+            op_source: None,
+            prices: HashMap::new(),
+            stats: WeaveStats::default(),
         })
+    }
+
+    /// What the provider did besides writing calls (ops published, prices registered, and
+    /// their failures; duplicate answers).
+    pub fn stats(&self) -> WeaveStats {
+        self.stats
     }
 
     /// The provider of a validated config.
@@ -556,6 +747,9 @@ impl Weave {
                 if o.level != Level::Default {
                     ops.insert("level".into(), json!(o.level.as_str()));
                 }
+                if let Some(cost) = o.usage.as_ref().and_then(app_cost) {
+                    ops.insert("cost".into(), cost);
+                }
                 let mut start = Map::new();
                 start.insert("project_id".into(), json!(project_id));
                 start.insert("id".into(), json!(id));
@@ -693,6 +887,62 @@ impl Weave {
     }
 }
 
+/// The cost the app set on a call (`attributes.ops.cost`: `input`, `output`, `total`,
+/// `currency`), kept on the call as sent; `None` without one.
+fn app_cost(u: &ops_core::Usage) -> Option<Value> {
+    let total = u.total_cost()?;
+    let mut cost = Map::new();
+    if let Some(c) = u.input_cost {
+        cost.insert("input".into(), json!(c));
+    }
+    if let Some(c) = u.output_cost {
+        cost.insert("output".into(), json!(c));
+    }
+    cost.insert("total".into(), json!(total));
+    cost.insert(
+        "currency".into(),
+        json!(u.currency.as_deref().unwrap_or("USD")),
+    );
+    Some(Value::Object(cost))
+}
+
+/// The `digest` of an `obj/create` or `file/create` answer.
+fn digest_of(answer: &Value) -> Option<String> {
+    answer
+        .get("digest")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+}
+
+/// One model's prices as `cost/create` takes them (`CostCreateInput`).
+fn price_body(k: &PriceKey, at: DateTime<Utc>) -> Value {
+    let mut m = Map::new();
+    m.insert("prompt_token_cost".into(), json!(f64::from_bits(k.prompt)));
+    m.insert(
+        "completion_token_cost".into(),
+        json!(f64::from_bits(k.completion)),
+    );
+    m.insert("prompt_token_cost_unit".into(), json!(k.unit));
+    m.insert("completion_token_cost_unit".into(), json!(k.unit));
+    m.insert("effective_date".into(), json!(iso(at)));
+    if let Some(p) = &k.provider {
+        m.insert("provider_id".into(), json!(p));
+    }
+    Value::Object(m)
+}
+
+/// The error an answer carries; `None` for an accepted one.
+fn answer_error(answer: Classified) -> Option<ExportError> {
+    match answer {
+        Classified::Accepted { .. } => None,
+        Classified::Retry { error, .. }
+        | Classified::TooLarge(error)
+        | Classified::Rejected(error)
+        | Classified::Fatal(error) => Some(error),
+    }
+}
+
 /// Whether an answer says the project only takes `calls/complete`.
 pub fn needs_calls_complete(status: u16, body: Option<&Value>) -> bool {
     status == 400
@@ -710,7 +960,8 @@ impl Weave {
             Err((error, true)) => return ExportOutcome::Fatal(error),
             Err((error, false)) => return ExportOutcome::retry(error),
         }
-        let calls = self.calls(batch, Utc::now());
+        let mut calls = self.calls(batch, Utc::now());
+        self.publish_ops(&mut calls).await;
         let chunks = split_batches(calls, MAX_CALLS, MAX_BYTES, |c| c.size);
         let mut splitter = Splitter::new(
             NAME,
@@ -722,7 +973,7 @@ impl Weave {
         );
         while let Some(left) = splitter.next_chunk() {
             let chunk = splitter.current();
-            let (mut answer, reply) = self.post(chunk, self.mode, left).await;
+            let (mut answer, mut reply) = self.post(chunk, self.mode, left).await;
             let switch = match (self.mode, &reply) {
                 (Mode::UpsertBatch, Some((status, body)))
                     if needs_calls_complete(*status, body.as_ref()) =>
@@ -735,11 +986,307 @@ impl Weave {
             if let Some(mode) = switch {
                 tracing::info!(?mode, "ops: weave switches how it writes calls");
                 self.mode = mode;
-                answer = self.post(chunk, mode, left).await.0;
+                (answer, reply) = self.post(chunk, mode, left).await;
+            }
+            if let Some((status, body)) = &reply
+                && !matches!(answer, Classified::Accepted { .. })
+                && says_already_exists(*status, body.as_ref())
+            {
+                // Already there: a re-sent trace. A request of one trace is done; one of
+                // several is halved until the trace that is there stands alone.
+                let first = chunk.first().map(|c| c.trace);
+                if chunk.iter().all(|c| Some(c.trace) == first) {
+                    self.stats.duplicates += 1;
+                    tracing::info!(status, "ops: weave already has these calls; done");
+                    answer = Classified::accepted();
+                } else if let Some(error) = answer_error(answer) {
+                    answer = Classified::Rejected(error);
+                } else {
+                    answer = Classified::accepted();
+                }
             }
             splitter.done(answer);
         }
-        splitter.finish().outcome(batch.len())
+        let outcome = splitter.finish().outcome(batch.len());
+        self.register_prices(batch).await;
+        outcome
+    }
+
+    /// `weave:///{entity}/{project}/op/{name}:{digest}`.
+    fn op_ref(&self, object_id: &str, digest: &str) -> String {
+        format!(
+            "weave:///{}/{}/op/{object_id}:{digest}",
+            self.entity.as_deref().unwrap_or("entity"),
+            self.project
+        )
+    }
+
+    /// Posts a side request (a file, an op, prices) with at most `limit`; the answer's JSON
+    /// on a 2xx.
+    async fn side_post(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+        limit: Duration,
+        what: &str,
+    ) -> Result<Value, ExportError> {
+        let request = request
+            .header(ACCEPT, "application/json")
+            .timeout(limit.min(self.http.timeout()));
+        let reply = self.http.send(url, request).await?;
+        reply.check(NAME, what)?;
+        Ok(reply.json().unwrap_or(Value::Null))
+    }
+
+    /// The digest of the op source file ([`OP_SOURCE`]), uploaded once (`POST /file/create`,
+    /// multipart `project_id` and `file` `obj.py`, as the SDK sends it).
+    async fn op_source(&mut self, limit: Duration) -> Result<String, ExportError> {
+        if let Some(d) = &self.op_source {
+            return Ok(d.clone());
+        }
+        let url = env::join(&self.endpoint, "/file/create");
+        let boundary = format!("ops{}", Uuid::now_v7().simple());
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"project_id\"\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"obj.py\"\r\n\
+             Content-Type: text/x-python\r\n\r\n{OP_SOURCE}\r\n--{boundary}--\r\n",
+            self.project_id()
+        );
+        let request = self
+            .http
+            .post(&url)
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body);
+        let answer = self
+            .side_post(
+                &url,
+                request,
+                limit,
+                "uploading the op source (file/create)",
+            )
+            .await?;
+        let digest = digest_of(&answer).ok_or_else(|| {
+            ExportError::new(NAME, format!("{url} answered file/create without a digest"))
+        })?;
+        self.op_source = Some(digest.clone());
+        Ok(digest)
+    }
+
+    /// Publishes op `object_id` (`POST /obj/create` of a `CustomWeaveType` `Op` whose source
+    /// is [`OP_SOURCE`]); its ref.
+    async fn publish_op(
+        &mut self,
+        object_id: &str,
+        limit: Duration,
+    ) -> Result<String, ExportError> {
+        let started = std::time::Instant::now();
+        let file = self.op_source(limit).await?;
+        let url = env::join(&self.endpoint, "/obj/create");
+        let body = json!({"obj": {
+            "project_id": self.project_id(),
+            "object_id": object_id,
+            "val": {
+                "_type": "CustomWeaveType",
+                "weave_type": {"type": "Op"},
+                "files": {"obj.py": file},
+            },
+        }});
+        let request = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let left = limit.saturating_sub(started.elapsed());
+        let answer = self
+            .side_post(&url, request, left, "publishing an op (obj/create)")
+            .await?;
+        let digest = digest_of(&answer).ok_or_else(|| {
+            ExportError::new(NAME, format!("{url} answered obj/create without a digest"))
+        })?;
+        Ok(self.op_ref(object_id, &digest))
+    }
+
+    /// Publishes the ops of `calls` not yet published (each name once per provider, at most
+    /// [`MAX_OPS_PER_EXPORT`] per export, within [`SIDE_REQUESTS_BUDGET`]) and names each
+    /// call's op by its ref; a call whose op could not be published keeps its plain name.
+    async fn publish_ops(&mut self, calls: &mut [Call]) {
+        let deadline =
+            std::time::Instant::now() + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
+        let mut todo: Vec<String> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for c in calls.iter() {
+            let Some(name) = c.start.get("op_name").and_then(Value::as_str) else {
+                continue;
+            };
+            if !seen.insert(name) || todo.len() >= MAX_OPS_PER_EXPORT {
+                continue;
+            }
+            match self.ops.get(name) {
+                Some(OpState::Ref(_)) => {}
+                Some(OpState::Failed(n)) if *n >= MAX_OP_ATTEMPTS => {}
+                None if self.ops.len() >= MAX_OPS => {}
+                _ => todo.push(name.to_owned()),
+            }
+        }
+        for name in todo {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let published = match object_name(&name) {
+                Some(object_id) => self.publish_op(&object_id, left).await,
+                None => Err(ExportError::new(
+                    NAME,
+                    "the op name has no character weave takes in an object name",
+                )),
+            };
+            match published {
+                Ok(r) => {
+                    self.stats.ops_published += 1;
+                    self.ops.insert(name, OpState::Ref(r));
+                }
+                Err(e) => {
+                    self.stats.op_failures += 1;
+                    let e = self.http.redactor().error(e);
+                    tracing::warn!(error = %e, "ops: weave could not publish an op; its calls keep the plain name");
+                    let n = match self.ops.get(&name) {
+                        Some(OpState::Failed(n)) => n.saturating_add(1),
+                        _ => 1,
+                    };
+                    let n = if object_name(&name).is_none() {
+                        MAX_OP_ATTEMPTS
+                    } else {
+                        n
+                    };
+                    self.ops.insert(name, OpState::Failed(n));
+                }
+            }
+        }
+        for c in calls.iter_mut() {
+            let Some(name) = c.start.get("op_name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(OpState::Ref(r)) = self.ops.get(name) else {
+                continue;
+            };
+            let (name, r) = (name.to_owned(), r.clone());
+            // The ref names the op as weave spells it; the UI shows the name as it was.
+            if object_name(&name).as_deref() != Some(name.as_str()) {
+                let shown: String = name.chars().take(MAX_DISPLAY_NAME).collect();
+                c.size += shown.len();
+                c.start.insert("display_name".into(), Value::String(shown));
+            }
+            c.size += r.len();
+            c.start.insert("op_name".into(), Value::String(r));
+        }
+    }
+
+    /// Registers, for each model whose generations in `batch` carry tokens and the app's
+    /// cost, the per-token prices that cost implies ([`token_prices`]): `POST /cost/create`,
+    /// effective from the first such call's start, so the UI's cost column shows the app's
+    /// cost. Each model and price once per provider (again for an earlier call); failures
+    /// are counted and logged, and tried again by later exports (at most
+    /// [`MAX_OP_ATTEMPTS`] times).
+    async fn register_prices(&mut self, batch: &[Arc<Trace>]) {
+        let mut wanted: HashMap<PriceKey, DateTime<Utc>> = HashMap::new();
+        for trace in batch {
+            for o in observations(trace).iter() {
+                let Some((prompt, completion)) = token_prices(o) else {
+                    continue;
+                };
+                let key = PriceKey {
+                    model: o.model.clone().unwrap_or_default(),
+                    provider: o.model_provider.clone().filter(|p| !p.is_empty()),
+                    prompt: prompt.to_bits(),
+                    completion: completion.to_bits(),
+                    unit: o
+                        .usage
+                        .as_ref()
+                        .and_then(|u| u.currency.clone())
+                        .filter(|c| !c.is_empty())
+                        .unwrap_or_else(|| "USD".into()),
+                };
+                let at = wanted.entry(key).or_insert(o.start_time);
+                *at = (*at).min(o.start_time);
+            }
+        }
+        wanted.retain(|key, at| match self.prices.get(key) {
+            None => true,
+            Some(PriceState::Registered(from)) => *at < *from,
+            Some(PriceState::Failed(n)) => *n < MAX_OP_ATTEMPTS,
+        });
+        if wanted.is_empty() {
+            return;
+        }
+        if self.prices.len() + wanted.len() > MAX_PRICES {
+            self.prices.clear();
+        }
+        // One price per model per request (`costs` is keyed by model).
+        let mut requests: Vec<Vec<(PriceKey, DateTime<Utc>)>> = Vec::new();
+        let mut wanted: Vec<_> = wanted.into_iter().collect();
+        wanted.sort_by(|a, b| (a.1, &a.0.model).cmp(&(b.1, &b.0.model)));
+        for (key, at) in wanted {
+            let free = requests
+                .iter()
+                .position(|r| r.iter().all(|(k, _)| k.model != key.model));
+            match free {
+                Some(i) => requests[i].push((key, at)),
+                None if requests.len() < MAX_PRICE_REQUESTS_PER_EXPORT => {
+                    requests.push(vec![(key, at)]);
+                }
+                None => {}
+            }
+        }
+        let url = env::join(&self.endpoint, "/cost/create");
+        let deadline =
+            std::time::Instant::now() + SIDE_REQUESTS_BUDGET.min(self.http.export_deadline / 4);
+        for prices in requests {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let costs: Map<String, Value> = prices
+                .iter()
+                .map(|(k, at)| (k.model.clone(), price_body(k, *at)))
+                .collect();
+            let body = json!({"project_id": self.project_id(), "costs": costs});
+            let request = self
+                .http
+                .post(&url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+            match self
+                .side_post(
+                    &url,
+                    request,
+                    left,
+                    "registering model prices (cost/create)",
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.stats.prices_registered += prices.len() as u64;
+                    for (k, at) in prices {
+                        self.prices.insert(k, PriceState::Registered(at));
+                    }
+                }
+                Err(e) => {
+                    self.stats.price_failures += 1;
+                    let e = self.http.redactor().error(e);
+                    tracing::warn!(error = %e, "ops: weave could not register model prices; the UI shows weave's own prices for them");
+                    for (k, _) in prices {
+                        let n = match self.prices.get(&k) {
+                            Some(PriceState::Failed(n)) => n.saturating_add(1),
+                            _ => 1,
+                        };
+                        self.prices.insert(k, PriceState::Failed(n));
+                    }
+                }
+            }
+        }
     }
 
     async fn api_check_raw(&self) -> Result<(), ExportError> {

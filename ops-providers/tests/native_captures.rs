@@ -366,8 +366,8 @@ fn check_weave_headers(ours: &RecordedRequest, theirs: &Value) {
     }
 }
 
-/// The calls of an upsert_batch or calls/complete body by op name (the SDK's op names are
-/// `weave:///<entity>/<project>/op/<name>:<digest>` refs; ours are the plain names).
+/// The calls of an upsert_batch or calls/complete body by op name (op names are
+/// `weave:///<entity>/<project>/op/<name>:<digest>` refs, ours as the SDK's).
 fn by_op(items: Vec<Value>) -> BTreeMap<String, Value> {
     items
         .into_iter()
@@ -381,15 +381,119 @@ fn by_op(items: Vec<Value>) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Answers `file/create` and `obj/create` with the digests the real server gave the SDK.
+fn route_publishing(server: &FakeServer) {
+    for (path, file) in [
+        ("/file/create", "005_POST_file_create.json"),
+        ("/obj/create", "004_POST_obj_create.json"),
+    ] {
+        let golden = capture("weave", file);
+        let body: Value =
+            serde_json::from_str(golden["response"]["body"].as_str().unwrap()).unwrap();
+        server.route("POST", path, FakeResponse::ok().json(&body));
+    }
+}
+
+/// Our op publishing against the SDK's: one source file, then one `obj/create` per op with
+/// the SDK's object shape (the SDK's other `obj` keys are all `null`).
+fn check_publishing(requests: &[RecordedRequest]) {
+    let golden_obj = capture("weave", "004_POST_obj_create.json");
+    let golden_file = capture("weave", "005_POST_file_create.json");
+    let objs: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.path == "/obj/create")
+        .collect();
+    let files: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.path == "/file/create")
+        .collect();
+    assert_eq!((objs.len(), files.len()), (3, 1));
+    let t = &golden_obj["body_json"]["obj"];
+    for o in &objs {
+        assert_eq!(
+            o.header("content-type"),
+            golden_header(&golden_obj, "content-type")
+        );
+        assert_eq!(
+            o.header("authorization"),
+            golden_header(&golden_obj, "authorization")
+        );
+        let obj = &o.json().unwrap()["obj"];
+        assert_eq!(
+            set(object_keys(obj)),
+            minus(
+                &set(object_keys(t)),
+                &["builtin_object_class", "expected_digest", "wb_user_id"]
+            )
+        );
+        for k in ["builtin_object_class", "expected_digest", "wb_user_id"] {
+            assert!(t[k].is_null(), "{k}");
+        }
+        assert_eq!(obj["project_id"], t["project_id"]);
+        assert_eq!(obj["val"]["_type"], t["val"]["_type"]);
+        assert_eq!(obj["val"]["weave_type"], t["val"]["weave_type"]);
+        assert_eq!(
+            object_keys(&obj["val"]["files"]),
+            object_keys(&t["val"]["files"])
+        );
+    }
+    let mut ids: Vec<&str> = Vec::new();
+    let bodies: Vec<Value> = objs.iter().map(|o| o.json().unwrap()).collect();
+    for b in &bodies {
+        ids.push(b["obj"]["object_id"].as_str().unwrap());
+    }
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["agent_run", "llm_call", "plan_step"],
+        "the SDK's object ids"
+    );
+    // The file: a multipart form with the SDK's part names and file name.
+    let f = files[0];
+    assert_eq!(
+        f.header("authorization"),
+        golden_header(&golden_file, "authorization")
+    );
+    assert!(
+        f.header("content-type")
+            .unwrap()
+            .starts_with("multipart/form-data; boundary="),
+        "{:?}",
+        golden_header(&golden_file, "content-type")
+    );
+    let ours = String::from_utf8(f.body.clone()).unwrap();
+    let theirs = golden_file["body_text"].as_str().unwrap();
+    for part in [
+        "Content-Disposition: form-data; name=\"project_id\"",
+        "my-entity/rust-e2e",
+        "Content-Disposition: form-data; name=\"file\"; filename=\"obj.py\"",
+        "Content-Type: text/x-python",
+    ] {
+        assert!(theirs.contains(part) && ours.contains(part), "{part}");
+    }
+}
+
 fn check_calls(ours: &BTreeMap<String, Value>, theirs: &BTreeMap<String, Value>) {
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         theirs.keys().collect::<Vec<_>>()
     );
+    let golden_digest = "vffwK6QRSoFf4XY1m0EJqsGyGDuwgcCanMwjiuGStEI";
     for (name, c) in ours {
         let t = &theirs[name];
-        assert_eq!(c["op_name"], json!(name));
-        assert!(t["op_name"].as_str().unwrap().starts_with("weave:///"));
+        assert_eq!(
+            c["op_name"],
+            json!(format!(
+                "weave:///my-entity/rust-e2e/op/{name}:{golden_digest}"
+            )),
+            "the op's ref, as the SDK names ops"
+        );
+        assert!(
+            t["op_name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("weave:///my-entity/rust-e2e/op/{name}:"))
+        );
         assert_eq!(c["project_id"], t["project_id"]);
         for key in ["id", "trace_id"] {
             assert!(is_v7(c[key].as_str().unwrap()), "{name}: {key}");
@@ -422,12 +526,18 @@ async fn weave_upsert_batch_matches_the_sdk_capture() {
     let golden = capture("weave", "010_POST_call_upsert_batch.json");
     let server = FakeServer::start().await;
     server.set_default(FakeResponse::ok().json(&json!({"res": []})));
+    route_publishing(&server);
     let mut provider = weave_provider(&server);
     assert_eq!(
         provider.export(&arc(captured_program())).await,
         ExportOutcome::Delivered
     );
     let requests = server.requests();
+    check_publishing(&requests);
+    let requests: Vec<RecordedRequest> = requests
+        .into_iter()
+        .filter(|r| !r.path.ends_with("/create"))
+        .collect();
     assert_eq!(
         requests.iter().map(method_path).collect::<Vec<_>>(),
         vec![golden_method_path(&golden)]
@@ -495,12 +605,18 @@ async fn weave_calls_complete_matches_the_sdk_capture() {
         })),
     );
     server.set_default(FakeResponse::ok().json(&json!({})));
+    route_publishing(&server);
     let mut provider = weave_provider(&server);
     assert_eq!(
         provider.export(&arc(captured_program())).await,
         ExportOutcome::Delivered
     );
     let requests = server.requests();
+    check_publishing(&requests);
+    let requests: Vec<RecordedRequest> = requests
+        .into_iter()
+        .filter(|r| !r.path.ends_with("/create"))
+        .collect();
     assert_eq!(
         requests.iter().map(method_path).collect::<Vec<_>>(),
         vec![

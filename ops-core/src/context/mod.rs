@@ -101,7 +101,7 @@ pub(crate) fn heap_of_fields<T: serde::Serialize + ?Sized>(value: &T) -> usize {
 pub(crate) mod seam {
     pub use super::capture::{
         Cap, CaptureInput, CaptureLater, CaptureOutput, CaptureOutputLater, Captured, ErrRef,
-        ErrorDebug, ErrorDisplay, ErrorInfo, Out, OutCap, Split, SplitResult,
+        ErrorDebug, ErrorDisplay, ErrorInfo, ErrorSource, Out, OutCap, Split, SplitResult,
     };
     pub use super::current::ObservationContext;
     pub use super::future::box_pin;

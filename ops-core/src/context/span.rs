@@ -298,8 +298,9 @@ impl ActiveSpan {
         self.data().status_message = Some(message);
     }
 
-    /// Records a failure: level ERROR, the status message from the error, and the error's
-    /// type in the metadata as `error_type`.
+    /// Records a failure: level ERROR, the status message from the error, the error's type
+    /// in the metadata as `error_type` and, for an error with a `source()`, its chain of
+    /// causes as `error_chain` (see [`crate::Observation::error_chain`]).
     pub fn error(&mut self, error: ErrorInfo) {
         self.set_status(
             Level::Error,
@@ -307,9 +308,11 @@ impl ActiveSpan {
                 .message
                 .unwrap_or_else(|| format!("error of type {}", error.type_name)),
         );
-        self.extra()
-            .metadata
-            .insert("error_type".into(), Value::from(error.type_name));
+        let metadata = &mut self.extra().metadata;
+        metadata.insert("error_type".into(), Value::from(error.type_name));
+        if let Some(chain) = error.chain {
+            metadata.insert("error_chain".into(), Value::from(chain));
+        }
     }
 
     /// Adds a metadata entry.

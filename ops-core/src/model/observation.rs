@@ -283,6 +283,17 @@ impl Observation {
             .and_then(serde_json::Value::as_str)
             .filter(|s| !s.is_empty())
     }
+
+    /// The error's chain of causes, as captured (the `error_chain` metadata entry a traced
+    /// call's `Err` records when the error is a `std::error::Error` with a `source()`): the
+    /// message, then `Caused by:` and one numbered line per cause, as Rust writes an error
+    /// report. Providers send it where their platform shows a traceback.
+    pub fn error_chain(&self) -> Option<&str> {
+        self.metadata
+            .get("error_chain")
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// A trace: one request's observations with the attributes they share.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::dotted::{Op, Resolved};
-use crate::native::{as_object, attribute_metadata, error_text, iso, tags};
+use crate::native::{as_object, attribute_metadata, iso, tags};
 
 /// LangSmith's `run_type` for an observation kind: `llm`, `tool`, `retriever` or `chain`
 /// (agents, guardrails, workflows and plain steps are chains, as the SDK records them).
@@ -140,7 +140,8 @@ impl Draft {
             main.insert("tags".into(), json!(tags));
         }
         main.insert("session_name".into(), json!(project));
-        if let Some(e) = error_text(o) {
+        // The message then the causes, as the SDK sends `repr(error)` then the traceback.
+        if let Some(e) = crate::native::error_report(o) {
             main.insert("error".into(), json!(e));
         }
 

@@ -431,6 +431,9 @@ pub fn exception_event(observation: &Observation) -> Option<Event> {
             .clone()
             .unwrap_or_else(|| "error".into()),
     );
+    if let Some(chain) = observation.error_chain() {
+        attrs.str("exception.stacktrace", chain);
+    }
     Some(Event {
         time_unix_nano: unix_nanos(observation.end_time.unwrap_or(observation.start_time)),
         name: "exception".into(),

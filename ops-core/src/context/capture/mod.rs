@@ -428,11 +428,52 @@ impl<'a, T, E> SplitResult<'a> for &Out<'a, Result<T, E>> {
     }
 }
 
-/// What an error says: its message and its type.
+/// What an error says: its message, its type and, for a `std::error::Error` with a
+/// `source()`, its chain of causes (the `error_chain` metadata entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
     pub(crate) message: Option<String>,
     pub(crate) type_name: &'static str,
+    pub(crate) chain: Option<String>,
+}
+
+/// The most causes [`error_chain`] follows.
+pub(crate) const MAX_ERROR_CHAIN_DEPTH: usize = 16;
+/// The most bytes of text [`error_chain`] writes (a longer chain is cut, ending with `…`).
+pub(crate) const MAX_ERROR_CHAIN_BYTES: usize = 8 * 1024;
+
+/// The error's message and its causes (`source()`, then theirs), as Rust writes an error
+/// report (`anyhow`'s `{:?}`): the message, a blank line, `Caused by:` and one numbered line
+/// per cause. `None` when the error has no source. At most [`MAX_ERROR_CHAIN_DEPTH`] causes
+/// and [`MAX_ERROR_CHAIN_BYTES`] bytes. Recorded as the `error_chain` metadata entry.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + '_)) -> Option<String> {
+    use fmt::Write as _;
+    let mut source = error.source()?;
+    let mut out = String::new();
+    let _ = write!(out, "{error}\n\nCaused by:");
+    let mut depth = 0;
+    loop {
+        if depth == MAX_ERROR_CHAIN_DEPTH {
+            out.push_str("\n    …");
+            break;
+        }
+        let _ = write!(out, "\n    {depth}: {source}");
+        if out.len() > MAX_ERROR_CHAIN_BYTES {
+            let mut cut = MAX_ERROR_CHAIN_BYTES;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push('…');
+            break;
+        }
+        depth += 1;
+        match source.source() {
+            Some(next) => source = next,
+            None => break,
+        }
+    }
+    Some(out)
 }
 
 /// An error to describe: by `Display`, else `Debug`, else by its type only.
@@ -450,6 +491,23 @@ impl<'a, E: ?Sized> ErrRef<'a, E> {
         ErrorInfo {
             message: None,
             type_name: std::any::type_name::<E>(),
+            chain: None,
+        }
+    }
+}
+
+/// Describes a `std::error::Error` by its `Display` and its chain of causes.
+pub trait ErrorSource {
+    /// Describes it.
+    fn __ops_error(&self) -> ErrorInfo;
+}
+
+impl<E: std::error::Error> ErrorSource for &&&ErrRef<'_, E> {
+    fn __ops_error(&self) -> ErrorInfo {
+        ErrorInfo {
+            message: Some(self.0.to_string()),
+            type_name: std::any::type_name::<E>(),
+            chain: error_chain(self.0),
         }
     }
 }
@@ -465,6 +523,7 @@ impl<E: fmt::Display + ?Sized> ErrorDisplay for &&ErrRef<'_, E> {
         ErrorInfo {
             message: Some(self.0.to_string()),
             type_name: std::any::type_name::<E>(),
+            chain: None,
         }
     }
 }
@@ -480,6 +539,7 @@ impl<E: fmt::Debug + ?Sized> ErrorDebug for &ErrRef<'_, E> {
         ErrorInfo {
             message: Some(format!("{:?}", self.0)),
             type_name: std::any::type_name::<E>(),
+            chain: None,
         }
     }
 }
@@ -624,6 +684,61 @@ mod tests {
         let info = (&&&ErrRef::new(&Opaque)).__ops_error();
         assert_eq!(info.message, None);
         assert!(info.type_name.ends_with("Opaque"));
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn errors_with_a_source_record_their_chain() {
+        let e = Layer(
+            "request failed",
+            Some(Box::new(Layer(
+                "connect",
+                Some(Box::new(Layer("refused", None))),
+            ))),
+        );
+        let info = (&&&&ErrRef::new(&e)).__ops_error();
+        assert_eq!(info.message.as_deref(), Some("request failed"));
+        assert_eq!(
+            info.chain.as_deref(),
+            Some("request failed\n\nCaused by:\n    0: connect\n    1: refused")
+        );
+        // No source, no chain; a Display-only error takes the Display path.
+        let alone = Layer("alone", None);
+        assert_eq!((&&&&ErrRef::new(&alone)).__ops_error().chain, None);
+        let text = "just text";
+        let info = (&&&&ErrRef::new(&text)).__ops_error();
+        assert_eq!(
+            (info.message.as_deref(), info.chain),
+            (Some("just text"), None)
+        );
+    }
+
+    #[test]
+    fn error_chains_are_bounded() {
+        let mut deep = Layer("bottom", None);
+        for _ in 0..100 {
+            deep = Layer("layer", Some(Box::new(deep)));
+        }
+        let chain = error_chain(&deep).unwrap();
+        assert_eq!(chain.matches("layer").count(), 1 + MAX_ERROR_CHAIN_DEPTH);
+        assert!(chain.ends_with("\n    …"), "{chain}");
+        let big: &'static str = Box::leak("é".repeat(10_000).into_boxed_str());
+        let wide = Layer("top", Some(Box::new(Layer(big, None))));
+        let chain = error_chain(&wide).unwrap();
+        assert!(chain.len() <= MAX_ERROR_CHAIN_BYTES + '…'.len_utf8());
+        assert!(chain.ends_with('…'));
     }
 
     #[test]
