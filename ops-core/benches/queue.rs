@@ -10,6 +10,13 @@
 //!   a wake-up per 100 tasks), as it would in an app. Target: ≤ 150 ns.
 //! - `throughput/*`: traces of 10 observations enqueued and flushed through a provider that
 //!   accepts everything, counted in observations. Target: ≥ 1 M observations/s.
+//! - `burst/*`: a burst of 100,000 `#[traced]` traces (a root capturing its input and output
+//!   with two such children: 300,000 observations) made by 1, 2 and 4 producer threads at
+//!   once, timed until the provider has every trace; counted in observations. Target: ≥ 1 M
+//!   observations/s and no drop. The queue holds the whole burst: 131,072 items and 1 GiB
+//!   (a queued trace of this shape counts about 6 KB against the budget, so the default 64 MiB
+//!   holds about 11,000 of them; `tests/burst.rs` checks a burst within the default budget
+//!   drops nothing). The first line printed gives the bytes a queued trace counts.
 
 mod shared;
 
@@ -123,5 +130,77 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, enqueue, throughput);
+#[ops_core::traced]
+fn burst_child(x: u64) -> u64 {
+    black_box(x).wrapping_mul(3)
+}
+
+#[ops_core::traced]
+fn burst_root(x: u64) -> u64 {
+    burst_child(x) ^ burst_child(x + 1)
+}
+
+fn burst(c: &mut Criterion) {
+    const TRACES: u64 = 100_000;
+    const OBSERVATIONS: u64 = 3;
+    let mut group = c.benchmark_group("burst");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(TRACES * OBSERVATIONS));
+    let queue = TraceQueueManager::builder()
+        .max_queue(1 << 17, 1 << 30)
+        .interval(Duration::from_secs(3600))
+        .provider(Noop)
+        .build()
+        .expect("queue");
+    ops_core::with_default(queue.clone(), || black_box(burst_root(0)));
+    eprintln!(
+        "burst: one queued trace counts {} bytes",
+        queue.stats().held_bytes
+    );
+    queue.flush(Duration::from_secs(10));
+    for producers in [1_u64, 2, 4] {
+        group.bench_function(format!("{producers}_producers"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = queue.stats().exported;
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for p in 0..producers {
+                            let queue = queue.clone();
+                            s.spawn(move || {
+                                ops_core::with_default(queue, || {
+                                    for i in 0..TRACES / producers {
+                                        black_box(burst_root(p * TRACES + i));
+                                    }
+                                })
+                            });
+                        }
+                    });
+                    let report = queue.flush(Duration::from_secs(60));
+                    total += start.elapsed();
+                    assert!(!report.timed_out, "{report:?}");
+                    let stats = queue.stats();
+                    assert_eq!(
+                        stats.dropped_total(),
+                        0,
+                        "burst/{producers}: dropped {stats:?}"
+                    );
+                    assert_eq!(stats.exported - before, TRACES, "{stats:?}");
+                }
+                total
+            });
+        });
+    }
+    let stats = queue.stats();
+    eprintln!(
+        "burst: enqueued {}, exported {}, dropped {}",
+        stats.enqueued,
+        stats.exported,
+        stats.dropped_total()
+    );
+    group.finish();
+}
+
+criterion_group!(benches, enqueue, throughput, burst);
 criterion_main!(benches);

@@ -99,31 +99,65 @@ fn escaped_len(s: &str) -> usize {
 /// The JSON size of `value` (as `serde_json` writes it, escapes included) and its depth,
 /// measured without recursion so that no value, however deep, can overflow the stack.
 pub fn measure(value: &Value) -> (usize, usize) {
+    // Leaves are measured where they are found; only nested containers go on the stack, so a
+    // flat value allocates nothing.
+    let leaf = |v: &Value| match v {
+        Value::Null | Value::Bool(true) => Some(4),
+        Value::Bool(false) => Some(5),
+        Value::Number(n) => Some(number_len(n)),
+        Value::String(s) => Some(escaped_len(s) + 2),
+        Value::Array(_) | Value::Object(_) => None,
+    };
     let mut bytes = 0;
     let mut depth = 0;
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
-    while let Some((v, d)) = stack.pop() {
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    let mut next = Some((value, 1));
+    while let Some((v, d)) = next.take().or_else(|| stack.pop()) {
         depth = depth.max(d);
-        bytes += match v {
-            Value::Null | Value::Bool(true) => 4,
-            Value::Bool(false) => 5,
-            Value::Number(n) => number_len(n),
-            Value::String(s) => escaped_len(s) + 2,
+        let children: &mut dyn Iterator<Item = &Value> = match v {
             Value::Array(items) => {
-                stack.extend(items.iter().map(|i| (i, d + 1)));
-                2 + items.len().saturating_sub(1)
+                bytes += 2 + items.len().saturating_sub(1);
+                &mut items.iter()
             }
             Value::Object(map) => {
-                stack.extend(map.values().map(|i| (i, d + 1)));
-                2 + map.len().saturating_sub(1)
-                    + map.keys().map(|k| escaped_len(k) + 3).sum::<usize>()
+                bytes += 2
+                    + map.len().saturating_sub(1)
+                    + map.keys().map(|k| escaped_len(k) + 3).sum::<usize>();
+                &mut map.values()
+            }
+            other => {
+                bytes += leaf(other).unwrap_or(0);
+                continue;
             }
         };
+        for child in children {
+            match leaf(child) {
+                Some(n) => {
+                    bytes += n;
+                    depth = depth.max(d + 1);
+                }
+                None => stack.push((child, d + 1)),
+            }
+        }
     }
     (bytes, depth)
 }
 
 fn number_len(n: &serde_json::Number) -> usize {
+    fn digits(mut v: u64) -> usize {
+        let mut len = 1;
+        while v >= 10 {
+            v /= 10;
+            len += 1;
+        }
+        len
+    }
+    if let Some(v) = n.as_u64() {
+        return digits(v);
+    }
+    if let Some(v) = n.as_i64() {
+        return 1 + digits(v.unsigned_abs());
+    }
     struct Count(usize);
     impl std::fmt::Write for Count {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -138,11 +172,17 @@ fn number_len(n: &serde_json::Number) -> usize {
 
 /// Drops a value without recursion (serde_json's own drop recurses once per level).
 pub(crate) fn drop_iteratively(value: Value) {
+    let is_container = |v: &Value| matches!(v, Value::Array(_) | Value::Object(_));
+    if !is_container(&value) {
+        return;
+    }
     let mut stack = vec![value];
     while let Some(v) = stack.pop() {
         match v {
-            Value::Array(items) => stack.extend(items),
-            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            Value::Array(items) => stack.extend(items.into_iter().filter(is_container)),
+            Value::Object(map) => {
+                stack.extend(map.into_iter().map(|(_, v)| v).filter(is_container))
+            }
             _ => {}
         }
     }
@@ -154,8 +194,14 @@ pub(crate) fn drop_iteratively(value: Value) {
 pub fn cut_depth(value: &mut Value, max_depth: usize) -> usize {
     let max_depth = max_depth.max(1);
     let mut cut = 0;
-    let mut stack: Vec<(&mut Value, usize)> = vec![(value, 1)];
-    while let Some((v, d)) = stack.pop() {
+    let has_children = |v: &&mut Value| match &**v {
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+        _ => false,
+    };
+    let mut stack: Vec<(&mut Value, usize)> = Vec::new();
+    let mut next = Some((value, 1));
+    while let Some((v, d)) = next.take().or_else(|| stack.pop()) {
         let nested = match v {
             Value::Array(items) => !items.is_empty(),
             Value::Object(map) => !map.is_empty(),
@@ -182,8 +228,12 @@ pub fn cut_depth(value: &mut Value, max_depth: usize) -> usize {
             continue;
         }
         match v {
-            Value::Array(items) => stack.extend(items.iter_mut().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values_mut().map(|i| (i, d + 1))),
+            Value::Array(items) => {
+                stack.extend(items.iter_mut().filter(has_children).map(|i| (i, d + 1)));
+            }
+            Value::Object(map) => {
+                stack.extend(map.values_mut().filter(has_children).map(|i| (i, d + 1)));
+            }
             _ => {}
         }
     }
@@ -306,8 +356,10 @@ pub fn truncate_value(value: &mut Value, limits: &FieldLimits) -> usize {
 /// Turns the preview of every truncation marker in `value` into text of at most
 /// `preview_chars` characters. Run after masking, so a preview never shows what the mask hides.
 pub fn finish_markers(value: &mut Value, preview_chars: usize) {
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
+    let is_container = |v: &&mut Value| matches!(v, Value::Array(_) | Value::Object(_));
+    let mut stack = Vec::new();
+    let mut next = Some(value);
+    while let Some(v) = next.take().or_else(|| stack.pop()) {
         if is_marker(v) {
             if let Some(p) = v.get_mut("preview")
                 && !p.is_string()
@@ -322,8 +374,8 @@ pub fn finish_markers(value: &mut Value, preview_chars: usize) {
             continue;
         }
         match v {
-            Value::Array(items) => stack.extend(items.iter_mut()),
-            Value::Object(map) => stack.extend(map.values_mut()),
+            Value::Array(items) => stack.extend(items.iter_mut().filter(is_container)),
+            Value::Object(map) => stack.extend(map.values_mut().filter(is_container)),
             _ => {}
         }
     }

@@ -87,26 +87,44 @@ impl RedactKeys {
 
     /// Whether a key is redacted.
     pub fn matches(&self, key: &str) -> bool {
-        let key = normalize(key);
-        self.keys.iter().any(|k| key.contains(k.as_str()))
+        // `normalize(key).contains(k)`, without building the normalized key: normalizing
+        // maps each ASCII byte to one byte and leaves the others alone.
+        let key = key.as_bytes();
+        let normal = |b: u8| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        };
+        self.keys.iter().any(|k| {
+            let k = k.as_bytes();
+            k.is_empty()
+                || key
+                    .windows(k.len())
+                    .any(|w| w.iter().zip(k).all(|(a, b)| normal(*a) == *b))
+        })
     }
 
-    /// Redacts matching keys at any depth, with an explicit stack (no recursion).
+    /// Redacts matching keys at any depth, with an explicit stack (no recursion) that only
+    /// nested containers go on: a flat value allocates nothing.
     fn walk(&self, value: &mut Value) {
-        let mut stack = vec![value];
-        while let Some(v) = stack.pop() {
+        let is_container = |v: &&mut Value| matches!(v, Value::Object(_) | Value::Array(_));
+        let mut stack = Vec::new();
+        let mut next = Some(value);
+        while let Some(v) = next.take().or_else(|| stack.pop()) {
             match v {
                 Value::Object(map) => {
                     for (k, v) in map.iter_mut() {
                         if self.matches(k) {
                             let old = std::mem::replace(v, Value::String(REDACTED.to_owned()));
                             crate::limits::drop_iteratively(old);
-                        } else {
+                        } else if is_container(&v) {
                             stack.push(v);
                         }
                     }
                 }
-                Value::Array(items) => stack.extend(items.iter_mut()),
+                Value::Array(items) => stack.extend(items.iter_mut().filter(is_container)),
                 _ => {}
             }
         }

@@ -117,12 +117,12 @@ impl SpanRecord {
             return o;
         };
         if !data.inputs.is_empty() {
-            let mut v = Value::Object(
-                data.inputs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.to_value()))
-                    .collect(),
-            );
+            // Inserted one by one: collecting into a map sorts a buffer first.
+            let mut inputs = Map::new();
+            for (k, v) in &data.inputs {
+                inputs.insert((*k).to_owned(), v.to_value());
+            }
+            let mut v = Value::Object(inputs);
             mask::apply(mask, &mut v);
             o.input = Some(v);
         }
