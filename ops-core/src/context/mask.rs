@@ -335,4 +335,27 @@ mod tests {
         apply(Some(&mask), &mut v);
         assert_eq!(v, json!("[REDACTED]"));
     }
+
+    #[test]
+    fn keys_match_whatever_their_case_and_dashes() {
+        let mask = RedactKeys::new(["api_key", "Secret-Token", ""]);
+        let only_api = RedactKeys::new(["api_key"]);
+        for key in ["api_key", "X-API-KEY", "my_Api-Key_2", "openai.api-key"] {
+            assert!(only_api.matches(key), "{key}");
+        }
+        for key in ["apikey", "api", "key_api", "ápi_key", ""] {
+            assert!(!only_api.matches(key), "{key}");
+        }
+        assert!(mask.matches("x-secret_token"));
+        // An empty pattern is contained in every key, as `str::contains` has it.
+        assert!(mask.matches("anything"));
+        let unicode = RedactKeys::new(["clé"]);
+        assert!(unicode.matches("ma-CLé") && !unicode.matches("ma-CLÉ"));
+        let mut v = json!({"a": [{"API-Key": "s", "n": 1}, 2], "b": {"c": {"api_key": "t"}}});
+        only_api.mask(&mut v);
+        assert_eq!(
+            v,
+            json!({"a": [{"API-Key": REDACTED, "n": 1}, 2], "b": {"c": {"api_key": REDACTED}}})
+        );
+    }
 }

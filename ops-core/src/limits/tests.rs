@@ -259,6 +259,8 @@ mod props {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            (-1e12f64..1e12).prop_map(|n| json!(n)),
             "\\PC{0,20}".prop_map(Value::String),
             "[\\x00-\\x1f\"\\\\]{0,8}".prop_map(Value::String),
         ];
@@ -274,7 +276,14 @@ mod props {
     proptest! {
         #[test]
         fn measure_is_exact(v in values()) {
-            prop_assert_eq!(measure(&v).0, serde_json::to_string(&v).unwrap().len());
+            fn depth(v: &Value) -> usize {
+                1 + match v {
+                    Value::Array(items) => items.iter().map(depth).max().unwrap_or(0),
+                    Value::Object(map) => map.values().map(depth).max().unwrap_or(0),
+                    _ => 0,
+                }
+            }
+            prop_assert_eq!(measure(&v), (serde_json::to_string(&v).unwrap().len(), depth(&v)));
         }
 
         #[test]
