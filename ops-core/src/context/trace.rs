@@ -167,6 +167,7 @@ fn grab<T: Clone + Default>(field: &mut T, take: bool) -> T {
     }
 }
 
+
 struct TraceState {
     buffer: Vec<SpanRecord>,
     bytes: usize,
@@ -312,6 +313,13 @@ impl ActiveTrace {
     /// `records` empty, its memory kept for the thread's next ones.
     pub(crate) fn finish_many(&self, records: &mut Vec<SpanRecord>) {
         let mut state = self.lock();
+        if state.buffer.capacity() == 0 {
+            // Room for these and one more (the root's, usually): for most traces the only
+            // allocation the buffer makes. Later hand-overs grow it as a `Vec` does.
+            state
+                .buffer
+                .reserve_exact((records.len() + 1).min(PART_MAX_OBSERVATIONS));
+        }
         let mut records = records.drain(..);
         loop {
             for record in records.by_ref() {
@@ -346,6 +354,10 @@ impl ActiveTrace {
                 .merge(update);
         }
         state.bytes += record.size();
+        if state.buffer.capacity() == 0 {
+            // A trace that is a single call holds one record: no room for more yet.
+            state.buffer.reserve_exact(1);
+        }
         state.buffer.push(record);
     }
 
