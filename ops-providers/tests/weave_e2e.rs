@@ -1,9 +1,10 @@
 //! End to end against W&B Weave's own trace server (weave 0.52.42's SQLite trace server from
 //! PyPI, behind `tests/e2e/weave/server.py`'s HTTP routes): a trace carrying every field of
-//! the model goes through the `weave` provider and is read back through the server's query
-//! API (`calls/stream_query` with `include_costs`, `obj/read`, `files/content`), field by
-//! field, including the cost weave computes from the prices the provider registered and the
-//! ops the calls' `op_name` refs point at.
+//! the model goes through the `weave` provider, once writing calls with `call/upsert_batch`
+//! and once with `v2/{entity}/{project}/calls/complete`, and is read back through the
+//! server's query API (`calls/stream_query` with `include_costs`, `obj/read`, `objs/query`,
+//! `files/content`), field by field, including the cost weave computes from the prices the
+//! provider registered and the ops the calls' `op_name` refs point at.
 //!
 //! The server is installed into a cached virtualenv and started on a free loopback port by
 //! the workspace's `tests/e2e/weave` scripts. Outside CI the test skips, saying why, when
@@ -18,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_core::model::Usage;
 use ops_core::{ExportOutcome, Level, Observation, ObservationKind, Provider, Trace, TraceId};
-use ops_providers::weave::{OP_SOURCE, Weave};
+use ops_providers::weave::{Mode, OP_SOURCE, Weave};
 use ops_testkit::phoenix::python3_available;
 use ops_testkit::weave::WeaveServer;
 use serde_json::{Value, json};
@@ -138,33 +139,21 @@ fn micros(v: &Value) -> Value {
         .map_or(Value::Null, |t| json!(t.timestamp_micros()))
 }
 
-#[test]
-fn every_field_reaches_weaves_trace_server() {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let skip = |why: String| {
-        assert!(
-            !ci,
-            "CI=true, and the weave end-to-end test cannot run: {why}"
-        );
-        eprintln!("SKIPPED every_field_reaches_weaves_trace_server: {why}");
-    };
-    if !python3_available() {
-        return skip("python3 is not installed".into());
-    }
-    let server = match WeaveServer::start(&PathBuf::from(env!("CARGO_TARGET_TMPDIR"))) {
-        Ok(s) => s,
-        Err(e) => return skip(format!("weave cannot be installed: {e}")),
-    };
+/// Sends two traces of every field through a `weave` provider writing calls in `mode` to a
+/// project of their own on `server`, reads the first back, and checks every field into `p`.
+fn send_and_read_back(
+    server: &WeaveServer,
+    runtime: &tokio::runtime::Runtime,
+    mode: Mode,
+    p: &mut Points,
+) {
     let base = server.base_url();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // A project of its own per run: everything in it is this test's.
     let project = format!("e2e-{}", uuid::Uuid::now_v7().simple());
     let project_id = format!("{ENTITY}/{project}");
     let mut provider = Weave::new(&base, Some(&base), Some(ENTITY), &project, "local-key")
         .unwrap()
+        .with_mode(mode)
         .with_timeouts(
             Duration::from_secs(30),
             Duration::from_secs(5),
@@ -181,6 +170,7 @@ fn every_field_reaches_weaves_trace_server() {
         "server log:\n{}",
         server.log()
     );
+    assert_eq!(provider.mode(), mode, "the server took the calls as sent");
     let stats = provider.stats();
     assert_eq!(
         (stats.op_failures, stats.price_failures),
@@ -244,7 +234,6 @@ fn every_field_reaches_weaves_trace_server() {
     let o = |name: &str| trace.observations.iter().find(|o| o.name == name).unwrap();
     let ops = |c: &Value, key: &str| c["attributes"]["ops"][key].clone();
 
-    let mut p = Points::default();
     // The tree.
     p.check("calls of both traces", json!(all), json!(6));
     p.check("calls of the trace", json!(calls.len()), json!(3));
@@ -546,7 +535,44 @@ fn every_field_reaches_weaves_trace_server() {
         root["summary"]["weave"]["latency_ms"].clone(),
         json!(900),
     );
+}
 
+#[test]
+fn every_field_reaches_weaves_trace_server() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let skip = |why: String| {
+        assert!(
+            !ci,
+            "CI=true, and the weave end-to-end test cannot run: {why}"
+        );
+        eprintln!("SKIPPED every_field_reaches_weaves_trace_server: {why}");
+    };
+    if !python3_available() {
+        return skip("python3 is not installed".into());
+    }
+    let server = match WeaveServer::start(&PathBuf::from(env!("CARGO_TARGET_TMPDIR"))) {
+        Ok(s) => s,
+        Err(e) => return skip(format!("weave cannot be installed: {e}")),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut total = Points::default();
+    for mode in [Mode::UpsertBatch, Mode::CallsComplete] {
+        let mut p = Points::default();
+        send_and_read_back(&server, &runtime, mode, &mut p);
+        let passed = p.0.iter().filter(|(_, ok, _)| *ok).count();
+        eprintln!(
+            "WEAVE E2E ({mode:?}): {passed} of {} fields read back as sent",
+            p.0.len()
+        );
+        total.0.extend(
+            p.0.into_iter()
+                .map(|(f, ok, d)| (f, ok, format!("{mode:?}: {d}"))),
+        );
+    }
+    let p = total;
     let passed = p.0.iter().filter(|(_, ok, _)| *ok).count();
     eprintln!(
         "WEAVE E2E: {passed} of {} fields read back as sent",

@@ -177,9 +177,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, self.ts.file_content_read(req).content, "application/octet-stream")
             parts = path.strip("/").split("/")
             if len(parts) == 5 and parts[0] == "v2" and parts[3:] == ["calls", "complete"]:
-                body = json.loads(raw)
-                body["project_id"] = f"{parts[1]}/{parts[2]}"
-                req = tsi.CallsUpsertCompleteReq.model_validate(body)
+                req = tsi.CallsUpsertCompleteReq.model_validate_json(raw)
                 return self.answer(200, json.loads(calls_complete(self.ts, req).model_dump_json()))
             route = JSON_ROUTES.get(path)
             if route is None or route[1] is None:
