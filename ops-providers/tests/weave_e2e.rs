@@ -302,6 +302,20 @@ fn send_and_read_back(
         json!(3),
     );
     p.check("ops' source file reads back", json!(files_ok), json!(3));
+    // The UI's op filter: calls by op ref, across traces.
+    let by_op = runtime
+        .block_on(post(
+            &client,
+            format!("{base}/calls/stream_query"),
+            json!({"project_id": project_id, "filter": {"op_names": [llm["op_name"]]}}),
+        ))
+        .lines()
+        .count();
+    p.check(
+        "calls grouped by op (both traces' LLM calls)",
+        json!(by_op),
+        json!(2),
+    );
     let ops_list: Value = serde_json::from_str(&runtime.block_on(post(
         &client,
         format!("{base}/objs/query"),
