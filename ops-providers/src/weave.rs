@@ -16,7 +16,8 @@
 //!   in the export, as the SDK rolls them up; `exception` as the SDK's JSON string of the
 //!   error's type, message and (when the error had causes) `traceback`; the session as
 //!   `thread_id`, with the trace's root call as `turn_id`; the app's cost as
-//!   `attributes.ops.cost`.
+//!   `attributes.ops.cost`; metadata in `attributes.ops.metadata`, the trace's on its root
+//!   call (which stands for the trace in weave).
 //! - **Ops**, as the SDK publishes them, so the UI's op filter and grouping work: the source
 //!   file once (`POST /file/create`, multipart, `obj.py` holding the placeholder weave's own
 //!   server stores for ops it did not see the code of, [`OP_SOURCE`]), then each op name once
@@ -729,6 +730,13 @@ impl Weave {
                 }
                 let mut metadata = o.metadata.clone();
                 attribute_metadata(trace, o, &mut metadata);
+                // The root call stands for the trace: the trace's metadata goes on it (the
+                // observation's own entries win).
+                if crate::native::is_root_in(&ids, o) {
+                    for (k, v) in &trace.metadata {
+                        metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
                 if !metadata.is_empty() {
                     ops.insert("metadata".into(), Value::Object(metadata));
                 }

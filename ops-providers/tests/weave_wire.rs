@@ -429,3 +429,36 @@ async fn weave_long_op_names_fit_the_servers_limits() {
     assert_eq!(shown.chars().count(), MAX_DISPLAY_NAME);
     assert!(long.starts_with(shown));
 }
+
+#[test]
+fn weave_puts_the_traces_metadata_on_its_root_call() {
+    let mut p = Weave::new(
+        "http://127.0.0.1:1",
+        None,
+        Some("ent"),
+        "ops-tests",
+        "wandb-key",
+    )
+    .unwrap();
+    let mut trace = priced_trace(Utc::now());
+    trace
+        .metadata
+        .insert("release_channel".into(), json!("beta"));
+    trace.metadata.insert("route".into(), json!("trace's"));
+    trace.observations[0]
+        .metadata
+        .insert("route".into(), json!("root's"));
+    let calls = p.calls(&[Arc::new(trace)], Utc::now());
+    let metadata = |i: usize| calls[i].start["attributes"]["ops"]["metadata"].clone();
+    assert_eq!(metadata(0)["release_channel"], json!("beta"));
+    assert_eq!(
+        metadata(0)["route"],
+        json!("root's"),
+        "the root's own entry wins"
+    );
+    assert_eq!(
+        metadata(1)["release_channel"],
+        Value::Null,
+        "only on the root"
+    );
+}

@@ -1,5 +1,6 @@
-//! What the end-to-end servers ([`crate::phoenix`], [`crate::mlflow`]) share: running their
-//! install and start scripts with a time limit, free loopback ports, and process checks.
+//! What the end-to-end servers ([`crate::phoenix`], [`crate::mlflow`], [`crate::weave`])
+//! share: running their install and start scripts with a time limit, free loopback ports, and
+//! process checks.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -13,7 +13,8 @@
 //!   wildcards ([`Capture::assert`], [`expect`]). A failed expectation names the test and shows
 //!   the expected and the actual trees.
 //! - [`phoenix::Phoenix`] and [`mlflow::Mlflow`] start a real Arize Phoenix and a real MLflow
-//!   tracking server on loopback for end-to-end tests.
+//!   tracking server on loopback for end-to-end tests, and [`weave::WeaveServer`] W&B Weave's
+//!   own (SQLite) trace server.
 //! - [`MockProvider`] is the in-memory provider underneath, usable with any queue; it can be
 //!   scripted to fail, and it is registered as provider `mock`.
 //!
@@ -56,6 +57,7 @@ pub mod fake_server;
 pub mod mlflow;
 mod mock;
 pub mod phoenix;
+pub mod weave;
 
 use std::sync::Arc;
 
