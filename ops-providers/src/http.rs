@@ -96,17 +96,44 @@ impl Compression {
     pub fn apply(self, body: Vec<u8>) -> (Vec<u8>, Option<&'static str>) {
         match self {
             Compression::None => (body, None),
-            Compression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 4 + 64),
-                    flate2::Compression::default(),
-                );
-                gz.write_all(&body)
-                    .and_then(|()| gz.finish())
-                    .map_or((body, None), |zipped| (zipped, Some("gzip")))
-            }
+            Compression::Gzip => match gzip(&body) {
+                Some(zipped) => (zipped, Some("gzip")),
+                None => (body, None),
+            },
         }
     }
+
+    /// [`Compression::apply`] to a borrowed body (copied when it is sent as is), so the
+    /// caller can keep its buffer for the next request.
+    pub fn apply_to(self, body: &[u8]) -> (Vec<u8>, Option<&'static str>) {
+        match self {
+            Compression::None => (body.to_vec(), None),
+            Compression::Gzip => match gzip(body) {
+                Some(zipped) => (zipped, Some("gzip")),
+                None => (body.to_vec(), None),
+            },
+        }
+    }
+}
+
+/// The gzip level of every request body: 5 of 9, with flate2's zlib-rs backend.
+///
+/// Measured on the peer suite's end-to-end bodies (OTLP protobuf of 10-span traces with 1 KB
+/// inputs of English words, 1,000 spans a request; `peers-e2e levels`): level 6 (zlib's
+/// default) made 210 bytes a span in 45 µs, level 5 231 bytes (+10%) in 15 µs, level 4 238
+/// bytes in 15 µs, level 1 372 bytes in 4 µs. Level 5 keeps within a tenth more bytes on the
+/// wire for a third of the CPU.
+pub const GZIP_LEVEL: u32 = 5;
+
+/// `body` gzipped at [`GZIP_LEVEL`]; `None` if the encoder failed (it writes to memory, so it
+/// does not).
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    gz.write_all(body).ok()?;
+    gz.finish().ok()
 }
 
 /// An HTTP answer, read in full.

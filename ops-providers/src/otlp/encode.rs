@@ -557,6 +557,50 @@ pub fn request(
     }
 }
 
+/// Writes the protobuf of [`request`]`(resource, scope, spans)` into `buf` (cleared first),
+/// byte for byte what `prost` would write, without cloning the spans into an owned request:
+/// the envelope (one `ResourceSpans`, one `ScopeSpans`) is written by hand around each span's
+/// own encoding.
+pub fn encode_protobuf_into<'a>(
+    resource: &Resource,
+    scope: &InstrumentationScope,
+    spans: impl Iterator<Item = &'a Span> + Clone,
+    buf: &mut Vec<u8>,
+) {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    /// A length-delimited field with tag 1 or 2: key, length, body.
+    fn field_len(len: usize) -> usize {
+        1 + encoded_len_varint(len as u64) + len
+    }
+    fn header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(len as u64, buf);
+    }
+    let spans_len: usize = spans.clone().map(|s| field_len(s.encoded_len())).sum();
+    let scope_len = scope.encoded_len();
+    let scope_spans_len = field_len(scope_len) + spans_len;
+    let resource_len = resource.encoded_len();
+    let resource_spans_len = field_len(resource_len) + field_len(scope_spans_len);
+    buf.clear();
+    buf.reserve(field_len(resource_spans_len));
+    // ExportTraceServiceRequest.resource_spans (1)
+    header(1, resource_spans_len, buf);
+    // A Vec grows to hold any message: these writes cannot fail.
+    // ResourceSpans.resource (1)
+    encode_key(1, WireType::LengthDelimited, buf);
+    let _ = resource.encode_length_delimited(buf);
+    // ResourceSpans.scope_spans (2)
+    header(2, scope_spans_len, buf);
+    // ScopeSpans.scope (1)
+    encode_key(1, WireType::LengthDelimited, buf);
+    let _ = scope.encode_length_delimited(buf);
+    // ScopeSpans.spans (2)
+    for span in spans {
+        encode_key(2, WireType::LengthDelimited, buf);
+        let _ = span.encode_length_delimited(buf);
+    }
+}
+
 /// The whole request for `traces` as `dialect` sends it (without splitting).
 pub fn encode_request<D: Dialect + ?Sized>(
     dialect: &D,
@@ -648,6 +692,46 @@ mod tests {
         assert!(!a.contains("none") && !a.contains("empty"));
         a.remove("k");
         assert!(!a.contains("k"));
+    }
+
+    #[test]
+    fn protobuf_into_a_buffer_is_prosts_request_byte_for_byte() {
+        let mut resource_attrs = Attributes::new();
+        resource_attrs.str("service.name", "svc").int("n", 300);
+        let resource = Resource {
+            attributes: resource_attrs.into_vec(),
+            ..Resource::default()
+        };
+        let scope = InstrumentationScope {
+            name: "ops".into(),
+            version: VERSION.into(),
+            ..InstrumentationScope::default()
+        };
+        let span = |i: u8, input: &str| {
+            let mut attrs = Attributes::new();
+            attrs.str("input.value", input).int("i", i64::from(i));
+            Span {
+                trace_id: vec![i; 16],
+                span_id: vec![i; 8],
+                name: format!("span {i}"),
+                start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(i),
+                end_time_unix_nano: 1_700_000_000_000_000_001 + u64::from(i),
+                attributes: attrs.into_vec(),
+                status: Some(Status::default()),
+                ..Span::default()
+            }
+        };
+        // Lengths past one varint byte (128, 16,384) at every level.
+        let long = "word ".repeat(4_000);
+        for spans in [
+            vec![],
+            vec![span(1, "short")],
+            vec![span(1, "a"), span(2, &long), span(3, &long[..200])],
+        ] {
+            let mut buf = vec![9, 9, 9];
+            encode_protobuf_into(&resource, &scope, spans.iter(), &mut buf);
+            assert_eq!(buf, request(&resource, &scope, spans.clone()).encode_to_vec());
+        }
     }
 
     #[test]
