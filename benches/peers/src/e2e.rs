@@ -456,16 +456,26 @@ pub fn gzip_levels(traces: usize, levels: &[u32]) -> String {
 }
 
 /// Encodes (and gzips, as the provider does) `batches` `times` times: the export's CPU work
-/// without the network, for callgrind and perf. Returns the bytes made.
+/// without the network, for callgrind (`--toggle-collect='*encode_loop*'`) and perf. Returns
+/// the bytes made.
 pub fn encode_only(batches: &[Vec<Arc<ops_core::Trace>>], times: usize) -> usize {
-    use ops_providers::otlp::encode;
     let provider = ops_provider("http://127.0.0.1:9/v1/traces");
+    encode_loop(&provider, batches, times)
+}
+
+#[inline(never)]
+fn encode_loop(
+    provider: &OtlpProvider<GenericOtlp>,
+    batches: &[Vec<Arc<ops_core::Trace>>],
+    times: usize,
+) -> usize {
+    use ops_providers::otlp::encode;
     let dialect = provider.dialect();
-    let (resource, scope) = (encode::resource(dialect), encode::scope(dialect));
     let mut buf = Vec::new();
     let mut bytes = 0;
     for _ in 0..times {
         for b in batches {
+            let (resource, scope) = (encode::resource(dialect), encode::scope(dialect));
             let spans = encode::encode_spans(dialect, b);
             encode::encode_protobuf_into(&resource, &scope, spans.iter().map(|s| &s.span), &mut buf);
             let (zipped, _) = ops_providers::otlp::Compression::Gzip.apply_to(&buf);
