@@ -152,19 +152,21 @@ fn produce(seconds: f64, rate: u64, mut trace: impl FnMut(&[String])) -> u64 {
     made
 }
 
-/// ops's `otlp` provider with the default queue, `rate` traces a second for `seconds`, into
-/// `endpoint`.
-pub fn ops(endpoint: &DownEndpoint, seconds: f64, rate: u64) -> Report {
+/// ops's `otlp` provider, `rate` traces a second for `seconds`, into `endpoint`, with the
+/// default queue (64 MiB), or a byte budget of `max_bytes` (each of these traces counts about
+/// 26 KB against it, so the SDK's 2,048 spans are about 5.3 MB).
+pub fn ops(endpoint: &DownEndpoint, seconds: f64, rate: u64, max_bytes: Option<usize>) -> Report {
     let config = ProviderConfig::new("otlp")
         .with("endpoint", endpoint.url())
         .with("compression", "gzip");
     let provider =
         OtlpProvider::new(GenericOtlp::from_config(&config).expect("a valid otlp config"))
             .expect("the otlp provider builds");
-    let queue = TraceQueueManager::builder()
-        .provider(provider)
-        .build()
-        .expect("the queue builds");
+    let mut builder = TraceQueueManager::builder().provider(provider);
+    if let Some(bytes) = max_bytes {
+        builder = builder.max_queue(65_536, bytes);
+    }
+    let queue = builder.build().expect("the queue builds");
     let rss_before_kib = rss_kib();
     let made = {
         let _guard = ops_core::set_default(queue.clone());
@@ -179,7 +181,8 @@ pub fn ops(endpoint: &DownEndpoint, seconds: f64, rate: u64) -> Report {
         .map(|(reason, n)| format!("{n} {reason:?}"))
         .collect();
     let accounting = format!(
-        "traces (of 10 spans): {} enqueued, {} exported, dropped {} ({}), {} failed, {} retried, {} bytes still held",
+        "queue budget {} bytes; traces (of 10 spans): {} enqueued, {} exported, dropped {} ({}), {} failed, {} retried, {} bytes still held",
+        max_bytes.map_or("the default 64 MiB of".to_owned(), |n| n.to_string()),
         stats.enqueued,
         stats.exported,
         stats.dropped_total(),

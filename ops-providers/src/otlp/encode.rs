@@ -822,20 +822,21 @@ mod tests {
     /// Any JSON value: every scalar kind, strings with escapes and non-ASCII, nesting.
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
-        let text = proptest::string::string_regex("[a-z \"\\\\\n\t\u{1}\u{1f}\u{7f}é☃\u{2028}]{0,20}")
-            .expect("a valid regex");
+        let text = || {
+            proptest::string::string_regex("[a-z \"\\\\\n\t\u{1}\u{1f}\u{7f}é☃\u{2028}]{0,80}").expect("a valid regex")
+        };
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-            text.clone().prop_map(Value::String),
+            text().prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 40, 6, move |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::vec((text.clone(), inner), 0..6)
+                proptest::collection::vec((text(), inner), 0..6)
                     .prop_map(|kv| Value::Object(kv.into_iter().collect())),
             ]
         })
