@@ -416,7 +416,7 @@ pub fn ops_provider(url: &str) -> OtlpProvider<GenericOtlp> {
         .expect("the otlp provider builds")
 }
 
-/// For each gzip level: bytes per span and compression time per span of ops's request bodies
+/// For each gzip level: bytes per span and compression CPU time per span of ops's request bodies
 /// for `traces` end-to-end traces (the protobuf as the `otlp` provider encodes it).
 pub fn gzip_levels(traces: usize, levels: &[u32]) -> String {
     use prost::Message as _;
@@ -434,7 +434,8 @@ pub fn gzip_levels(traces: usize, levels: &[u32]) -> String {
         plain as f64 / spans
     );
     for &level in levels {
-        let start = Instant::now();
+        // This thread's CPU time: preemption on a loaded machine does not count.
+        let start = cpu_time::ThreadTime::now();
         let mut bytes = 0;
         for body in &bodies {
             let mut gz = flate2::write::GzEncoder::new(
