@@ -12,8 +12,8 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu_time::ProcessTime;
@@ -310,25 +310,25 @@ pub fn run_sides(
     for round in 0..rounds {
         let traces = inputs(round);
         if sides != Sides::Otel {
-        let _guard = ops_core::set_default(queue.clone());
-        ops.push(measure(&sink, spans, || {
-            for t in &traces {
-                ops_trace(t);
-            }
-            let report = queue.flush(Duration::from_secs(60));
-            assert!(!report.timed_out, "{report:?}");
-        }));
-        drop(_guard);
+            let _guard = ops_core::set_default(queue.clone());
+            ops.push(measure(&sink, spans, || {
+                for t in &traces {
+                    ops_trace(t);
+                }
+                let report = queue.flush(Duration::from_secs(60));
+                assert!(!report.timed_out, "{report:?}");
+            }));
+            drop(_guard);
         }
         if sides != Sides::Ops {
-        peer.push(measure(&sink, spans, || {
-            for t in &traces {
-                otel_trace(&tracer, t);
-            }
-            // Its 5 s timeout can pass on a loaded machine while the export goes on; the
-            // sink's count decides whether everything arrived.
-            let _ = otel.force_flush();
-        }));
+            peer.push(measure(&sink, spans, || {
+                for t in &traces {
+                    otel_trace(&tracer, t);
+                }
+                // Its 5 s timeout can pass on a loaded machine while the export goes on; the
+                // sink's count decides whether everything arrived.
+                let _ = otel.force_flush();
+            }));
         }
     }
     let stats = queue.stats();
@@ -478,7 +478,12 @@ fn encode_loop(
         for b in batches {
             let (resource, scope) = (encode::resource(dialect), encode::scope(dialect));
             let spans = encode::encode_spans(dialect, b);
-            encode::encode_protobuf_into(&resource, &scope, spans.iter().map(|s| &s.span), &mut buf);
+            encode::encode_protobuf_into(
+                &resource,
+                &scope,
+                spans.iter().map(|s| &s.span),
+                &mut buf,
+            );
             let (zipped, _) = ops_providers::otlp::Compression::Gzip.apply_to(&buf);
             bytes += zipped.len();
         }

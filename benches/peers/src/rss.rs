@@ -28,7 +28,7 @@ use ops_core::provider::ProviderConfig;
 use ops_providers::otlp::OtlpProvider;
 use ops_providers::otlp::generic::GenericOtlp;
 
-use crate::e2e::{SPANS, otel_trace, ops_trace, words};
+use crate::e2e::{SPANS, ops_trace, otel_trace, words};
 
 /// How the backend is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,9 @@ fn produce(seconds: f64, rate: u64, mut trace: impl FnMut(&[String])) -> u64 {
     let total = (seconds * rate as f64) as u64;
     let mut made = 0;
     for i in 0..total {
-        let inputs: Vec<String> = (0..SPANS).map(|s| words(i * SPANS as u64 + s as u64)).collect();
+        let inputs: Vec<String> = (0..SPANS)
+            .map(|s| words(i * SPANS as u64 + s as u64))
+            .collect();
         trace(&inputs);
         made += SPANS as u64;
         // Keep to the rate: sleep while ahead of it.

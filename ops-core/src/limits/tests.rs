@@ -259,7 +259,11 @@ fn measure_finds_an_escape_anywhere_in_a_long_string() {
                 let mut s: Vec<char> = "abcdé".chars().cycle().take(len).collect();
                 s[at] = special;
                 let v = Value::String(s.into_iter().collect());
-                assert_eq!(measure(&v).0, serde_json::to_string(&v).unwrap().len(), "{v}");
+                assert_eq!(
+                    measure(&v).0,
+                    serde_json::to_string(&v).unwrap().len(),
+                    "{v}"
+                );
             }
         }
     }

@@ -808,7 +808,10 @@ mod tests {
         ] {
             let mut buf = vec![9, 9, 9];
             encode_protobuf_into(&resource, &scope, spans.iter(), &mut buf);
-            assert_eq!(buf, request(&resource, &scope, spans.clone()).encode_to_vec());
+            assert_eq!(
+                buf,
+                request(&resource, &scope, spans.clone()).encode_to_vec()
+            );
         }
     }
 
@@ -823,14 +826,16 @@ mod tests {
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
         let text = || {
-            proptest::string::string_regex("[a-z \"\\\\\n\t\u{1}\u{1f}\u{7f}é☃\u{2028}]{0,80}").expect("a valid regex")
+            proptest::string::string_regex("[a-z \"\\\\\n\t\u{1}\u{1f}\u{7f}é☃\u{2028}]{0,80}")
+                .expect("a valid regex")
         };
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
             text().prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 40, 6, move |inner| {

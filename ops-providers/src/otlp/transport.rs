@@ -24,8 +24,8 @@
 //! The HTTP parts (the client, the status rules, `Retry-After`, splitting a batch) live in
 //! [`crate::http`], shared with the native-API providers; this module adds what is OTLP's own.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;

@@ -15,13 +15,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("levels") => {
-            let traces = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(e2e::TRACES);
+            let traces = args
+                .get(1)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(e2e::TRACES);
             print!("{}", e2e::gzip_levels(traces, &[1, 2, 3, 4, 5, 6, 9]));
             return ExitCode::SUCCESS;
         }
         Some("encode") => {
             let times = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
-            let traces = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(e2e::TRACES);
+            let traces = args
+                .get(2)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(e2e::TRACES);
             let batches = e2e::ops_batches(traces);
             let bytes = e2e::encode_only(&batches, times);
             println!("{bytes} bytes");

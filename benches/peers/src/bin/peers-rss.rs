@@ -11,7 +11,8 @@ use ops_peers::rss::{self, Down, DownEndpoint};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: peers-rss <ops|otel> <refuse|hang> [seconds] [traces_per_second] [ops_max_bytes]";
+    let usage =
+        "usage: peers-rss <ops|otel> <refuse|hang> [seconds] [traces_per_second] [ops_max_bytes]";
     let down = match args.get(1).map(String::as_str) {
         Some("refuse") => Down::Refuse,
         Some("hang") => Down::Hang,
