@@ -93,7 +93,9 @@ fn escaped_len(s: &str) -> usize {
         (b < 0x20) | (b == b'"') | (b == b'\\')
     }
     let mut chunks = s.as_bytes().chunks_exact(32);
-    let escapes_nothing = (&mut chunks).all(|c| !c.iter().fold(false, |hit, &b| hit | special(b)))
+    let escapes_nothing = chunks
+        .by_ref()
+        .all(|c| !c.iter().fold(false, |hit, &b| hit | special(b)))
         && !chunks.remainder().iter().any(|&b| special(b));
     if escapes_nothing {
         return s.len();

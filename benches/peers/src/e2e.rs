@@ -403,8 +403,8 @@ pub fn ops_batches(traces: usize) -> Vec<Vec<Arc<ops_core::Trace>>> {
     let report = queue.flush(Duration::from_secs(60));
     assert!(!report.timed_out, "{report:?}");
     assert_eq!(queue.stats().dropped_total(), 0);
-    let out = std::mem::take(&mut *batches.lock().expect("collect lock"));
-    out
+    let mut kept = batches.lock().expect("collect lock");
+    std::mem::take(&mut *kept)
 }
 
 /// The `otlp` provider the end-to-end bench uses, sending to `url`.
