@@ -86,6 +86,20 @@ pub(crate) fn widen_capture_limits(limits: &FieldLimits) {
 
 /// The JSON size of a string's contents, escapes included.
 fn escaped_len(s: &str) -> usize {
+    // Most strings escape nothing: checking 32 bytes at a time without a branch per byte
+    // (which the compiler vectorises) finds that out several times faster than the match
+    // below, and the queue measures every captured string.
+    fn special(b: u8) -> bool {
+        (b < 0x20) | (b == b'"') | (b == b'\\')
+    }
+    let mut chunks = s.as_bytes().chunks_exact(32);
+    let escapes_nothing = chunks
+        .by_ref()
+        .all(|c| !c.iter().fold(false, |hit, &b| hit | special(b)))
+        && !chunks.remainder().iter().any(|&b| special(b));
+    if escapes_nothing {
+        return s.len();
+    }
     s.len()
         + s.bytes()
             .map(|b| match b {

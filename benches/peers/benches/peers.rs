@@ -29,19 +29,10 @@ fn end_to_end(_: &mut Criterion) {
         ROUNDS,
         ops_peers::e2e::TRACES,
     );
-    eprintln!(
-        "end_to_end: {} traces of {} spans with 1 KB inputs, OTLP HTTP protobuf + gzip, {ROUNDS} rounds each, median [min max]",
-        ops_peers::e2e::TRACES,
-        ops_peers::e2e::SPANS
+    eprint!(
+        "{}",
+        ops_peers::e2e::table(ROUNDS, ops_peers::e2e::TRACES, &ops, &peer)
     );
-    for (name, rounds) in [("ops", &ops), ("opentelemetry-otlp (BSP)", &peer)] {
-        let (m, lo, hi) = ops_peers::e2e::spread(rounds, |r| r.spans_per_sec);
-        let (cm, clo, chi) = ops_peers::e2e::spread(rounds, |r| r.cpu_us_per_span);
-        let (bm, _, _) = ops_peers::e2e::spread(rounds, |r| r.bytes_per_span);
-        eprintln!(
-            "  {name:<26} {m:>9.0} spans/s [{lo:.0} {hi:.0}]   CPU {cm:.2} µs/span [{clo:.2} {chi:.2}]   {bm:.0} B/span on the wire"
-        );
-    }
 }
 
 criterion_group!(benches, peers, end_to_end);

@@ -13,6 +13,7 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu_time::ProcessTime;
@@ -184,6 +185,11 @@ pub fn words(seed: u64) -> String {
     out
 }
 
+/// One trace through ops: a root with `inputs[0]` and a child for each other input.
+pub fn ops_trace(inputs: &[String]) {
+    ops_root(&inputs[0], &inputs[1..]);
+}
+
 #[traced(skip(children), capture_output = false)]
 fn ops_root(input: &str, children: &[String]) {
     let _ = input;
@@ -197,7 +203,8 @@ fn ops_child(input: &str) {
     std::hint::black_box(input);
 }
 
-fn otel_trace(tracer: &opentelemetry_sdk::trace::SdkTracer, inputs: &[String]) {
+/// One trace through the OpenTelemetry SDK, the same shape as [`ops_trace`]'s.
+pub fn otel_trace(tracer: &opentelemetry_sdk::trace::SdkTracer, inputs: &[String]) {
     tracer.in_span("otel_root", |cx| {
         cx.span()
             .set_attribute(KeyValue::new("input.value", inputs[0].clone()));
@@ -238,6 +245,27 @@ fn measure(sink: &Sink, spans: u64, run: impl FnOnce()) -> Round {
 /// Runs `rounds` rounds of `traces` traces on each side (alternating) against the sink at
 /// `sink_bin`; returns (ops rounds, opentelemetry-otlp rounds).
 pub fn run(sink_bin: &str, rounds: usize, traces: usize) -> (Vec<Round>, Vec<Round>) {
+    run_sides(sink_bin, rounds, traces, Sides::Both)
+}
+
+/// Which sides [`run_sides`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sides {
+    /// Both, alternating (the comparison).
+    Both,
+    /// ops alone (to profile it).
+    Ops,
+    /// opentelemetry-otlp alone (to profile it).
+    Otel,
+}
+
+/// [`run`], measuring only `sides` (the other side's list is empty).
+pub fn run_sides(
+    sink_bin: &str,
+    rounds: usize,
+    traces: usize,
+    sides: Sides,
+) -> (Vec<Round>, Vec<Round>) {
     let sink = Sink::start(sink_bin);
     let config = ProviderConfig::new("otlp")
         .with("endpoint", sink.url())
@@ -281,23 +309,27 @@ pub fn run(sink_bin: &str, rounds: usize, traces: usize) -> (Vec<Round>, Vec<Rou
     let (mut ops, mut peer) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let traces = inputs(round);
-        let _guard = ops_core::set_default(queue.clone());
-        ops.push(measure(&sink, spans, || {
-            for t in &traces {
-                ops_root(&t[0], &t[1..]);
-            }
-            let report = queue.flush(Duration::from_secs(60));
-            assert!(!report.timed_out, "{report:?}");
-        }));
-        drop(_guard);
-        peer.push(measure(&sink, spans, || {
-            for t in &traces {
-                otel_trace(&tracer, t);
-            }
-            // Its 5 s timeout can pass on a loaded machine while the export goes on; the
-            // sink's count decides whether everything arrived.
-            let _ = otel.force_flush();
-        }));
+        if sides != Sides::Otel {
+            let _guard = ops_core::set_default(queue.clone());
+            ops.push(measure(&sink, spans, || {
+                for t in &traces {
+                    ops_trace(t);
+                }
+                let report = queue.flush(Duration::from_secs(60));
+                assert!(!report.timed_out, "{report:?}");
+            }));
+            drop(_guard);
+        }
+        if sides != Sides::Ops {
+            peer.push(measure(&sink, spans, || {
+                for t in &traces {
+                    otel_trace(&tracer, t);
+                }
+                // Its 5 s timeout can pass on a loaded machine while the export goes on; the
+                // sink's count decides whether everything arrived.
+                let _ = otel.force_flush();
+            }));
+        }
     }
     let stats = queue.stats();
     assert_eq!(stats.dropped_total(), 0, "ops dropped: {stats:?}");
@@ -311,4 +343,150 @@ pub fn spread(rounds: &[Round], f: impl Fn(&Round) -> f64) -> (f64, f64, f64) {
     let mut v: Vec<f64> = rounds.iter().map(f).collect();
     v.sort_by(f64::total_cmp);
     (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// The end-to-end table: median [min max] of spans/s and CPU µs per span, and bytes on the
+/// wire per span, for each side that ran.
+pub fn table(rounds: usize, traces: usize, ops: &[Round], peer: &[Round]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "end_to_end: {traces} traces of {SPANS} spans with 1 KB inputs, OTLP HTTP protobuf + gzip, {rounds} rounds each, median [min max]\n"
+    );
+    for (name, rounds) in [("ops", ops), ("opentelemetry-otlp (BSP)", peer)] {
+        if rounds.is_empty() {
+            continue;
+        }
+        let (m, lo, hi) = spread(rounds, |r| r.spans_per_sec);
+        let (cm, clo, chi) = spread(rounds, |r| r.cpu_us_per_span);
+        let (bm, _, _) = spread(rounds, |r| r.bytes_per_span);
+        let _ = writeln!(
+            out,
+            "  {name:<26} {m:>9.0} spans/s [{lo:.0} {hi:.0}]   CPU {cm:.2} µs/span [{clo:.2} {chi:.2}]   {bm:.0} B/span on the wire"
+        );
+    }
+    out
+}
+
+/// Keeps every batch it is given (to encode them again outside the queue).
+#[derive(Debug, Default)]
+struct Collect(Arc<Mutex<Vec<Vec<Arc<ops_core::Trace>>>>>);
+
+#[ops_core::async_trait]
+impl ops_core::Provider for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    async fn export(&mut self, batch: &[Arc<ops_core::Trace>]) -> ops_core::ExportOutcome {
+        self.0.lock().expect("collect lock").push(batch.to_vec());
+        ops_core::ExportOutcome::Delivered
+    }
+    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
+        Ok(())
+    }
+}
+
+/// The batches ops's queue (default settings) hands its provider for `traces` of the
+/// end-to-end traces.
+pub fn ops_batches(traces: usize) -> Vec<Vec<Arc<ops_core::Trace>>> {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let queue = TraceQueueManager::builder()
+        .provider(Collect(Arc::clone(&batches)))
+        .build()
+        .expect("the queue builds");
+    {
+        let _guard = ops_core::set_default(queue.clone());
+        for t in 0..traces {
+            let inputs: Vec<String> = (0..SPANS).map(|s| words((t * SPANS + s) as u64)).collect();
+            ops_trace(&inputs);
+        }
+    }
+    let report = queue.flush(Duration::from_secs(60));
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(queue.stats().dropped_total(), 0);
+    let mut kept = batches.lock().expect("collect lock");
+    std::mem::take(&mut *kept)
+}
+
+/// The `otlp` provider the end-to-end bench uses, sending to `url`.
+pub fn ops_provider(url: &str) -> OtlpProvider<GenericOtlp> {
+    let config = ProviderConfig::new("otlp")
+        .with("endpoint", url)
+        .with("compression", "gzip");
+    OtlpProvider::new(GenericOtlp::from_config(&config).expect("a valid otlp config"))
+        .expect("the otlp provider builds")
+}
+
+/// For each gzip level: bytes per span and compression CPU time per span of ops's request bodies
+/// for `traces` end-to-end traces (the protobuf as the `otlp` provider encodes it).
+pub fn gzip_levels(traces: usize, levels: &[u32]) -> String {
+    use prost::Message as _;
+    use std::fmt::Write as _;
+    let provider = ops_provider("http://127.0.0.1:9/v1/traces");
+    let bodies: Vec<Vec<u8>> = ops_batches(traces)
+        .iter()
+        .map(|b| provider.encode(b).encode_to_vec())
+        .collect();
+    let spans = (traces * SPANS) as f64;
+    let plain: usize = bodies.iter().map(Vec::len).sum();
+    let mut out = format!(
+        "gzip levels, {traces} traces, {} requests, {:.0} B/span before compression\n",
+        bodies.len(),
+        plain as f64 / spans
+    );
+    for &level in levels {
+        // This thread's CPU time: preemption on a loaded machine does not count.
+        let start = cpu_time::ThreadTime::now();
+        let mut bytes = 0;
+        for body in &bodies {
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::new(level),
+            );
+            gz.write_all(body).expect("a Vec takes it");
+            bytes += gz.finish().expect("a Vec takes it").len();
+        }
+        let took = start.elapsed();
+        let _ = writeln!(
+            out,
+            "  level {level}: {:.1} B/span, {:.2} µs/span",
+            bytes as f64 / spans,
+            took.as_secs_f64() * 1e6 / spans
+        );
+    }
+    out
+}
+
+/// Encodes (and gzips, as the provider does) `batches` `times` times: the export's CPU work
+/// without the network, for callgrind (`--toggle-collect='*encode_loop*'`) and perf. Returns
+/// the bytes made.
+pub fn encode_only(batches: &[Vec<Arc<ops_core::Trace>>], times: usize) -> usize {
+    let provider = ops_provider("http://127.0.0.1:9/v1/traces");
+    encode_loop(&provider, batches, times)
+}
+
+#[inline(never)]
+fn encode_loop(
+    provider: &OtlpProvider<GenericOtlp>,
+    batches: &[Vec<Arc<ops_core::Trace>>],
+    times: usize,
+) -> usize {
+    use ops_providers::otlp::encode;
+    let dialect = provider.dialect();
+    let mut buf = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..times {
+        for b in batches {
+            let (resource, scope) = (encode::resource(dialect), encode::scope(dialect));
+            let spans = encode::encode_spans(dialect, b);
+            encode::encode_protobuf_into(
+                &resource,
+                &scope,
+                spans.iter().map(|s| &s.span),
+                &mut buf,
+            );
+            let (zipped, _) = ops_providers::otlp::Compression::Gzip.apply_to(&buf);
+            bytes += zipped.len();
+        }
+    }
+    bytes
 }

@@ -21,6 +21,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod e2e;
+pub mod rss;
 
 use std::fmt;
 use std::hint::black_box;

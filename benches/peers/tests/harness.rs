@@ -62,3 +62,63 @@ fn inputs_are_1kb_of_words_and_differ_per_span() {
     assert_ne!(a, b);
     assert!(a.split(' ').count() > 100, "{a}");
 }
+
+#[test]
+fn rss_runs_count_every_trace_with_the_backend_down() {
+    use ops_peers::rss::{self, Down, DownEndpoint};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Nothing listens on a refusing endpoint.
+    let refuse = DownEndpoint::start(Down::Refuse);
+    let addr = refuse
+        .url()
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} answered"
+    );
+    // A hanging one accepts and never answers.
+    let hang = DownEndpoint::start(Down::Hang);
+    let addr = hang
+        .url()
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("the hanging endpoint accepts");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, b"POST /v1/traces HTTP/1.1\r\n\r\n").unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        std::io::Read::read(&mut stream, &mut byte).is_err(),
+        "it answered"
+    );
+
+    // 100 traces, with a budget of ~20 of them: ops counts every one as enqueued or dropped.
+    let ops = rss::ops(&hang, 0.5, 200, Some(500_000));
+    assert_eq!(ops.made, 1_000, "{ops}");
+    let numbers: Vec<u64> = ops
+        .accounting
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // "queue budget 500000 bytes; traces (of 10 spans): E enqueued, X exported, dropped D (...)"
+    let (enqueued, dropped) = (numbers[2], numbers[4]);
+    assert_eq!(enqueued + dropped, 100, "{ops}");
+    assert!(dropped > 0, "{ops}");
+    assert!(
+        ops.peak_kib >= ops.rss_before_kib && ops.rss_before_kib > 0,
+        "{ops}"
+    );
+
+    let otel = rss::otel(&refuse, 0.5, 200);
+    assert_eq!(otel.made, 1_000, "{otel}");
+    assert!(otel.accounting.contains("handed to the exporter"), "{otel}");
+    assert!(otel.peak_kib > 0, "{otel}");
+}

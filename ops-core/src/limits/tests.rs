@@ -250,6 +250,25 @@ fn batches_split_by_count_and_bytes() {
     assert!(split_batches(Vec::<usize>::new(), 2, 10, |s| *s).is_empty());
 }
 
+#[test]
+fn measure_finds_an_escape_anywhere_in_a_long_string() {
+    // The fast check reads 32 bytes at a time: an escape in any chunk, or in the tail, counts.
+    for len in [0, 1, 31, 32, 33, 64, 100] {
+        for at in 0..len {
+            for special in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                let mut s: Vec<char> = "abcdé".chars().cycle().take(len).collect();
+                s[at] = special;
+                let v = Value::String(s.into_iter().collect());
+                assert_eq!(
+                    measure(&v).0,
+                    serde_json::to_string(&v).unwrap().len(),
+                    "{v}"
+                );
+            }
+        }
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

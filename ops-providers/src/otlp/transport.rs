@@ -24,8 +24,8 @@
 //! The HTTP parts (the client, the status rules, `Retry-After`, splitting a batch) live in
 //! [`crate::http`], shared with the native-API providers; this module adds what is OTLP's own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -83,7 +83,12 @@ pub struct Transport {
     options: TransportOptions,
     rejected: Arc<AtomicU64>,
     redactor: Redactor,
+    /// The protobuf of the last request, kept for the next one (see [`MAX_SCRATCH`]).
+    scratch: Arc<Mutex<Vec<u8>>>,
 }
+
+/// The largest request buffer a [`Transport`] keeps between requests; a larger one is freed.
+const MAX_SCRATCH: usize = 16 << 20;
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,6 +126,7 @@ impl Transport {
             options,
             rejected: Arc::new(AtomicU64::new(0)),
             redactor: Redactor::default(),
+            scratch: Arc::default(),
         })
     }
 
@@ -193,6 +199,17 @@ impl Transport {
     /// [`Transport::post`] with a time limit for this request (at most the configured one).
     async fn post_within(&self, body: Vec<u8>, extra: &HeaderMap, limit: Duration) -> Classified {
         let (body, encoding) = self.options.compression.apply(body);
+        self.post_compressed(body, encoding, extra, limit).await
+    }
+
+    /// Posts a body that is already compressed (`encoding` is its `Content-Encoding`).
+    async fn post_compressed(
+        &self,
+        body: Vec<u8>,
+        encoding: Option<&'static str>,
+        extra: &HeaderMap,
+        limit: Duration,
+    ) -> Classified {
         let mut request = self
             .client
             .post(&self.endpoint)
@@ -206,6 +223,38 @@ impl Transport {
         match self.send(request.body(body)).await {
             Ok(reply) => classify(&self.provider, &self.endpoint, &reply, SystemTime::now()),
             Err(error) => Classified::Retry { after: None, error },
+        }
+    }
+
+    /// The request body of `spans` under `resource` and `scope`, compressed, with its
+    /// `Content-Encoding`. Protobuf is written straight from the spans into a buffer the
+    /// transport keeps from one request to the next (no owned request is built, no span is
+    /// cloned); JSON goes through the owned request.
+    fn body(
+        &self,
+        resource: &Resource,
+        scope: &InstrumentationScope,
+        spans: &[IndexedSpan],
+    ) -> (Vec<u8>, Option<&'static str>) {
+        let compression = self.options.compression;
+        match self.options.encoding {
+            Encoding::Protobuf => {
+                // A clone of this transport busy with its own request: a buffer of our own.
+                let mut own = Vec::new();
+                let mut kept = self.scratch.try_lock().ok();
+                let buf = kept.as_deref_mut().unwrap_or(&mut own);
+                encode::encode_protobuf_into(resource, scope, spans.iter().map(|s| &s.span), buf);
+                let out = compression.apply_to(buf);
+                if buf.capacity() > MAX_SCRATCH {
+                    *buf = Vec::new();
+                }
+                out
+            }
+            Encoding::Json => compression.apply(self.options.encoding.encode(&encode::request(
+                resource,
+                scope,
+                spans.iter().map(|s| s.span.clone()).collect(),
+            ))),
         }
     }
 
@@ -233,13 +282,8 @@ impl Transport {
             |s: &IndexedSpan| s.trace,
         );
         while let Some(left) = splitter.next_chunk() {
-            let request = encode::request(
-                resource,
-                scope,
-                splitter.current().iter().map(|s| s.span.clone()).collect(),
-            );
-            let body = self.options.encoding.encode(&request);
-            let classified = self.post_within(body, extra, left).await;
+            let (body, encoding) = self.body(resource, scope, splitter.current());
+            let classified = self.post_compressed(body, encoding, extra, left).await;
             if let Classified::Accepted {
                 rejected_spans,
                 message,
