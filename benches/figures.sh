@@ -27,6 +27,13 @@ echo "== peers: #[traced] beside tracing, fastrace, the OpenTelemetry SDK; end t
 bench -p ops-peers --bench peers
 echo "== peers: instructions per call"
 benches/peers/callgrind.sh
+echo "== peers: peak RSS with the backend down, 2,000 traces/s for 10 s"
+cargo build -q --release -p ops-peers --bins
+for backend in hang refuse; do
+  for side in ops otel; do "$target/release/peers-rss" "$side" "$backend" 10 2000; done
+  # ops with a byte budget about the size of the SDK's queue of 2,048 such spans.
+  "$target/release/peers-rss" ops "$backend" 10 2000 5300000
+done
 
 echo "== ops-tracing layer beside tracing-opentelemetry"
 bench -p ops-tracing --bench layer

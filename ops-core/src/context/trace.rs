@@ -167,7 +167,6 @@ fn grab<T: Clone + Default>(field: &mut T, take: bool) -> T {
     }
 }
 
-
 struct TraceState {
     buffer: Vec<SpanRecord>,
     bytes: usize,
