@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ops_core::{TraceQueueManager, TraceTask};
-use shared::{CHUNK, Noop, timed, trace};
+use ops_testkit::Discard;
+use shared::{CHUNK, timed, trace};
 
 fn queue(providers: usize) -> TraceQueueManager {
     queue_with(providers, Duration::from_millis(1), 100)
@@ -37,7 +38,7 @@ fn queue_with(providers: usize, interval: Duration, batch_size: usize) -> TraceQ
         .batch_size(batch_size)
         .max_queue(1 << 17, 1 << 30);
     for _ in 0..providers {
-        builder = builder.provider(Noop);
+        builder = builder.provider(Discard::default());
     }
     builder.build().expect("queue")
 }
@@ -149,7 +150,7 @@ fn burst(c: &mut Criterion) {
     let queue = TraceQueueManager::builder()
         .max_queue(1 << 17, 1 << 30)
         .interval(Duration::from_secs(3600))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue");
     ops_core::with_default(queue.clone(), || black_box(burst_root(0)));

@@ -1,34 +1,13 @@
-//! What the benches share: a provider that accepts everything, a sample trace, and a timing
-//! loop that flushes between chunks outside the measurement.
+//! What the benches share (besides `ops_testkit::Discard`, the provider that accepts
+//! everything): a sample trace, and a timing loop that flushes between chunks outside the
+//! measurement.
 #![allow(dead_code)]
 
-use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ops_core::provider::{ExportError, ExportOutcome, Provider};
 use ops_core::{Observation, ObservationKind, Trace, TraceId, TraceTask, Usage};
 use serde_json::json;
-
-/// Accepts every batch and does nothing with it.
-pub(crate) struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
-        black_box(batch);
-        ExportOutcome::Delivered
-    }
-
-    async fn api_check(&self) -> Result<(), ExportError> {
-        Ok(())
-    }
-}
 
 /// A trace with a root span and `observations - 1` generations under it, each with a short
 /// input, output, model and usage: the size of a typical `#[traced]` call tree.

@@ -18,7 +18,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ops_core::TraceQueueManager;
 use ops_core::spool::{FsyncPolicy, SpoolConfig};
-use shared::{Noop, timed, trace};
+use ops_testkit::Discard;
+use shared::{timed, trace};
 
 fn spool(c: &mut Criterion) {
     let template = trace(1);
@@ -38,7 +39,7 @@ fn spool(c: &mut Criterion) {
         let mut builder = TraceQueueManager::builder()
             .interval(Duration::from_millis(5))
             .max_queue(1 << 17, 1 << 30)
-            .provider(Noop);
+            .provider(Discard::default());
         if let Some(fsync) = policy {
             let mut config = SpoolConfig::new(dir.path().join(name));
             config.fsync = fsync;

@@ -27,29 +27,13 @@
 //! Run: `cargo bench -p ops-core --bench traced -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager, traced};
+use ops_core::{TraceQueueManager, traced};
+use ops_testkit::Discard;
 use serde::Serialize;
-
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
 
 /// Calls timed between two untimed flushes: a flush empties the queue, so the queue never
 /// fills up during a measurement.
@@ -66,7 +50,7 @@ fn queue_with(interval: Duration, batch_size: usize) -> TraceQueueManager {
         .interval(interval)
         .batch_size(batch_size)
         .max_queue(1 << 20, 1 << 32)
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue")
 }

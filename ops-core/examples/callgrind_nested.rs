@@ -9,26 +9,10 @@
 //!   --toggle-collect='*timed_chunk*' target/release/examples/callgrind_nested 10240
 //! ```
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager, traced};
-
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
+use ops_core::{TraceQueueManager, traced};
+use ops_testkit::Discard;
 
 #[traced]
 #[inline(never)]
@@ -62,7 +46,7 @@ fn main() {
         .unwrap_or(10240);
     let queue = TraceQueueManager::builder()
         .interval(Duration::from_millis(10))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue");
     ops_core::with_default(queue.clone(), || {

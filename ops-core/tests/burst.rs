@@ -2,27 +2,10 @@
 //! is dropped while producers on several threads outrun the worker.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::{ExportOutcome, Provider, QueueConfig, Trace, TraceQueueManager, traced};
-
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
-        black_box(batch);
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
+use ops_core::{QueueConfig, TraceQueueManager, traced};
+use ops_testkit::Discard;
 
 #[traced]
 fn child(x: u64) -> u64 {
@@ -39,7 +22,7 @@ fn a_burst_inside_the_default_byte_budget_drops_nothing() {
     // What one queued trace of this shape counts, read while the worker sleeps.
     let probe = TraceQueueManager::builder()
         .interval(Duration::from_secs(3600))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .unwrap();
     ops_core::with_default(probe.clone(), || black_box(root(0)));
@@ -55,7 +38,10 @@ fn a_burst_inside_the_default_byte_budget_drops_nothing() {
         burst >= 5_000,
         "the default budget holds only {burst} traces of {per_trace} bytes"
     );
-    let queue = TraceQueueManager::builder().provider(Noop).build().unwrap();
+    let queue = TraceQueueManager::builder()
+        .provider(Discard::default())
+        .build()
+        .unwrap();
     let producers = 4;
     std::thread::scope(|s| {
         for p in 0..producers {

@@ -8,14 +8,14 @@
 //!
 //! Run: `cargo bench -p ops-openai --bench overhead -- --warm-up-time 1 --measurement-time 5`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt as _;
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager};
+use ops_core::TraceQueueManager;
 use ops_openai::TracedClient;
+use ops_testkit::Discard;
 use serde_json::json;
 
 #[path = "../tests/fake/mod.rs"]
@@ -24,22 +24,6 @@ mod fake;
 
 const CHAT: &str = include_str!("../tests/fixtures/chat.json");
 const CHAT_STREAM: &str = include_str!("../tests/fixtures/chat_stream.sse");
-
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
 
 fn request(stream: bool) -> CreateChatCompletionRequest {
     serde_json::from_value(json!({
@@ -73,7 +57,7 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let queue = TraceQueueManager::builder()
         .interval(Duration::from_millis(10))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue");
 

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ops_core::TraceQueueManager;
 use ops_redis::{Keys, RedisQueueExt, RedisSink, Worker, WorkerConfig};
-use shared::{Noop, timed, trace};
+use ops_testkit::Discard;
+use shared::{timed, trace};
 
 fn url() -> String {
     std::env::var("OPS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
@@ -105,7 +106,7 @@ fn enqueue(c: &mut Criterion) {
     let in_process = TraceQueueManager::builder()
         .interval(Duration::from_millis(1))
         .max_queue(1 << 17, 1 << 30)
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .unwrap();
     let sink = RedisSink::new(&url())
@@ -189,7 +190,7 @@ fn delivery(c: &mut Criterion) {
                         for w in 0..workers {
                             let queue = TraceQueueManager::builder()
                                 .interval(Duration::from_millis(10))
-                                .provider(Noop)
+                                .provider(Discard::default())
                                 .build()
                                 .unwrap();
                             let config = WorkerConfig {

@@ -2,7 +2,7 @@
 //! share: running their install and start scripts with a time limit, free loopback ports, and
 //! process checks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -119,5 +119,92 @@ pub(crate) fn pid_and_port(out: &str) -> (u32, u16) {
     match (pid, port) {
         (Some(pid), Some(port)) => (pid, port),
         _ => panic!("start.sh printed {out:?}, not \"PID PORT\""),
+    }
+}
+
+/// The workspace's `tests/e2e/<name>` folder, which holds a server's `setup.sh` and
+/// `start.sh`.
+///
+/// # Panics
+/// If it has no `start.sh`.
+pub(crate) fn scripts_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e")
+        .join(name);
+    assert!(
+        dir.join("start.sh").is_file(),
+        "{} has no start.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// A server a folder's scripts run: `setup.sh` installs it (once, cached), `start.sh PORT
+/// DIR` starts it in a session of its own and prints `PID PORT`. Dropping it stops that
+/// process group only and removes its working directory.
+#[derive(Debug)]
+pub(crate) struct ScriptServer {
+    pid: u32,
+    port: u16,
+    work: PathBuf,
+}
+
+impl ScriptServer {
+    /// Installs (first time) and starts the server of `dir` on a free loopback port, its
+    /// data under a fresh `<prefix>-…` directory of `work_root`. `Err(why)` when the install
+    /// fails (no network to PyPI, no `python3-venv`); `Ok` once it answers.
+    ///
+    /// # Panics
+    /// When the install succeeded but `what` does not start or prints something other than
+    /// `PID PORT`: that is a failure, not a reason to skip.
+    pub(crate) fn start(
+        dir: &Path,
+        work_root: &Path,
+        prefix: &str,
+        what: &str,
+        limits: (Duration, Duration),
+    ) -> Result<Self, String> {
+        let (setup_limit, start_limit) = limits;
+        let work = work_dir(work_root, prefix)?;
+        let venv = run_script(&dir.join("setup.sh"), &[], &[], setup_limit, &work)?;
+        eprintln!("{what} venv: {}", venv.trim());
+        let port = free_port();
+        let out = run_script(
+            &dir.join("start.sh"),
+            &[port.to_string(), work.join("server").display().to_string()],
+            &[],
+            start_limit,
+            &work,
+        )
+        .unwrap_or_else(|e| panic!("{what} is installed but does not start: {e}"));
+        let (pid, answered) = pid_and_port(&out);
+        assert_eq!(answered, port, "start.sh answered on another port");
+        Ok(Self { pid, port, work })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its working directory (the server's data is under `server/`).
+    pub(crate) fn work(&self) -> &Path {
+        &self.work
+    }
+}
+
+impl Drop for ScriptServer {
+    fn drop(&mut self) {
+        // start.sh runs the server in a session of its own: its workers go with it.
+        let group = format!("-{}", self.pid);
+        let _ = Command::new("kill").args(["--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(self.pid) {
+            let _ = Command::new("kill").args(["-9", "--", &group]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
     }
 }

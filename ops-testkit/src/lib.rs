@@ -16,7 +16,8 @@
 //!   tracking server on loopback for end-to-end tests, and [`weave::WeaveServer`] W&B Weave's
 //!   own (SQLite) trace server.
 //! - [`MockProvider`] is the in-memory provider underneath, usable with any queue; it can be
-//!   scripted to fail, and it is registered as provider `mock`.
+//!   scripted to fail, and it is registered as provider `mock`. [`Discard`] keeps nothing, for
+//!   benches.
 //!
 //! ```
 //! use ops_core::{Observation, ObservationKind, Trace, TraceId, TraceTask};
@@ -51,6 +52,7 @@
 //! ```
 
 mod capture;
+mod discard;
 mod e2e;
 pub mod expect;
 pub mod fake_server;
@@ -65,6 +67,7 @@ use ops_core::Trace;
 use ops_core::model::RenderOptions;
 
 pub use capture::{Capture, FLUSH_TIMEOUT, Orphans, Render, VOLATILE, capture, capture_with};
+pub use discard::Discard;
 pub use expect::{ExpectedObservation, ExpectedTrace};
 pub use mock::{CHANNEL_KEY, DEFAULT_CHANNEL, MOCK_PROVIDER, MockProvider};
 

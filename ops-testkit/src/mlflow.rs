@@ -3,10 +3,9 @@
 //! `tests/e2e/mlflow` scripts, stopped (its process group only) when the handle is dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::e2e::{alive, free_port, pid_and_port, run_script, work_dir};
+use crate::e2e::{ScriptServer, scripts_dir};
 
 /// How long the first install may take (it downloads MLflow and its dependencies from PyPI).
 pub const SETUP_LIMIT: Duration = Duration::from_secs(900);
@@ -18,22 +17,14 @@ pub const START_LIMIT: Duration = Duration::from_secs(200);
 /// # Panics
 /// If it has no `start.sh`.
 pub fn mlflow_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/mlflow");
-    assert!(
-        dir.join("start.sh").is_file(),
-        "{} has no start.sh",
-        dir.display()
-    );
-    dir
+    scripts_dir("mlflow")
 }
 
 /// The MLflow server start.sh left running; its process group is stopped and its working
 /// directory removed on drop.
 #[derive(Debug)]
 pub struct Mlflow {
-    pid: u32,
-    port: u16,
-    work: PathBuf,
+    server: ScriptServer,
 }
 
 impl Mlflow {
@@ -45,42 +36,13 @@ impl Mlflow {
     /// When the install succeeded but MLflow does not start or prints something other than
     /// `PID PORT`: that is a failure, not a reason to skip.
     pub fn start(work_root: &Path) -> Result<Self, String> {
-        let dir = mlflow_dir();
-        let work = work_dir(work_root, "mlflow-e2e")?;
-        let venv = run_script(&dir.join("setup.sh"), &[], &[], SETUP_LIMIT, &work)?;
-        eprintln!("mlflow venv: {}", venv.trim());
-        let port = free_port();
-        let out = run_script(
-            &dir.join("start.sh"),
-            &[port.to_string(), work.join("server").display().to_string()],
-            &[],
-            START_LIMIT,
-            &work,
-        )
-        .unwrap_or_else(|e| panic!("MLflow is installed but does not start: {e}"));
-        let (pid, answered) = pid_and_port(&out);
-        assert_eq!(answered, port, "start.sh answered on another port");
-        Ok(Self { pid, port, work })
+        let limits = (SETUP_LIMIT, START_LIMIT);
+        let server = ScriptServer::start(&mlflow_dir(), work_root, "mlflow-e2e", "MLflow", limits)?;
+        Ok(Self { server })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Mlflow {
-    fn drop(&mut self) {
-        // start.sh runs the server in a session of its own: its workers go with it.
-        let group = format!("-{}", self.pid);
-        let _ = Command::new("kill").args(["--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while alive(self.pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if alive(self.pid) {
-            let _ = Command::new("kill").args(["-9", "--", &group]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
+        self.server.base_url()
     }
 }

@@ -26,32 +26,17 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager};
+use ops_core::TraceQueueManager;
+use ops_testkit::Discard;
 use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
-
-/// Discards what the SDK exports, counting the spans, as the no-op provider does.
+/// Discards what the SDK exports, counting the spans, as `Discard` does for the queue.
 #[derive(Debug, Default)]
-struct Discard(Arc<AtomicU64>);
+struct DiscardSpans(Arc<AtomicU64>);
 
-impl SpanExporter for Discard {
+impl SpanExporter for DiscardSpans {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
         black_box(batch);
@@ -122,7 +107,7 @@ fn children(iters: u64, flush: &dyn Fn()) -> Duration {
 fn queue() -> TraceQueueManager {
     TraceQueueManager::builder()
         .interval(Duration::from_millis(10))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue")
 }
@@ -131,7 +116,7 @@ fn bench(c: &mut Criterion) {
     let queue = queue();
     let exported = Arc::new(AtomicU64::new(0));
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(Discard(exported.clone()))
+        .with_batch_exporter(DiscardSpans(exported.clone()))
         .build();
     let registry = Dispatch::new(tracing_subscriber::registry());
     let ops = Dispatch::new(tracing_subscriber::registry().with(ops_tracing::layer()));

@@ -12,34 +12,18 @@
 //!
 //! Instructions per span = the main thread's total (`callgrind.out.<pid>-01`) / `n`.
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager};
+use ops_core::TraceQueueManager;
+use ops_testkit::Discard;
 use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
 #[derive(Debug)]
-struct Noop;
+struct DiscardSpans;
 
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, _: &[Arc<Trace>]) -> ExportOutcome {
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct Discard;
-
-impl opentelemetry_sdk::trace::SpanExporter for Discard {
+impl opentelemetry_sdk::trace::SpanExporter for DiscardSpans {
     async fn export(
         &self,
         batch: Vec<opentelemetry_sdk::trace::SpanData>,
@@ -85,11 +69,11 @@ fn main() {
     let (case, n) = (args[0].as_str(), args[1].parse::<u64>().expect("n"));
     let queue = TraceQueueManager::builder()
         .interval(Duration::from_millis(10))
-        .provider(Noop)
+        .provider(Discard::default())
         .build()
         .expect("queue");
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_batch_exporter(Discard)
+        .with_batch_exporter(DiscardSpans)
         .build();
     let otel = case.starts_with("otel");
     let dispatch = if case == "registry" {

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
-use ops_core::{ExportOutcome, Provider, Trace, TraceQueueManager, traced};
+use ops_core::{TraceQueueManager, traced};
+use ops_testkit::Discard;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -156,23 +157,6 @@ fn otel_call(tracer: &SdkTracer, a: u64, b: u64) -> u64 {
     tracer.in_span("otel_call", |_| black_box(a).wrapping_add(b))
 }
 
-#[derive(Debug)]
-struct Noop;
-
-#[ops_core::async_trait]
-impl Provider for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn export(&mut self, batch: &[Arc<Trace>]) -> ExportOutcome {
-        black_box(batch);
-        ExportOutcome::Delivered
-    }
-    async fn api_check(&self) -> Result<(), ops_core::ExportError> {
-        Ok(())
-    }
-}
-
 /// Spans the registry closed (one count per process, as the registry is built once).
 static TRACING_CLOSED: AtomicU64 = AtomicU64::new(0);
 
@@ -226,7 +210,7 @@ impl Peers {
         let queue = TraceQueueManager::builder()
             .interval(Duration::from_millis(10))
             .max_queue(1 << 20, 1 << 32)
-            .provider(Noop)
+            .provider(Discard::default())
             .build()
             .expect("a queue with a no-op provider builds");
         fastrace::set_reporter(CountFastrace, fastrace::collector::Config::default());
