@@ -17,49 +17,21 @@
 //!
 //! Run: `cargo bench -p ops-tracing --bench layer -- --warm-up-time 1 --measurement-time 3`.
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod shared;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use ops_core::TraceQueueManager;
 use ops_testkit::Discard;
-use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
-/// Discards what the SDK exports, counting the spans, as `Discard` does for the queue.
-#[derive(Debug, Default)]
-struct DiscardSpans(Arc<AtomicU64>);
-
-impl SpanExporter for DiscardSpans {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        black_box(batch);
-        Ok(())
-    }
-}
-
-/// One span as rig-core records a completion.
-#[inline(never)]
-fn genai_span() {
-    let span = info_span!(
-        target: "rig::completions",
-        "chat",
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = "openai",
-        gen_ai.request.model = "gpt-4o-mini",
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-    );
-    span.in_scope(|| black_box(1));
-    span.record("gen_ai.usage.input_tokens", 12_u64);
-    span.record("gen_ai.usage.output_tokens", 5_u64);
-}
+use shared::{DiscardSpans, genai_span};
 
 /// Spans made under the `otel` dispatch, to compare with what its exporter received.
 static OTEL_SPANS: AtomicU64 = AtomicU64::new(0);

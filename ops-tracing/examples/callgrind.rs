@@ -11,43 +11,17 @@
 //! ```
 //!
 //! Instructions per span = the main thread's total (`callgrind.out.<pid>-01`) / `n`.
-use std::hint::black_box;
+#[path = "../benches/shared.rs"]
+mod shared;
+
 use std::time::Duration;
 
 use ops_core::TraceQueueManager;
 use ops_testkit::Discard;
-use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
-#[derive(Debug)]
-struct DiscardSpans;
-
-impl opentelemetry_sdk::trace::SpanExporter for DiscardSpans {
-    async fn export(
-        &self,
-        batch: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
-
-#[inline(never)]
-fn genai_span() {
-    let span = info_span!(
-        target: "rig::completions",
-        "chat",
-        gen_ai.operation.name = "chat",
-        gen_ai.provider.name = "openai",
-        gen_ai.request.model = "gpt-4o-mini",
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-    );
-    span.in_scope(|| black_box(1));
-    span.record("gen_ai.usage.input_tokens", 12_u64);
-    span.record("gen_ai.usage.output_tokens", 5_u64);
-}
+use shared::{DiscardSpans, genai_span};
 
 #[inline(never)]
 fn timed_chunk(child: bool, n: u64) {
@@ -73,7 +47,7 @@ fn main() {
         .build()
         .expect("queue");
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_batch_exporter(DiscardSpans)
+        .with_batch_exporter(DiscardSpans::default())
         .build();
     let otel = case.starts_with("otel");
     let dispatch = if case == "registry" {
